@@ -1,0 +1,18 @@
+"""Audio: G.711 mu-law codec and streaming 3:1 resamplers. Pure, no I/O."""
+
+from .g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
+from .resample import DELAY_8K, DELAY_24K, DELAY_MS, Downsampler, Upsampler
+from .transcode import CallerToModel, ModelToCaller
+
+__all__ = [
+    "ULAW_SILENCE",
+    "ulaw_decode",
+    "ulaw_encode",
+    "Upsampler",
+    "Downsampler",
+    "DELAY_8K",
+    "DELAY_24K",
+    "DELAY_MS",
+    "CallerToModel",
+    "ModelToCaller",
+]

@@ -1,0 +1,70 @@
+"""The bridge's two audio directions, bytes in and bytes out.
+
+``CallerToModel``: Twilio's 8 kHz mu-law -> PCM16 24 kHz for the Realtime API.
+``ModelToCaller``: the model's PCM16 24 kHz -> 8 kHz mu-law for Twilio.
+
+Each call owns one of each. Buffers are reused across frames; the returned bytes
+are the only allocation per frame besides numpy's small temporaries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .g711 import INT16_TO_ULAW, ULAW_TO_INT
+from .resample import DELAY_MS, Downsampler, Upsampler
+
+__all__ = ["CallerToModel", "ModelToCaller", "DELAY_MS"]
+
+_EMPTY = b""
+
+
+class CallerToModel:
+    """mu-law 8 kHz bytes -> PCM16LE 24 kHz bytes (3 x 2 bytes per input byte)."""
+
+    __slots__ = ("_up",)
+
+    def __init__(self) -> None:
+        self._up = Upsampler()
+
+    def convert(self, ulaw: bytes) -> bytes:
+        if not ulaw:
+            return _EMPTY
+        pcm8 = ULAW_TO_INT[np.frombuffer(ulaw, dtype=np.uint8)]
+        return self._up.process(pcm8).tobytes()
+
+
+class ModelToCaller:
+    """PCM16LE 24 kHz bytes -> mu-law 8 kHz bytes (one byte per 3 input samples).
+
+    An odd trailing byte (half a sample) is kept for the next chunk. ``flush``
+    ends an utterance: it returns the filter tail and resets, so the next
+    utterance starts from silence and never carries a cut-off item's tail.
+    """
+
+    __slots__ = ("_down", "_odd")
+
+    def __init__(self) -> None:
+        self._down = Downsampler()
+        self._odd = _EMPTY
+
+    def convert(self, pcm16: bytes) -> bytes:
+        if self._odd:
+            pcm16 = self._odd + pcm16
+            self._odd = _EMPTY
+        if len(pcm16) & 1:
+            self._odd = pcm16[-1:]
+            pcm16 = pcm16[:-1]
+        if not pcm16:
+            return _EMPTY
+        out = self._down.process(np.frombuffer(pcm16, dtype="<i2"))
+        return INT16_TO_ULAW[out.view(np.uint16)].tobytes()
+
+    def flush(self) -> bytes:
+        self._odd = _EMPTY
+        out = self._down.flush()
+        return INT16_TO_ULAW[out.view(np.uint16)].tobytes()
+
+    def reset(self) -> None:
+        self._odd = _EMPTY
+        self._down.reset()
