@@ -1,0 +1,137 @@
+"""The ``telephony`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+__all__ = ["main"]
+
+log = logging.getLogger("telephony.server")
+
+
+def _settings(**overrides):
+    from .config import Settings
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        _die("invalid settings:\n" + "\n".join(lines))
+
+
+def _die(message: str, code: int = 2):
+    print(f"telephony: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def build_registry(settings, tools_target: str | None):
+    from .tools import ToolLoadError, ToolRegistry, load_tools
+    from .tools.builtin import end_call_tool, transfer_call_tool
+
+    registry = ToolRegistry()
+    target = tools_target or settings.tools
+    if target:
+        try:
+            loaded = load_tools(target)
+        except ToolLoadError as exc:
+            _die(str(exc))
+        if not loaded:
+            print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
+        for t in loaded:
+            registry.add(t)
+    if settings.enable_end_call:
+        registry.add(end_call_tool())
+    if settings.transfer_number or settings.transfer_directory:
+        registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
+    return registry
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .io.app import create_app, drain
+    from .logs import log_event, setup_logging
+
+    settings = _settings()
+    if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value().strip():
+        _die("OPENAI_API_KEY is not set: put it in the environment or in a .env file")
+    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    registry = build_registry(settings, args.tools)
+    if settings.twilio_auth_token is None:
+        banner = "!" * 78
+        print(
+            f"{banner}\n! WARNING: TWILIO_AUTH_TOKEN is not set. Twilio signatures are NOT checked:\n"
+            f"! anyone who finds this server can place calls on your OpenAI account.\n{banner}",
+            file=sys.stderr,
+        )
+    if not settings.public_url:
+        print("telephony: warning: PUBLIC_URL is not set; stream URLs come from the request's Host header",
+              file=sys.stderr)
+    app = create_app(settings, registry)
+    state = app.state.telephony
+
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        _die(f"cannot listen on {host}:{port}: {exc.strerror}")
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+
+    class Server(uvicorn.Server):
+        draining = False
+
+        def handle_exit(self, sig, frame):  # first SIGTERM/SIGINT drains, the second stops now
+            if self.draining:
+                return super().handle_exit(sig, frame)
+            self.draining = True
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
+
+        async def _drain(self):
+            await drain(state, settings.drain_seconds)
+            self.should_exit = True
+
+    server = Server(config)
+    log_event(log, "server.ready", host=host, port=bound, tools=[t.name for t in registry],
+              model=settings.model, signatures=settings.twilio_auth_token is not None)
+    print(f"telephony: listening on http://{host}:{bound}", flush=True)
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="telephony", description="Phone calls to OpenAI Realtime voice agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
+    serve.set_defaults(func=cmd_serve)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

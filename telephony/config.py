@@ -1,0 +1,159 @@
+"""Settings, from the environment and an optional ``.env`` file.
+
+Unprefixed: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``TWILIO_ACCOUNT_SID``,
+``TWILIO_AUTH_TOKEN``, ``TWILIO_API_BASE_URL``, ``PUBLIC_URL``. Everything about
+the agent and the server has a ``TELEPHONY_`` prefix (``TELEPHONY_MODEL``...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = "gpt-realtime-1.5"
+DEFAULT_INSTRUCTIONS = (
+    "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
+    "so keep answers short and conversational, one idea at a time, and never read out markup or lists. "
+    "Use the tools you have to look things up or act; never invent facts. If you cannot help, say so."
+)
+
+
+def _env(name: str) -> Any:
+    return Field(validation_alias=AliasChoices(name, name.lower()))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- credentials and addresses (no prefix) ---
+    openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    twilio_account_sid: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
+    )
+    twilio_api_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_API_BASE_URL", "twilio_api_base_url")
+    )
+    public_url: str | None = Field(None, validation_alias=AliasChoices("PUBLIC_URL", "public_url"))
+
+    # --- the agent ---
+    model: str = DEFAULT_MODEL
+    voice: str = "marin"
+    speed: float = Field(1.0, ge=0.25, le=1.5)
+    instructions: str = DEFAULT_INSTRUCTIONS
+    greeting: str | None = None
+    turn_detection: Literal["server_vad", "semantic_vad", "none"] = "server_vad"
+    vad_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    vad_prefix_padding_ms: int = Field(300, ge=0)
+    vad_silence_ms: int = Field(500, ge=0)
+    vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    idle_timeout_ms: int | None = None
+    transcription_model: str | None = "gpt-4o-mini-transcribe"
+    transcription_language: str | None = None
+    noise_reduction: Literal["near_field", "far_field", "none"] = "none"
+    max_output_tokens: int | None = None
+    #: a ``instructions`` stream parameter (outbound calls) replaces the instructions
+    allow_instruction_override: bool = True
+
+    # --- tools and call control ---
+    tools: str | None = None
+    tool_timeout: float = Field(10.0, gt=0)
+    enable_end_call: bool = False
+    transfer_number: str | None = None
+    transfer_directory: dict[str, str] = Field(default_factory=dict)
+    twilio_from_number: str | None = None
+
+    # --- server and limits ---
+    host: str = "0.0.0.0"
+    port: int = 8000
+    max_calls: int = Field(100, ge=1)
+    max_call_seconds: float = Field(0.0, ge=0)
+    quiet_timeout: float = Field(20.0, ge=0)
+    drain_seconds: float = Field(30.0, ge=0)
+    max_message_bytes: int = Field(64 * 1024, ge=1024)
+    trust_forwarded_headers: bool = False
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("PUBLIC_URL must be an http(s) origin such as https://example.ngrok.app")
+        return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+    @field_validator("transcription_model", "greeting", "transfer_number", "tools", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    # --- derived ---
+    @property
+    def realtime_url(self) -> str:
+        """``OPENAI_BASE_URL`` with http->ws, https->wss, plus ``/realtime?model=``."""
+        parts = urlsplit(self.openai_base_url.rstrip("/"))
+        scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, parts.path + "/realtime", f"model={self.model}", ""))
+
+    def secrets(self) -> list[str]:
+        out = []
+        for s in (self.openai_api_key, self.twilio_auth_token):
+            if s is not None and s.get_secret_value():
+                out.append(s.get_secret_value())
+        return out
+
+    def session(self, tools: list[dict[str, Any]], instructions: str | None = None) -> dict[str, Any]:
+        """The ``session`` object of the call's one ``session.update``."""
+        pcm = {"type": "audio/pcm", "rate": 24000}
+        audio_in: dict[str, Any] = {"format": pcm}
+        if self.turn_detection == "server_vad":
+            td: dict[str, Any] | None = {
+                "type": "server_vad",
+                "threshold": self.vad_threshold,
+                "prefix_padding_ms": self.vad_prefix_padding_ms,
+                "silence_duration_ms": self.vad_silence_ms,
+                "create_response": True,
+                "interrupt_response": True,
+            }
+            if self.idle_timeout_ms:
+                td["idle_timeout_ms"] = self.idle_timeout_ms
+        elif self.turn_detection == "semantic_vad":
+            td = {"type": "semantic_vad", "eagerness": self.vad_eagerness, "create_response": True,
+                  "interrupt_response": True}
+        else:
+            td = None
+        audio_in["turn_detection"] = td
+        if self.transcription_model:
+            tr: dict[str, Any] = {"model": self.transcription_model}
+            if self.transcription_language:
+                tr["language"] = self.transcription_language
+            audio_in["transcription"] = tr
+        if self.noise_reduction != "none":
+            audio_in["noise_reduction"] = {"type": self.noise_reduction}
+        session: dict[str, Any] = {
+            "type": "realtime",
+            "model": self.model,
+            "output_modalities": ["audio"],
+            "instructions": instructions if instructions is not None else self.instructions,
+            "audio": {"input": audio_in, "output": {"format": pcm, "voice": self.voice, "speed": self.speed}},
+            "tools": tools,
+            "tool_choice": "auto",
+        }
+        if self.max_output_tokens:
+            session["max_output_tokens"] = self.max_output_tokens
+        return session

@@ -1,0 +1,241 @@
+"""The FastAPI app: Twilio's webhooks and the media-stream WebSocket.
+
+``create_app(settings, registry, connect_realtime=..., rest=...)``: the Realtime
+connector and the Twilio REST client are handed in, so tests can use loopback
+fakes and production uses ``websockets`` and the ``twilio`` library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.responses import JSONResponse
+from twilio.request_validator import RequestValidator
+
+from ..call import Notice
+from ..config import Settings
+from ..logs import log_event
+from ..tools import ToolRegistry
+from ..wire.twiml import connect_stream, say_and_hangup, stream_url
+from .bridge import CallSession
+from .realtime_client import RealtimeConnector, WebsocketsConnector
+from .twilio_rest import TwilioRest, TwilioRestError, validate_e164
+
+__all__ = ["create_app", "AppState"]
+
+log = logging.getLogger("telephony.server")
+BUSY_MESSAGE = "All of our agents are busy right now. Please call again in a few minutes. Goodbye."
+DRAINING_MESSAGE = "We are restarting our phone system. Please call back in a minute. Goodbye."
+
+
+class AppState:
+    """What every call shares: settings, tools, connectors, counters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ToolRegistry,
+        connect_realtime: RealtimeConnector | None = None,
+        rest: TwilioRest | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.tool_schemas = registry.schemas()
+        if connect_realtime is None:
+            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+            connect_realtime = WebsocketsConnector(settings.realtime_url, key)
+        self.connect_realtime = connect_realtime
+        if rest is None and settings.twilio_account_sid and settings.twilio_auth_token:
+            rest = TwilioRest(
+                settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_api_base_url
+            )
+        self.rest = rest
+        token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+        self.validator = RequestValidator(token) if token else None
+        self.sessions: set[CallSession] = set()
+        self.draining = False
+        self.open_realtime = 0
+        self.counters: Counter[str] = Counter()
+        self.started = time.time()
+
+    # --- counters ----------------------------------------------------------------
+
+    def realtime_opened(self) -> None:
+        self.open_realtime += 1
+        self.counters["realtime_sessions_opened"] += 1
+
+    def realtime_closed(self) -> None:
+        self.open_realtime -= 1
+
+    def on_call_start(self, session: CallSession) -> None:
+        self.counters["calls_started"] += 1
+
+    def on_notice(self, session: CallSession, notice: Notice) -> None:
+        kind, data = notice.kind, notice.data
+        sid = session.call_sid
+        if kind == "call.start":
+            log_event(log, "call.start", call_sid=sid, **data)
+        elif kind == "call.end":
+            self.counters[f"calls_{data['outcome']}"] += 1
+            log_event(log, "call.end", call_sid=sid or None, **data)
+        elif kind == "barge_in":
+            self.counters["barge_ins"] += 1
+            log_event(log, "barge_in", call_sid=sid, **data)
+        elif kind in ("realtime.error", "twilio.invalid", "realtime.invalid", "twilio.media_before_start"):
+            self.counters[kind] += 1
+            log_event(log, kind, logging.WARNING, call_sid=sid or None, **data)
+        elif kind in ("dtmf", "hangup.requested", "transfer.requested", "transfer.failed", "twilio.duplicate_start"):
+            log_event(log, kind, call_sid=sid, **data)
+        elif kind == "transcript":
+            log_event(log, "transcript", logging.DEBUG, call_sid=sid, role=data["role"], text=data["text"])
+
+    # --- transfers ---------------------------------------------------------------
+
+    def resolve_transfer_target(self, target: str) -> tuple[str, str]:
+        """(E.164 number, label) for a directory name, a number, or '' (the default)."""
+        settings = self.settings
+        directory = {k.strip().lower(): v for k, v in settings.transfer_directory.items()}
+        key = (target or "").strip().lower()
+        if key in directory:
+            return validate_e164(directory[key]), target.strip()
+        if not key and settings.transfer_number:
+            return validate_e164(settings.transfer_number), "a colleague"
+        if key.startswith("+") and settings.transfer_number is None and not directory:
+            return validate_e164(target), target
+        if key.startswith("+") and (key in directory.values() or key == settings.transfer_number):
+            return validate_e164(target), target
+        names = ", ".join(sorted(directory)) or "none"
+        raise ValueError(f"unknown transfer target {target!r}; known: {names}")
+
+    # --- URLs and signatures -------------------------------------------------------
+
+    def origin(self, scheme: str, headers: Any, netloc: str) -> str:
+        """The https origin Twilio used to reach us."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        if self.settings.trust_forwarded_headers:
+            proto = (headers.get("x-forwarded-proto") or scheme).split(",")[0].strip()
+            host = (headers.get("x-forwarded-host") or headers.get("host") or netloc).split(",")[0].strip()
+        else:
+            proto, host = scheme, headers.get("host") or netloc
+        proto = {"ws": "http", "wss": "https"}.get(proto, proto)
+        return f"{proto}://{host}"
+
+    def valid_signature(self, url: str, params: dict[str, Any], headers: Any) -> bool:
+        if self.validator is None:
+            return True
+        signature = headers.get("x-twilio-signature")
+        if not signature:
+            return False
+        try:
+            return bool(self.validator.validate(url, params, signature))
+        except Exception:
+            return False
+
+
+def create_app(
+    settings: Settings,
+    registry: ToolRegistry | None = None,
+    connect_realtime: RealtimeConnector | None = None,
+    rest: TwilioRest | None = None,
+) -> FastAPI:
+    state = AppState(settings, registry or ToolRegistry(), connect_realtime, rest)
+    app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.telephony = state
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        body = {"status": "draining" if state.draining else "ok", "active_calls": len(state.sessions)}
+        return JSONResponse(body, status_code=503 if state.draining else 200)
+
+    async def _signed_form(request: Request) -> dict[str, Any] | None:
+        form = await request.form()
+        params: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                params.setdefault(key, []).append(value)
+        flat = {k: v[0] if len(v) == 1 else v for k, v in params.items()}
+        origin = state.origin(request.url.scheme, request.headers, request.url.netloc)
+        url = origin + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if not state.valid_signature(url, flat, request.headers):
+            log_event(log, "signature.rejected", logging.WARNING, path=request.url.path,
+                      call_sid=flat.get("CallSid") if isinstance(flat.get("CallSid"), str) else None)
+            return None
+        return flat
+
+    @app.post("/incoming-call")
+    async def incoming_call(request: Request) -> Response:
+        params = await _signed_form(request)
+        if params is None:
+            return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+        if state.draining:
+            return Response(say_and_hangup(DRAINING_MESSAGE), media_type="application/xml")
+        if len(state.sessions) >= settings.max_calls:
+            state.counters["calls_rejected_busy"] += 1
+            log_event(log, "call.rejected_busy", logging.WARNING, call_sid=params.get("CallSid"),
+                      active=len(state.sessions))
+            return Response(say_and_hangup(BUSY_MESSAGE), media_type="application/xml")
+        origin = state.origin(request.url.scheme, request.headers, request.url.netloc)
+        parameters = {k: params.get(k) for k in ("From", "To", "CallSid") if isinstance(params.get(k), str)}
+        twiml = connect_stream(stream_url(origin), parameters)
+        log_event(log, "call.incoming", call_sid=parameters.get("CallSid"))
+        return Response(twiml, media_type="application/xml")
+
+    @app.post("/call-status")
+    async def call_status(request: Request) -> Response:
+        params = await _signed_form(request)
+        if params is None:
+            return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+        status = params.get("CallStatus")
+        state.counters[f"status_{status}"] += 1
+        log_event(log, "call.status", call_sid=params.get("CallSid"), status=status,
+                  duration_s=params.get("CallDuration"), direction=params.get("Direction"))
+        return Response(status_code=204)
+
+    @app.websocket("/media-stream")
+    async def media_stream(ws: WebSocket) -> None:
+        origin = state.origin(ws.url.scheme, ws.headers, ws.url.netloc)
+        url = stream_url(origin)
+        if not state.valid_signature(url, {}, ws.headers):
+            state.counters["stream_rejected_signature"] += 1
+            log_event(log, "signature.rejected", logging.WARNING, path="/media-stream")
+            await ws.close(code=1008)  # before accept: the upgrade is refused (HTTP 403)
+            return
+        if state.draining or len(state.sessions) >= settings.max_calls + 5:
+            await ws.close(code=1013)
+            return
+        await ws.accept()
+        session = CallSession(ws, state)
+        state.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            state.sessions.discard(session)
+
+    return app
+
+
+async def drain(state: AppState, deadline_s: float) -> None:
+    """Stop taking calls, let those in progress finish, then end the rest."""
+    state.draining = True
+    log_event(log, "server.draining", active_calls=len(state.sessions), deadline_s=deadline_s)
+    end = time.monotonic() + deadline_s
+    while state.sessions and time.monotonic() < end:
+        waits = [asyncio.ensure_future(s.wait_ended()) for s in list(state.sessions)]
+        await asyncio.wait(waits, timeout=max(0.0, end - time.monotonic()), return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+    for session in list(state.sessions):
+        session.call.end("failed", "server shutting down")
+        session._spawn(session._pump())
+    if state.sessions:
+        await asyncio.wait([asyncio.ensure_future(s.wait_ended()) for s in list(state.sessions)], timeout=5)
+
+
+__all__ += ["drain", "TwilioRestError"]

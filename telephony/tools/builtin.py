@@ -1,0 +1,56 @@
+"""Built-in call-control tools the model can use (opt in with settings):
+``end_call`` (TELEPHONY_ENABLE_END_CALL=true) and ``transfer_call``
+(TELEPHONY_TRANSFER_NUMBER and/or TELEPHONY_TRANSFER_DIRECTORY)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .context import CallContext
+from .registry import Tool, tool
+
+__all__ = ["end_call_tool", "transfer_call_tool"]
+
+
+def end_call_tool() -> Tool:
+    @tool(name="end_call")
+    def end_call(ctx: CallContext, reason: str = "conversation finished") -> str:
+        """Hang up the phone call. Say goodbye first, in the same turn; the line is
+        cut only after your last words have played to the caller.
+
+        Args:
+            reason: Why the call is ending, for the call record.
+        """
+        ctx.end_call(reason)
+        return "The call ends once your last words have played. Say nothing more."
+
+    return end_call.__telephony_tool__  # type: ignore[attr-defined]
+
+
+def transfer_call_tool(names: list[str], has_default: bool) -> Tool:
+    doc = (
+        "Transfer the caller to a human. Tell the caller first, in the same turn; the call is handed over "
+        "after your words have played. If the transfer fails you will be told, and the call goes on."
+    )
+    if names:
+        Target = Literal[tuple(names)]  # type: ignore[valid-type]
+
+        if has_default:
+
+            async def transfer_call(ctx: CallContext, target: Target | None = None) -> str:  # type: ignore[valid-type]
+                return await ctx.transfer(target or "")
+
+        else:
+
+            async def transfer_call(ctx: CallContext, target: Target) -> str:  # type: ignore[misc,valid-type]
+                return await ctx.transfer(target)
+
+        transfer_call.__doc__ = doc + "\n\nArgs:\n    target: Who to transfer to."
+    else:
+
+        async def transfer_call(ctx: CallContext) -> str:  # type: ignore[misc]
+            return await ctx.transfer("")
+
+        transfer_call.__doc__ = doc
+    transfer_call.__annotations__["ctx"] = CallContext
+    return tool(transfer_call).__telephony_tool__  # type: ignore[attr-defined]

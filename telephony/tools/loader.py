@@ -1,0 +1,47 @@
+"""``--tools PATH_OR_MODULE``: import a .py file or a dotted module and collect
+every ``@tool`` function defined there."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from .registry import Tool
+
+__all__ = ["load_tools", "ToolLoadError"]
+
+
+class ToolLoadError(Exception):
+    pass
+
+
+def _import(target: str) -> ModuleType:
+    path = Path(target)
+    if target.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ToolLoadError(f"tools file not found: {target}")
+        name = f"telephony_user_tools_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ToolLoadError(f"cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.resolve().parent))  # let it import its siblings
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ToolLoadError(f"error while importing {target}: {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(target)
+    except Exception as exc:
+        raise ToolLoadError(f"cannot import tools module {target!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_tools(target: str) -> list[Tool]:
+    module = _import(target)
+    found = [getattr(v, "__telephony_tool__") for v in vars(module).values() if hasattr(v, "__telephony_tool__")]
+    return [t for t in found if isinstance(t, Tool)]

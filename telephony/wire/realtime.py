@@ -1,0 +1,299 @@
+"""OpenAI Realtime API (GA) events.
+
+Server events: ``parse(text)`` -> one of the dataclasses below, never an
+exception; audio deltas are base64-decoded here, once. Client events: small
+builders returning JSON text; the per-frame append uses a string template.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "SessionCreated",
+    "SessionUpdated",
+    "SpeechStarted",
+    "SpeechStopped",
+    "ResponseCreated",
+    "ResponseDone",
+    "AudioDelta",
+    "AudioDone",
+    "TranscriptDone",
+    "InputTranscript",
+    "FunctionCallDone",
+    "ItemTruncated",
+    "Error",
+    "Unknown",
+    "Invalid",
+    "RealtimeEvent",
+    "parse",
+    "BENIGN_ERRORS",
+    "audio_append",
+    "session_update",
+    "response_create",
+    "response_cancel",
+    "truncate",
+    "function_call_output",
+    "user_text",
+    "system_text",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    item_id: str
+    audio_start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    response_id: str
+    status: str
+    reason: str | None
+    usage: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDelta:
+    response_id: str
+    item_id: str
+    audio: bytes  # PCM16LE 24 kHz
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDone:
+    response_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDone:
+    """The agent's words for one item (``response.output_audio_transcript.done``)."""
+
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscript:
+    """The caller's words (``conversation.item.input_audio_transcription.completed``)."""
+
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCallDone:
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTruncated:
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    type: str
+    code: str | None
+    message: str
+    event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    reason: str
+
+
+RealtimeEvent = (
+    SessionCreated
+    | SessionUpdated
+    | SpeechStarted
+    | SpeechStopped
+    | ResponseCreated
+    | ResponseDone
+    | AudioDelta
+    | AudioDone
+    | TranscriptDone
+    | InputTranscript
+    | FunctionCallDone
+    | ItemTruncated
+    | Error
+    | Unknown
+    | Invalid
+)
+
+#: Races that are harmless by design (see the module docs of telephony.call).
+BENIGN_ERRORS = frozenset({"response_cancel_not_active", "conversation_already_has_active_response"})
+
+
+def _s(d: Any, key: str) -> str:
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, str):
+        raise KeyError(key)
+    return v
+
+
+def _i(d: Any, key: str) -> int:
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise KeyError(key)
+    return v
+
+
+def _audio_delta(m: dict) -> RealtimeEvent:
+    try:
+        audio = binascii.a2b_base64(_s(m, "delta"), strict_mode=True)
+    except (binascii.Error, ValueError):
+        return Invalid("response.output_audio.delta is not valid base64")
+    return AudioDelta(_s(m, "response_id"), _s(m, "item_id"), audio)
+
+
+def _response_done(m: dict) -> RealtimeEvent:
+    r = m["response"]
+    details = r.get("status_details") if isinstance(r, dict) else None
+    reason = details.get("reason") if isinstance(details, dict) else None
+    usage = r.get("usage")
+    return ResponseDone(_s(r, "id"), _s(r, "status"), reason, usage if isinstance(usage, dict) else None)
+
+
+def _error(m: dict) -> RealtimeEvent:
+    e = m.get("error")
+    e = e if isinstance(e, dict) else {}
+    code = e.get("code")
+    return Error(
+        str(e.get("type") or "error"),
+        code if isinstance(code, str) else None,
+        str(e.get("message") or ""),
+        e.get("event_id") if isinstance(e.get("event_id"), str) else None,
+    )
+
+
+_PARSERS = {
+    "response.output_audio.delta": _audio_delta,
+    "response.output_audio.done": lambda m: AudioDone(_s(m, "response_id"), _s(m, "item_id")),
+    "input_audio_buffer.speech_started": lambda m: SpeechStarted(_s(m, "item_id"), _i(m, "audio_start_ms")),
+    "input_audio_buffer.speech_stopped": lambda m: SpeechStopped(_s(m, "item_id"), _i(m, "audio_end_ms")),
+    "response.created": lambda m: ResponseCreated(_s(m["response"], "id")),
+    "response.done": _response_done,
+    "response.output_audio_transcript.done": lambda m: TranscriptDone(_s(m, "item_id"), _s(m, "transcript")),
+    "conversation.item.input_audio_transcription.completed": lambda m: InputTranscript(
+        _s(m, "item_id"), _s(m, "transcript")
+    ),
+    "response.function_call_arguments.done": lambda m: FunctionCallDone(
+        _s(m, "response_id"), _s(m, "item_id"), _s(m, "call_id"), _s(m, "name"), _s(m, "arguments")
+    ),
+    "conversation.item.truncated": lambda m: ItemTruncated(_s(m, "item_id"), _i(m, "audio_end_ms")),
+    "session.created": lambda m: SessionCreated(str(m["session"].get("id", ""))),
+    "session.updated": lambda m: SessionUpdated(),
+    "error": _error,
+}
+
+
+def parse(text: str | bytes) -> RealtimeEvent:
+    """Parse one Realtime server event. Never raises."""
+    try:
+        msg = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return Invalid("not JSON")
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        return Invalid("not an event object")
+    kind = msg["type"]
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return Unknown(kind[:80])
+    try:
+        return parser(msg)
+    except (KeyError, TypeError, AttributeError):
+        return Invalid(f"{kind} with missing or mistyped fields")
+
+
+# --- client events ---------------------------------------------------------
+
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+
+
+def audio_append(audio_b64: str) -> str:
+    return _APPEND_HEAD + audio_b64 + '"}'
+
+
+def _dump(obj: dict) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def session_update(session: dict[str, Any]) -> str:
+    return _dump({"type": "session.update", "session": session})
+
+
+def response_create(instructions: str | None = None) -> str:
+    if instructions:
+        return _dump({"type": "response.create", "response": {"instructions": instructions}})
+    return '{"type":"response.create"}'
+
+
+def response_cancel() -> str:
+    return '{"type":"response.cancel"}'
+
+
+def truncate(item_id: str, audio_end_ms: int) -> str:
+    return _dump(
+        {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
+    )
+
+
+def function_call_output(call_id: str, output: str) -> str:
+    return _dump(
+        {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+    )
+
+
+def _message(role: str, text: str) -> str:
+    return _dump(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]},
+        }
+    )
+
+
+def user_text(text: str) -> str:
+    return _message("user", text)
+
+
+def system_text(text: str) -> str:
+    return _message("system", text)

@@ -1,0 +1,50 @@
+"""TwiML documents the bridge answers with, built with the twilio library's
+builder (escaping included). Their expected shapes are the golden files in the
+repository's top-level ``twiml/`` folder, which the tests compare against."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+
+__all__ = ["connect_stream", "stream_url", "say_and_hangup", "dial"]
+
+#: Twilio refuses a <Parameter> whose name + value reach 500 characters.
+_PARAM_LIMIT = 499
+
+
+def stream_url(public_url: str, path: str = "/media-stream") -> str:
+    """``wss://<host>/media-stream`` from an http(s) origin."""
+    parts = urlsplit(public_url)
+    base = parts.path.rstrip("/")
+    return f"wss://{parts.netloc}{base}{path}"
+
+
+def connect_stream(url: str, parameters: dict[str, str]) -> str:
+    """``<Connect><Stream>`` with the given custom parameters (too long ones are cut)."""
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=url)
+    for name, value in parameters.items():
+        if value is None:
+            continue
+        value = str(value)[: max(0, _PARAM_LIMIT - len(name))]
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
+
+
+def say_and_hangup(text: str) -> str:
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return str(response)
+
+
+def dial(number: str, caller_id: str | None = None) -> str:
+    response = VoiceResponse()
+    d = Dial(caller_id=caller_id) if caller_id else Dial()
+    d.number(number)
+    response.append(d)
+    return str(response)

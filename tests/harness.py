@@ -1,0 +1,117 @@
+"""End-to-end harness: the real app on a real loopback port (uvicorn), a fake
+Realtime server, and fake Twilio calls. Tests are plain functions that run a
+scenario with ``run(coro)``; every wait has a timeout, none is a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from telephony.config import Settings
+from telephony.io.app import create_app
+from telephony.testing import FakeRealtimeServer, FakeTwilioCall
+from telephony.testing.fake_twilio import sign_webhook
+from telephony.tools import ToolRegistry
+from tests.openai_models import validate_client_event
+
+TOKEN = "test-auth-token-0123456789"
+
+
+def run(coro: Any, timeout: float = 30.0) -> Any:
+    async def main() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(main())
+
+
+@dataclass
+class Bridge:
+    fake: FakeRealtimeServer
+    port: int
+    settings: Settings
+    app: Any
+    token: str | None
+    calls: list[FakeTwilioCall] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.telephony
+
+    def twilio(self, **kwargs: Any) -> FakeTwilioCall:
+        call = FakeTwilioCall(f"ws://127.0.0.1:{self.port}/media-stream", auth_token=self.token,
+                              signed_url=f"wss://127.0.0.1:{self.port}/media-stream", **kwargs)
+        self.calls.append(call)
+        return call
+
+    async def post(self, path: str, params: dict[str, str], sign: bool = True, **headers: str) -> httpx.Response:
+        hdrs = dict(headers)
+        if sign and self.token:
+            hdrs["X-Twilio-Signature"] = sign_webhook(self.token, self.origin + path, params)
+        async with httpx.AsyncClient() as client:
+            return await client.post(self.origin + path, data=params, headers=hdrs)
+
+    async def get(self, path: str, **headers: str) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.get(self.origin + path, headers=headers)
+
+    def validation_errors(self) -> list[str]:
+        return [e for s in self.fake.sessions for e in s.validation_errors]
+
+
+@contextlib.asynccontextmanager
+async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = None,
+                 **overrides: Any) -> AsyncIterator[Bridge]:
+    async with FakeRealtimeServer(validator=validate_client_event) as fake:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        values: dict[str, Any] = {
+            "openai_api_key": "sk-test-key-abcdef",
+            "openai_base_url": fake.base_url,
+            "public_url": f"http://127.0.0.1:{port}",
+            "twilio_auth_token": token,
+            "twilio_account_sid": "AC" + "1" * 32 if token else None,
+            "transcription_model": None,
+            "log_format": "text",
+        }
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)
+        app = create_app(settings, ToolRegistry(tools), rest=rest)
+        config = uvicorn.Config(app, log_config=None, lifespan="off", ws_max_size=settings.max_message_bytes,
+                                ws_per_message_deflate=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0)  # yield until uvicorn has started (no fixed delay)
+        b = Bridge(fake, port, settings, app, token)
+        try:
+            yield b
+            assert b.validation_errors() == [], b.validation_errors()
+        finally:
+            for c in b.calls:
+                with contextlib.suppress(Exception):
+                    await c.close()
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+
+
+def events_of(session: Any, kind: str) -> list[dict[str, Any]]:
+    return session.events(kind)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj)
