@@ -48,6 +48,8 @@ class FakeSession:
         self.validation_errors: list[str] = []
         self._changed = asyncio.Condition()
         self.active_response: str | None = None
+        #: response.create received while a response was active (a real server refuses those)
+        self.rejected_creates = 0
 
     # --- what the bridge sent -------------------------------------------------------
 
@@ -67,6 +69,7 @@ class FakeSession:
                     await self.send({"type": "session.updated", "event_id": new_id("event"),
                                      "session": event.get("session", {})})
                 elif kind == "response.create" and self.active_response is not None:
+                    self.rejected_creates += 1
                     await self.error("conversation_already_has_active_response",
                                      f"Conversation already has an active response in progress: "
                                      f"{self.active_response}.")

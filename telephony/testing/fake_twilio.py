@@ -51,6 +51,7 @@ class FakeTwilioCall:
         self.ws: ClientConnection | None = None
         self.received: list[dict[str, Any]] = []
         self.clears: list[float] = []
+        self.echoed: list[str] = []  # mark names echoed back, in order
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self._seq = 0
@@ -110,6 +111,9 @@ class FakeTwilioCall:
 
     async def _echo_mark(self, name: str) -> None:
         self._marks = [m for m in self._marks if m[1] != name]
+        self.echoed.append(name)
+        async with self._changed:
+            self._changed.notify_all()
         await self._send_json({"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
                                "mark": {"name": name}})
 
@@ -230,6 +234,18 @@ class FakeTwilioCall:
                 while len(self.media_bytes()) < nbytes:
                     if self.closed.is_set():
                         raise AssertionError("stream closed before the audio arrived")
+                    await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def wait_echoed(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` marks have been echoed (played or cleared)."""
+
+        async def wait() -> None:
+            async with self._changed:
+                while len(self.echoed) < count:
+                    if self.closed.is_set():
+                        raise AssertionError("stream closed before the marks were echoed")
                     await self._changed.wait()
 
         await asyncio.wait_for(wait(), timeout)
