@@ -75,7 +75,7 @@ class PlaybackClock:
                 pos = end
                 cursor = start + available / BYTES_PER_SECOND
             else:
-                pos += int(playable)
+                pos += int(playable + 1e-6)  # floor, robust to float noise
                 break
         return pos
 

@@ -1,0 +1,368 @@
+"""The call state machine, driven synchronously with explicit timestamps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from telephony.call import Call, CallConfig, CloseRealtime, EndCall, Notice, OpenRealtime, Phase, RunTool, TransferCall
+from telephony.call.playback import PlaybackClock
+from telephony.wire import realtime as rt
+from telephony.wire import twilio as tw
+
+START = tw.Start("MZ1", "CA1", "AC1", {"From": "+15550001111", "To": "+15550002222"})
+
+
+def live(config: CallConfig | None = None) -> Call:
+    c = Call(config or CallConfig(quiet_timeout_s=0))
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)
+    drain(c)
+    return c
+
+
+def drain(c: Call) -> tuple[list[dict], list[dict], list]:
+    tw_out = [json.loads(m) for m in c.to_twilio]
+    rt_out = [json.loads(m) for m in c.to_realtime]
+    actions = c.actions
+    c.to_twilio, c.to_realtime, c.actions = [], [], []
+    return tw_out, rt_out, actions
+
+
+def kinds(actions, kind):
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def audio(ms: int) -> bytes:
+    """``ms`` of 24 kHz PCM16 (a ramp, so it is not silence)."""
+    n = 24 * ms
+    return bytes((i * 7) & 0xFF for i in range(2 * n))
+
+
+def play(c: Call, item: str, ms: int, now: float, resp: str = "r1") -> list[str]:
+    """Model sends ``ms`` of audio for ``item``; returns the mark names sent."""
+    c.receive_realtime(rt.AudioDelta(resp, item, audio(ms)), now)
+    out, _, _ = drain(c)
+    return [m["mark"]["name"] for m in out if m["event"] == "mark"]
+
+
+# --- start-up -----------------------------------------------------------------------
+
+
+def test_start_opens_realtime_once_and_buffers_audio_until_open():
+    c = Call()
+    c.receive_twilio(tw.Connected("Call"), 0.0)
+    c.receive_twilio(tw.Media(b"\xff" * 160, 0), 0.0)  # before start: dropped
+    assert c.media_before_start == 1 and not c.to_realtime
+    c.receive_twilio(START, 0.1)
+    _, _, actions = drain(c)
+    assert kinds(actions, OpenRealtime) == [OpenRealtime(START)]
+    c.receive_twilio(tw.Media(b"\x7f" * 160, 20), 0.12)
+    c.receive_twilio(tw.Media(b"\x7f" * 160, 40), 0.14)
+    c.receive_twilio(START, 0.15)  # a duplicate start changes nothing
+    _, out, actions = drain(c)
+    assert out == [] and not kinds(actions, OpenRealtime)
+    c.realtime_opened('{"type":"session.update","session":{"type":"realtime"}}', 0.2)
+    _, out, _ = drain(c)
+    assert [e["type"] for e in out] == ["session.update", "input_audio_buffer.append"]
+    import base64
+
+    assert len(base64.b64decode(out[1]["audio"])) == 2 * 960  # both frames, 3x upsampled
+    assert c.phase is Phase.LIVE
+
+
+def test_greeting_is_requested_once_the_session_is_configured():
+    c = Call(CallConfig(greeting="Thanks for calling Acme!"))
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened("{}", 0.0)
+    drain(c)
+    c.receive_realtime(rt.SessionUpdated(), 0.1)
+    _, out, _ = drain(c)
+    assert out[0]["type"] == "response.create" and "Thanks for calling Acme!" in out[0]["response"]["instructions"]
+    c.receive_realtime(rt.SessionUpdated(), 0.2)  # a later update does not greet again
+    assert not c.to_realtime
+
+
+def test_unsupported_media_format_ends_the_call():
+    c = Call()
+    c.receive_twilio(tw.Start("MZ", "CA", "AC", {}, "audio/x-alaw", 8000), 0.0)
+    _, _, actions = drain(c)
+    assert c.phase is Phase.ENDED and kinds(actions, EndCall)[0].outcome == "failed"
+
+
+# --- playback clock -------------------------------------------------------------------
+
+
+def test_playback_clock_extrapolates_between_marks_and_respects_queue_gaps():
+    clock = PlaybackClock()
+    a = clock.sent_chunk(800, 1.0)  # 100 ms sent at t=1.0
+    assert clock.position(1.05) == 400
+    assert clock.position(1.2) == 800  # capped at what was sent
+    clock.mark_echoed(a, 1.1)
+    b = clock.sent_chunk(800, 1.5)  # the queue ran dry; playback restarts at 1.5
+    assert clock.position(1.4) == 800
+    assert clock.position(1.55) == 1200
+    clock.clear()
+    assert clock.mark_echoed(b, 1.6) is False  # an echo caused by clear means nothing
+    assert clock.position(2.0) == 0 and clock.pending == 0
+
+
+def test_mark_echo_anchors_the_estimate():
+    clock = PlaybackClock()
+    names = [clock.sent_chunk(800, 0.0) for _ in range(5)]  # 500 ms queued at once
+    clock.mark_echoed(names[1], 0.25)  # 200 ms played by 0.25 (50 ms late)
+    assert clock.position(0.30) == 1600 + 400
+
+
+# --- barge-in ---------------------------------------------------------------------------
+
+
+def test_barge_in_truncates_to_exactly_what_was_heard():
+    c = live()
+    marks = play(c, "item_a", 1000, now=10.0)  # 1 s of model audio at t=10
+    c.receive_twilio(tw.Mark(marks[0]), 10.2)  # but the first chunk is all the mark covers
+    # Everything (1 s -> 8000 bytes) was sent in one chunk at t=10.0, so the
+    # estimate at t=10.4 is 400 ms of 8 kHz audio: 3200 bytes.
+    c2 = live()
+    play(c2, "item_a", 1000, now=10.0)
+    c2.receive_realtime(rt.SpeechStarted("u1", 5000), 10.4)
+    out_tw, out_rt, actions = drain(c2)
+    assert out_tw == [{"event": "clear", "streamSid": "MZ1"}]
+    # heard 3200 bytes = 400 ms at 8 kHz, minus the 2.125 ms filter delay.
+    assert out_rt == [{"type": "conversation.item.truncate", "item_id": "item_a", "content_index": 0,
+                       "audio_end_ms": 397}]
+    assert kinds(actions, Notice)[-1].kind == "barge_in"
+
+
+def test_truncation_is_clamped_to_audio_received():
+    c = live()
+    play(c, "item_a", 300, now=0.0)
+    c.receive_realtime(rt.SpeechStarted("u", 0), 5.0)  # long after; marks never echoed
+    _, out, _ = drain(c)
+    # Not 5 s: the position is capped at what was sent, and without the item's
+    # tail flushed the last 2.125 ms are still inside the filter: 297 ms.
+    assert out[0]["audio_end_ms"] == 297
+
+
+def test_truncation_never_exceeds_the_items_audio_after_its_tail():
+    c = live()
+    play(c, "item_a", 300, now=0.0)
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.0)  # tail flushed: 300 ms + 4.25 ms sent
+    play(c, "item_b", 300, now=0.0, resp="r2")
+    c.receive_realtime(rt.SpeechStarted("u", 0), 0.6)  # item_a fully played, item_b playing
+    _, out, _ = drain(c)
+    assert [(e["item_id"], e["audio_end_ms"]) for e in out] == [("item_b", 293)]
+
+
+def test_audio_of_a_truncated_item_and_response_is_dropped_after_clear():
+    c = live()
+    c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+    play(c, "item_a", 500, now=0.0)
+    c.receive_realtime(rt.SpeechStarted("u", 0), 0.1)
+    drain(c)
+    c.receive_realtime(rt.AudioDelta("r1", "item_a", audio(100)), 0.11)
+    c.receive_realtime(rt.AudioDelta("r1", "item_b", audio(100)), 0.12)  # same response, new item
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.13)
+    assert c.to_twilio == []
+    c.receive_realtime(rt.ResponseDone("r1", "cancelled", "turn_detected", None), 0.2)
+    c.receive_realtime(rt.ResponseCreated("r2"), 0.3)
+    assert play(c, "item_c", 100, now=0.3, resp="r2")  # the next answer plays
+
+
+def test_marks_echoed_by_clear_do_not_count_as_played():
+    c = live()
+    marks = play(c, "item_a", 1000, now=0.0)
+    c.receive_realtime(rt.SpeechStarted("u", 0), 0.05)
+    drain(c)
+    for m in marks:  # Twilio echoes every pending mark on clear
+        c.receive_twilio(tw.Mark(m), 0.06)
+    new_marks = play(c, "item_b", 1000, now=1.0, resp="r2")
+    c.receive_realtime(rt.SpeechStarted("u2", 0), 1.1)
+    _, out, _ = drain(c)
+    assert out[0]["item_id"] == "item_b" and out[0]["audio_end_ms"] == 97  # 100 ms - delay
+    assert new_marks
+
+
+def test_speech_started_with_nothing_playing_sends_nothing():
+    c = live()
+    marks = play(c, "item_a", 100, now=0.0)
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.01)
+    out, _, _ = drain(c)
+    tail_mark = [m["mark"]["name"] for m in out if m["event"] == "mark"]
+    for m in marks + tail_mark:
+        c.receive_twilio(tw.Mark(m), 0.2)
+    c.receive_realtime(rt.SpeechStarted("u", 0), 0.3)
+    assert c.to_twilio == [] and c.to_realtime == []
+
+
+def test_fully_heard_item_is_not_truncated_but_the_one_playing_is():
+    c = live()
+    marks_a = play(c, "item_a", 100, now=0.0)
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.0)
+    drain(c)
+    play(c, "item_b", 1000, now=0.0, resp="r2")
+    c.receive_twilio(tw.Mark(marks_a[0]), 0.1)
+    c.receive_realtime(rt.SpeechStarted("u", 0), 0.5)
+    _, out, _ = drain(c)
+    assert [e["item_id"] for e in out] == ["item_b"]
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+def test_response_create_waits_for_the_active_response():
+    c = live()
+    c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+    c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "f", "{}"), 0.0)
+    _, _, actions = drain(c)
+    assert kinds(actions, RunTool) == [RunTool("call_1", "f", "{}")]
+    c.tool_finished("call_1", '"ok"', 0.1)
+    _, out, _ = drain(c)
+    assert [e["type"] for e in out] == ["conversation.item.create"]  # no response.create yet
+    c.receive_realtime(rt.ResponseDone("r1", "completed", None, None), 0.2)
+    _, out, _ = drain(c)
+    assert [e["type"] for e in out] == ["response.create"]
+
+
+def test_benign_errors_are_ignored_and_a_refused_create_does_not_wedge_gating():
+    c = live()
+    c.receive_realtime(rt.Error("invalid_request_error", "response_cancel_not_active", "", None), 0.0)
+    c.receive_realtime(rt.Error("invalid_request_error", "conversation_already_has_active_response", "", None), 0.0)
+    assert not [a for a in c.actions if isinstance(a, Notice) and a.kind == "realtime.error"]
+    c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "f", "{}"), 0.0)
+    c.tool_finished("call_1", '"ok"', 0.0)
+    drain(c)  # response.create sent (REQUESTED)
+    c.receive_realtime(rt.Error("invalid_request_error", "bad_response_create", "no", None), 0.1)
+    c.receive_realtime(rt.FunctionCallDone("r9", "i2", "call_2", "f", "{}"), 0.2)
+    c.tool_finished("call_2", '"ok"', 0.3)
+    _, out, _ = drain(c)
+    assert out[-1]["type"] == "response.create"  # not stuck waiting for a response that never came
+
+
+def test_every_tool_call_gets_exactly_one_output():
+    c = live()
+    c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "f", "{}"), 0.0)
+    c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "f", "{}"), 0.0)  # duplicate
+    _, _, actions = drain(c)
+    assert len(kinds(actions, RunTool)) == 1
+    c.tool_finished("call_1", '"a"', 0.1)
+    c.tool_finished("call_1", '"b"', 0.2)
+    c.tool_finished("call_unknown", '"c"', 0.2)
+    _, out, _ = drain(c)
+    assert [e["item"]["output"] for e in out if e["type"] == "conversation.item.create"] == ['"a"']
+
+
+def test_caller_speaking_during_a_tool_call_gets_the_servers_response_instead():
+    c = live()
+    c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "f", "{}"), 0.0)
+    c.receive_realtime(rt.ResponseDone("r1", "completed", None, None), 0.0)
+    c.receive_realtime(rt.SpeechStarted("u", 0), 0.1)
+    c.tool_finished("call_1", '"ok"', 0.2)
+    _, out, _ = drain(c)
+    assert [e["type"] for e in out] == ["conversation.item.create"]
+
+
+# --- call control ---------------------------------------------------------------------------
+
+
+def test_hangup_waits_until_the_last_words_have_played():
+    c = live()
+    c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+    marks = play(c, "item_a", 500, now=0.0)
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.0)
+    out, _, _ = drain(c)
+    marks += [m["mark"]["name"] for m in out if m["event"] == "mark"]
+    c.request_hangup("goodbye said", 0.1)
+    c.receive_realtime(rt.ResponseDone("r1", "completed", None, None), 0.1)
+    _, _, actions = drain(c)
+    assert not kinds(actions, EndCall)  # still playing
+    for m in marks:
+        c.receive_twilio(tw.Mark(m), 0.55)
+    _, _, actions = drain(c)
+    assert kinds(actions, EndCall) == [EndCall("hung_up_by_agent", "goodbye said")]
+    assert kinds(actions, CloseRealtime)
+
+
+def test_hangup_does_not_wait_forever_for_lost_mark_echoes():
+    c = live()
+    play(c, "item_a", 500, now=0.0)
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.0)
+    c.request_hangup("bye", 0.0)
+    drain(c)
+    deadline = c.next_deadline()
+    assert deadline == pytest.approx(0.0 + 0.50425 + 2.0, abs=0.01)
+    c.tick(deadline)
+    _, _, actions = drain(c)
+    assert kinds(actions, EndCall)
+
+
+def test_transfer_after_playback_and_failure_is_told_to_the_model():
+    c = live()
+    marks = play(c, "item_a", 100, now=0.0)
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.0)
+    out, _, _ = drain(c)
+    marks += [m["mark"]["name"] for m in out if m["event"] == "mark"]
+    c.request_transfer("+15557654321", "billing", 0.0)
+    _, _, actions = drain(c)
+    assert not kinds(actions, TransferCall)
+    for m in marks:
+        c.receive_twilio(tw.Mark(m), 0.2)
+    _, _, actions = drain(c)
+    assert kinds(actions, TransferCall) == [TransferCall("+15557654321", "billing")]
+    c.transfer_failed("HTTP 400 invalid number", 0.3)
+    _, out, _ = drain(c)
+    assert out[0]["item"]["role"] == "system" and "failed" in out[0]["item"]["content"][0]["text"]
+    assert out[1]["type"] == "response.create"
+    assert c.phase is Phase.LIVE
+
+
+def test_dtmf_digits_are_batched_for_the_model():
+    c = live()
+    for i, d in enumerate("123"):
+        c.receive_twilio(tw.Dtmf(d), 1.0 + i * 0.2)
+    assert c.to_realtime == []
+    assert c.next_deadline() == pytest.approx(1.4 + 1.5)
+    c.tick(3.0)
+    _, out, _ = drain(c)
+    assert "1 2 3" in out[0]["item"]["content"][0]["text"] and out[1]["type"] == "response.create"
+    c.receive_twilio(tw.Dtmf("4"), 4.0)
+    c.receive_twilio(tw.Dtmf("#"), 4.1)  # '#' sends at once
+    _, out, _ = drain(c)
+    assert "4 #" in out[0]["item"]["content"][0]["text"]
+    assert c.dtmf == ["1", "2", "3", "4", "#"]
+
+
+def test_quiet_stream_and_max_duration_end_the_call():
+    c = live(CallConfig(quiet_timeout_s=5.0, max_duration_s=60.0))
+    c.receive_twilio(tw.Media(b"\xff" * 160, 0), 1.0)
+    assert c.next_deadline() == pytest.approx(6.0)
+    c.tick(5.9)
+    assert c.phase is Phase.LIVE
+    c.tick(6.0)
+    assert c.phase is Phase.ENDED and c.outcome == "failed"
+    c2 = live(CallConfig(quiet_timeout_s=0, max_duration_s=60.0))
+    c2.tick(60.0)
+    assert c2.phase is Phase.ENDED
+
+
+def test_stop_twice_and_events_after_the_end_are_harmless():
+    c = live()
+    c.receive_twilio(tw.Stop("CA1"), 1.0)
+    _, _, actions = drain(c)
+    assert len(kinds(actions, EndCall)) == 1 and len(kinds(actions, CloseRealtime)) == 1
+    c.receive_twilio(tw.Stop("CA1"), 1.1)
+    c.receive_twilio(tw.Mark("3"), 1.2)
+    c.receive_realtime(rt.AudioDelta("r", "i", audio(10)), 1.3)
+    c.twilio_closed(1.4)
+    assert c.to_twilio == [] and c.to_realtime == [] and c.actions == []
+
+
+def test_too_many_invalid_messages_end_the_call():
+    c = live(CallConfig(max_invalid_messages=5, quiet_timeout_s=0))
+    for _ in range(6):
+        c.receive_twilio(tw.Invalid("junk"), 0.0)
+    assert c.phase is Phase.ENDED
+    notices = [a for a in c.actions if isinstance(a, Notice) and a.kind == "twilio.invalid"]
+    assert len(notices) == 3  # logged a few times, not per message

@@ -1,0 +1,97 @@
+"""@tool schemas from type hints and docstrings, and the runner's failure handling."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Literal, Optional
+
+import pydantic
+import pytest
+
+from telephony import CallContext, tool
+from telephony.tools import ToolRegistry, load_tools
+from tests.openai_models import validate_client_event
+
+
+class Size(enum.Enum):
+    SMALL = "small"
+    LARGE = "large"
+
+
+class Address(pydantic.BaseModel):
+    street: str
+    city: str = "Springfield"
+
+
+@tool(timeout=3, name="book")
+async def book_appointment(day: Literal["mon", "tue"], hour: int, size: Size, ratio: float, urgent: bool,
+                           tags: list[str], extra: dict[str, int], note: Optional[str], address: Address,
+                           ctx: CallContext, reminder: bool = True) -> dict:
+    """Book an appointment.
+
+    Args:
+        day: Day of the week.
+        hour: Hour, 24h clock.
+    """
+    return {"day": day, "hour": hour, "size": size.value, "address": address.street, "sid": ctx.call_sid}
+
+
+def test_schema_covers_the_supported_types_and_hides_the_context():
+    spec = book_appointment.__telephony_tool__
+    assert spec.name == "book" and spec.timeout == 3 and spec.description == "Book an appointment."
+    p = spec.parameters
+    props = p["properties"]
+    assert props["day"] == {"enum": ["mon", "tue"], "type": "string", "description": "Day of the week."}
+    assert props["hour"] == {"type": "integer", "description": "Hour, 24h clock."}
+    assert props["size"] == {"enum": ["small", "large"], "type": "string"}
+    assert props["ratio"] == {"type": "number"} and props["urgent"] == {"type": "boolean"}
+    assert props["tags"] == {"items": {"type": "string"}, "type": "array"}
+    assert props["extra"] == {"additionalProperties": {"type": "integer"}, "type": "object"}
+    assert props["note"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert props["address"]["properties"]["street"] == {"type": "string"}  # inlined, no $ref
+    assert "$defs" not in p and "ctx" not in props
+    assert set(p["required"]) == {"day", "hour", "size", "ratio", "urgent", "tags", "extra", "note", "address"}
+    assert "reminder" not in p["required"]
+    validate_client_event({"type": "session.update", "session": {"type": "realtime", "tools": [spec.schema()]}})
+
+
+def test_the_decorated_function_stays_a_plain_function():
+    @tool
+    def add(a: int, b: int = 2) -> int:
+        """Add."""
+        return a + b
+
+    assert add(1) == 3
+
+
+def test_runner_validates_coerces_and_passes_context():
+    reg = ToolRegistry([book_appointment])
+    ctx = CallContext(call_sid="CA1")
+    args = ('{"day":"mon","hour":"9","size":"small","ratio":1,"urgent":false,"tags":[],"extra":{},'
+            '"note":null,"address":{"street":"Main"}}')
+    result = asyncio.run(reg.run("c1", "book", args, ctx))
+    assert result.ok, result.error
+    assert result.output == '{"day": "mon", "hour": 9, "size": "small", "address": "Main", "sid": "CA1"}'
+    bad = asyncio.run(reg.run("c2", "book", '{"day":"sun"}', ctx))
+    assert not bad.ok and "day" in bad.error and "hour: Field required" in bad.error
+
+
+def test_tool_definitions_are_checked_at_decoration_time():
+    with pytest.raises(TypeError, match="needs a type hint"):
+        @tool
+        def f(x):  # noqa: ANN001
+            """No hints."""
+
+    with pytest.raises(ValueError, match="must match"):
+        @tool(name="has space")
+        def g() -> None:
+            """Bad name."""
+
+
+def test_load_tools_from_a_file_and_a_module(tmp_path):
+    path = tmp_path / "mytools.py"
+    path.write_text("from telephony import tool\n\n@tool\ndef ping(x: str) -> str:\n    '''Ping.'''\n"
+                    "    return x\n\ndef not_a_tool():\n    pass\n")
+    assert [t.name for t in load_tools(str(path))] == ["ping"]
+    assert {t.name for t in load_tools("examples.tools")} >= {"lookup_order", "book_appointment"}
