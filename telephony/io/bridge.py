@@ -153,7 +153,6 @@ class CallSession(CallControl):
             elif kind is RunTool:
                 self._spawn(self._run_tool(action))  # type: ignore[arg-type]
             elif kind is OpenRealtime:
-                self._on_start(action.start)  # type: ignore[union-attr]
                 self._spawn(self._open_realtime(action.start))  # type: ignore[union-attr]
             elif kind is CloseRealtime:
                 self._spawn(self._close_realtime())
@@ -325,6 +324,8 @@ class CallSession(CallControl):
     # --- notices -----------------------------------------------------------------
 
     def _on_notice(self, notice: Notice) -> None:
+        if notice.kind == "call.start" and self.call.start is not None:
+            self._on_start(self.call.start)
         self.state.on_notice(self, notice)
 
     async def wait_ended(self) -> None:

@@ -1,0 +1,171 @@
+"""The real ``telephony serve`` process, driven by a scripted call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from benchmarks.audio_quality import agent_pcm24
+from telephony.testing import FakeRealtimeServer, FakeTwilioCall
+from telephony.testing.fake_twilio import sign_webhook
+from tests.harness import run
+from tests.openai_models import validate_client_event
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "process-test-token-123456"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TWILIO_", "TELEPHONY_", "PUBLIC_"))}
+    env.update(extra)
+    return env
+
+
+def test_serve_without_api_key_exits_at_once_naming_it(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "telephony", "serve", "--port", "0"], cwd=tmp_path,
+                          env=_env(), capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "OPENAI_API_KEY" in proc.stderr
+
+
+class Server:
+    def __init__(self, fake: FakeRealtimeServer, token: str | None = TOKEN, **env: str) -> None:
+        self.fake, self.token, self.extra = fake, token, env
+        self.port = 0
+        self.log: list[str] = []
+        self._logged = asyncio.Condition()
+
+    async def __aenter__(self) -> Server:
+        env = _env(OPENAI_API_KEY="sk-process-secret-999", OPENAI_BASE_URL=self.fake.base_url,
+                   TELEPHONY_TRANSCRIPTION_MODEL="", **self.extra)
+        if self.token:
+            env["TWILIO_AUTH_TOKEN"] = self.token
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "telephony", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--tools", str(ROOT / "examples" / "tools.py"),
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
+        match = re.search(rb"listening on http://127.0.0.1:(\d+)", line)
+        assert match, line
+        self.port = int(match.group(1))
+        self._stderr = asyncio.get_running_loop().create_task(self._read_stderr())
+        return self
+
+    async def _read_stderr(self) -> None:
+        async for raw in self.proc.stderr:
+            self.log.append(raw.decode(errors="replace").rstrip())
+            async with self._logged:
+                self._logged.notify_all()
+
+    async def wait_log(self, event: str, timeout: float = 10.0) -> None:
+        async def wait() -> None:
+            async with self._logged:
+                while not any(e.get("event") == event for e in self.events()):
+                    await self._logged.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)  # a second signal: stop now
+            await asyncio.wait_for(self.proc.wait(), 15)
+        await asyncio.wait_for(self._stderr, 5)
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.log:
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+
+def test_scripted_call_through_the_real_process():
+    async def scenario():
+        async with FakeRealtimeServer(validator=validate_client_event) as fake:
+            async with Server(fake, PUBLIC_URL="https://voice.example.com") as server:
+                origin = f"http://127.0.0.1:{server.port}"
+                async with httpx.AsyncClient() as http:
+                    assert (await http.get(origin + "/healthz")).status_code == 200
+                    params = {"CallSid": "CA" + "b" * 32, "From": "+15550001111", "To": "+15550002222"}
+                    sig = sign_webhook(TOKEN, "https://voice.example.com/incoming-call", params)
+                    r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
+                    assert r.status_code == 200 and 'url="wss://voice.example.com/media-stream"' in r.text
+                    r = await http.post(origin + "/incoming-call", data=params)
+                    assert r.status_code == 403
+
+                call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
+                                      signed_url="wss://voice.example.com/media-stream", call_sid=params["CallSid"])
+                await call.connect()
+                await call.start()
+                session = await fake.next_session()
+                update = await session.wait_for("session.update")
+                assert {t["name"] for t in update["session"]["tools"]} >= {"lookup_order", "book_appointment"}
+
+                await call.send_audio(b"\xff" * 1600)
+                await session.wait_audio(9600)
+                _, call_id = await session.function_call("lookup_order", {"order_id": "A100"})
+                out = await session.wait_for("conversation.item.create")
+                assert json.loads(out["item"]["output"])["status"] == "ready for pickup"
+                await session.wait_for("response.create")
+
+                rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
+                await call.wait_echoed(3)
+                await session.speech_started()
+                await call.wait_for("clear")
+                truncate = await session.wait_for("conversation.item.truncate")
+                assert truncate["item_id"] == item and 0 < truncate["audio_end_ms"] < 2000
+
+                await call.hang_up()
+                await asyncio.wait_for(session.closed.wait(), 1.0)
+                assert session.validation_errors == []
+            events = server.events()
+            names = [e["event"] for e in events]
+            for expected in ("server.ready", "call.start", "tool.call", "barge_in", "call.end", "realtime.close"):
+                assert expected in names, (expected, names)
+            start = next(e for e in events if e["event"] == "call.start")
+            assert start["call_sid"] == params["CallSid"]
+            assert "sk-process-secret-999" not in "\n".join(server.log)
+            assert "media" not in names  # no per-frame logging
+
+    run(scenario(), timeout=60)
+
+
+def test_sigterm_drains_calls_in_progress_then_exits():
+    async def scenario():
+        async with FakeRealtimeServer(validator=validate_client_event) as fake:
+            async with Server(fake, TELEPHONY_DRAIN_SECONDS="20") as server:
+                origin = f"http://127.0.0.1:{server.port}"
+                call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
+                                      signed_url=f"wss://127.0.0.1:{server.port}/media-stream")
+                await call.connect()
+                await call.start()
+                session = await fake.next_session()
+                await session.wait_for("session.update")
+                server.proc.send_signal(signal.SIGTERM)
+                await server.wait_log("server.draining")
+                async with httpx.AsyncClient() as http:
+                    r = await http.get(origin + "/healthz")
+                    assert r.status_code == 503 and r.json()["status"] == "draining"
+                    params = {"CallSid": "CA" + "c" * 32, "From": "+1555", "To": "+1666"}
+                    sig = sign_webhook(TOKEN, origin + "/incoming-call", params)
+                    r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
+                    assert "<Say>" in r.text and "<Stream" not in r.text
+                # The call in progress still works during the drain.
+                await call.send_audio(b"\xff" * 800)
+                await session.wait_audio(4800)
+                assert server.proc.returncode is None
+                await call.hang_up()
+                await asyncio.wait_for(server.proc.wait(), 10)
+                assert server.proc.returncode == 0
+                await asyncio.wait_for(session.closed.wait(), 1.0)
+
+    run(scenario(), timeout=60)
