@@ -30,7 +30,7 @@ class CallerToModel:
     def convert(self, ulaw: bytes) -> bytes:
         if not ulaw:
             return _EMPTY
-        pcm8 = ULAW_TO_INT[np.frombuffer(ulaw, dtype=np.uint8)]
+        pcm8 = ULAW_TO_INT.take(np.frombuffer(ulaw, dtype=np.uint8))
         return self._up.process(pcm8).tobytes()
 
 
@@ -58,12 +58,12 @@ class ModelToCaller:
         if not pcm16:
             return _EMPTY
         out = self._down.process(np.frombuffer(pcm16, dtype="<i2"))
-        return INT16_TO_ULAW[out.view(np.uint16)].tobytes()
+        return INT16_TO_ULAW.take(out.view(np.uint16)).tobytes()
 
     def flush(self) -> bytes:
         self._odd = _EMPTY
         out = self._down.flush()
-        return INT16_TO_ULAW[out.view(np.uint16)].tobytes()
+        return INT16_TO_ULAW.take(out.view(np.uint16)).tobytes()
 
     def reset(self) -> None:
         self._odd = _EMPTY
