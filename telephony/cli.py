@@ -121,6 +121,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _params(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _die(f"--param takes key=value, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from .io.outbound import place_call
+    from .io.twilio_rest import TwilioRestError
+
+    settings = _settings()
+    try:
+        sid = asyncio.run(place_call(args.number, settings=settings, from_number=args.from_number,
+                                     instructions=args.instructions, parameters=_params(args.param)))
+    except (TwilioRestError, ValueError) as exc:
+        _die(str(exc))
+    print(f"calling {args.number}: call {sid}")
+    return 0
+
+
+def cmd_configure(args: argparse.Namespace) -> int:
+    from .io.outbound import configure_number
+    from .io.twilio_rest import TwilioRestError
+
+    settings = _settings()
+    try:
+        changes = asyncio.run(configure_number(args.number, settings=settings))
+    except (TwilioRestError, ValueError) as exc:
+        _die(str(exc))
+    if not changes:
+        print(f"{args.number} already points at {settings.public_url}: nothing changed")
+    for name, (old, new) in changes.items():
+        print(f"{args.number} {name}: {old or '(unset)'} -> {new}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="telephony", description="Phone calls to OpenAI Realtime voice agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
     serve.set_defaults(func=cmd_serve)
+
+    call = sub.add_parser("call", help="place an outbound call answered by the agent")
+    call.add_argument("number", help="E.164 number to call, e.g. +15551234567")
+    call.add_argument("--from", dest="from_number", default=None, help="caller ID (default TELEPHONY_FROM_NUMBER)")
+    call.add_argument("--instructions", default=None, help="instructions for the agent on this call only")
+    call.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                      help="a custom parameter for CallContext.parameters (repeatable)")
+    call.set_defaults(func=cmd_call)
+
+    configure = sub.add_parser("configure", help="point a Twilio number's voice webhook at PUBLIC_URL")
+    configure.add_argument("--number", required=True, help="the Twilio number, E.164")
+    configure.set_defaults(func=cmd_configure)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     enable_end_call: bool = False
     transfer_number: str | None = None
     transfer_directory: dict[str, str] = Field(default_factory=dict)
-    twilio_from_number: str | None = None
+    #: caller ID for outbound calls and transfers (`telephony call --from` overrides)
+    from_number: str | None = None
 
     # --- server and limits ---
     host: str = "0.0.0.0"

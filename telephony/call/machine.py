@@ -459,6 +459,7 @@ class Call:
             self._tool_turn_needs_response = True
         if self._tools:
             return  # one response.create once the turn's calls are all answered
+        self._check_control(now)  # a hang-up or transfer may have waited for this tool
         needs = self._tool_turn_needs_response
         self._tool_turn_needs_response = False
         # After end_call/transfer the agent's words are already said: no new response.

@@ -2,9 +2,7 @@
 ``end_call`` (TELEPHONY_ENABLE_END_CALL=true) and ``transfer_call``
 (TELEPHONY_TRANSFER_NUMBER and/or TELEPHONY_TRANSFER_DIRECTORY)."""
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Literal, Optional
 
 from .context import CallContext
 from .registry import Tool, tool
@@ -52,5 +50,9 @@ def transfer_call_tool(names: list[str], has_default: bool) -> Tool:
             return await ctx.transfer("")
 
         transfer_call.__doc__ = doc
-    transfer_call.__annotations__["ctx"] = CallContext
+    if names:  # real objects, not strings: the Literal is built at run time
+        target = Optional[Target] if has_default else Target  # type: ignore[valid-type]
+        transfer_call.__annotations__ = {"ctx": CallContext, "target": target, "return": str}
+    else:
+        transfer_call.__annotations__ = {"ctx": CallContext, "return": str}
     return tool(transfer_call).__telephony_tool__  # type: ignore[attr-defined]

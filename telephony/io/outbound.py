@@ -1,0 +1,65 @@
+"""Outbound calls and number set-up through the Twilio REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Settings
+from ..wire.twiml import connect_stream, stream_url
+from .twilio_rest import TwilioRest, TwilioRestError, validate_e164
+
+__all__ = ["place_call", "configure_number", "outbound_twiml", "rest_client"]
+
+#: Twilio refuses inline TwiML longer than this.
+MAX_TWIML = 4000
+
+
+def rest_client(settings: Settings) -> TwilioRest:
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    return TwilioRest(settings.twilio_account_sid, token, settings.twilio_api_base_url)
+
+
+def _public_url(settings: Settings) -> str:
+    if not settings.public_url:
+        raise TwilioRestError("PUBLIC_URL must be set: Twilio needs to reach this server's /media-stream")
+    return settings.public_url
+
+
+def outbound_twiml(settings: Settings, to: str, from_: str, instructions: str | None = None,
+                   parameters: dict[str, str] | None = None) -> str:
+    params: dict[str, str] = {"From": from_, "To": to, "direction": "outbound"}
+    if instructions:
+        params["instructions"] = instructions
+    params.update(parameters or {})
+    twiml = connect_stream(stream_url(_public_url(settings)), params)
+    if len(twiml) > MAX_TWIML:
+        raise ValueError(f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
+                         "shorten the instructions or parameters")
+    return twiml
+
+
+async def place_call(to: str, *, settings: Settings | None = None, from_number: str | None = None,
+                     instructions: str | None = None, parameters: dict[str, str] | None = None,
+                     rest: TwilioRest | None = None) -> str:
+    """Call ``to`` and connect the answer to this server's agent. Returns the call SID.
+
+    ``instructions`` replace the agent's instructions for this call; ``parameters``
+    reach ``CallContext.parameters``.
+    """
+    settings = settings or Settings()
+    to = validate_e164(to)
+    from_ = validate_e164(from_number or settings.from_number or "")
+    twiml = outbound_twiml(settings, to, from_, instructions, parameters)
+    client = rest or rest_client(settings)
+    return await client.create_call(to, from_, twiml, status_callback=_public_url(settings) + "/call-status")
+
+
+async def configure_number(number: str, *, settings: Settings | None = None,
+                           rest: TwilioRest | None = None) -> dict[str, Any]:
+    """Point ``number``'s voice webhook at ``PUBLIC_URL/incoming-call`` and its status
+    callback at ``PUBLIC_URL/call-status``. Returns what changed: {field: (old, new)}."""
+    settings = settings or Settings()
+    number = validate_e164(number)
+    base = _public_url(settings)
+    client = rest or rest_client(settings)
+    return await client.configure_number(number, base + "/incoming-call", base + "/call-status")
