@@ -35,7 +35,7 @@ def build_registry(settings, tools_target: str | None):
     from .tools import ToolLoadError, ToolRegistry, load_tools
     from .tools.builtin import end_call_tool, transfer_call_tool
 
-    registry = ToolRegistry()
+    registry = ToolRegistry(default_timeout=settings.tool_timeout)
     target = tools_target or settings.tools
     if target:
         try:

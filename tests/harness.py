@@ -89,7 +89,7 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
-        app = create_app(settings, ToolRegistry(tools), rest=rest)
+        app = create_app(settings, ToolRegistry(tools, default_timeout=settings.tool_timeout), rest=rest)
         config = uvicorn.Config(app, log_config=None, lifespan="off", ws_max_size=settings.max_message_bytes,
                                 ws_per_message_deflate=False)
         server = uvicorn.Server(config)

@@ -95,3 +95,15 @@ def test_load_tools_from_a_file_and_a_module(tmp_path):
                     "    return x\n\ndef not_a_tool():\n    pass\n")
     assert [t.name for t in load_tools(str(path))] == ["ping"]
     assert {t.name for t in load_tools("examples.tools")} >= {"lookup_order", "book_appointment"}
+
+
+def test_default_timeout_comes_from_the_registry():
+    @tool
+    async def waits() -> str:
+        """Waits forever."""
+        await asyncio.Event().wait()
+        return "never"
+
+    assert waits.__telephony_tool__.timeout is None
+    result = asyncio.run(ToolRegistry([waits], default_timeout=0.05).run("c", "waits", "{}", CallContext("CA")))
+    assert not result.ok and result.error == "waits timed out after 0.05 s"

@@ -39,7 +39,7 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # JSON schema
     function: Callable[..., Any]
-    timeout: float
+    timeout: float | None  # None: the registry's default (TELEPHONY_TOOL_TIMEOUT)
     context_param: str | None
     args_model: type[pydantic.BaseModel]
 
@@ -132,7 +132,7 @@ class _Recursive(Exception):
     pass
 
 
-def _build(fn: Callable[..., Any], name: str | None, timeout: float, description: str | None) -> Tool:
+def _build(fn: Callable[..., Any], name: str | None, timeout: float | None, description: str | None) -> Tool:
     tool_name = name or fn.__name__
     if not _NAME_RE.match(tool_name):
         raise ValueError(f"tool name {tool_name!r} must match {_NAME_RE.pattern}")
@@ -170,11 +170,12 @@ def _build(fn: Callable[..., Any], name: str | None, timeout: float, description
     )
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float | None = None,
          description: str | None = None) -> Any:
     """Offer a plain function (sync or async) to the model.
 
-    ``@tool`` or ``@tool(timeout=5, name="lookup")``. The function itself is
+    ``@tool`` or ``@tool(timeout=5, name="lookup")``. Without ``timeout`` the
+    server's default applies (``TELEPHONY_TOOL_TIMEOUT``, 10 s). The function itself is
     returned unchanged (so it stays testable); its description is attached as
     ``fn.__telephony_tool__``.
     """
@@ -209,7 +210,8 @@ def _fallback(value: Any) -> Any:
 class ToolRegistry:
     """The tools offered on a call, by name."""
 
-    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), default_timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.default_timeout = default_timeout
         self._tools: dict[str, Tool] = {}
         for t in tools:
             self.add(t)
@@ -217,7 +219,7 @@ class ToolRegistry:
     def add(self, t: Tool | Callable[..., Any]) -> Tool:
         spec = t if isinstance(t, Tool) else getattr(t, "__telephony_tool__", None)
         if spec is None:
-            spec = _build(t, None, DEFAULT_TIMEOUT, None)  # a plain function: describe it now
+            spec = _build(t, None, None, None)  # a plain function: describe it now
         if spec.name in self._tools and self._tools[spec.name].function is not spec.function:
             raise ValueError(f"two tools are named {spec.name!r}")
         self._tools[spec.name] = spec
@@ -268,11 +270,12 @@ class ToolRegistry:
                 coro = spec.function(**kwargs)
             else:
                 coro = asyncio.to_thread(spec.function, **kwargs)
-            value = await asyncio.wait_for(coro, spec.timeout)
+            timeout = spec.timeout if spec.timeout is not None else self.default_timeout
+            value = await asyncio.wait_for(coro, timeout)
             if inspect.isawaitable(value):  # a sync function that returned a coroutine
-                value = await asyncio.wait_for(value, spec.timeout)
+                value = await asyncio.wait_for(value, timeout)
         except TimeoutError:
-            return fail(f"{name} timed out after {spec.timeout:g} s")
+            return fail(f"{name} timed out after {timeout:g} s")
         except asyncio.CancelledError:
             raise
         except ToolError as exc:
