@@ -161,6 +161,53 @@ def cmd_configure(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calls(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from .records import SqliteCallStore
+
+    settings = _settings()
+    if not settings.records_path:
+        _die("call records are off: TELEPHONY_RECORDS_PATH is empty")
+    store = SqliteCallStore(settings.records_path)
+
+    def when(ts: float | None) -> str:
+        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+    if args.action is None:
+        records = store.list(args.limit)
+        if not records:
+            print(f"no calls recorded in {settings.records_path}")
+        for r in records:
+            dur = f"{r.duration_s:.0f}s" if r.duration_s is not None else "-"
+            print(f"{r.call_sid}  {when(r.started_at)}  {dur:>6}  {r.outcome or 'in progress':<17} "
+                  f"{r.from_number or '?'} -> {r.to_number or '?'}  turns={len(r.transcript)} "
+                  f"tools={len(r.tool_calls)} barge-ins={len(r.barge_ins)}")
+        return 0
+    if args.action != "show" or not args.sid:
+        _die("usage: telephony calls [--limit N] | telephony calls show CALL_SID")
+    r = store.get(args.sid)
+    if r is None:
+        _die(f"no call {args.sid} in {settings.records_path}")
+    print(f"call {r.call_sid}: {r.from_number or '?'} -> {r.to_number or '?'}, {when(r.started_at)}, "
+          f"{r.duration_s or 0:.1f} s, {r.outcome} ({r.reason})")
+    events = [(e["t"], f"{e['role']}: {e['text']}") for e in r.transcript]
+    for c in r.tool_calls:
+        result = c["result"] if c["ok"] else f"error: {c['error']}"
+        events.append((c["t"], f"tool {c['name']}({c['arguments']}) -> {result} [{c['duration_ms']} ms]"))
+    for b in r.barge_ins:
+        cut = ", ".join(f"{t['item_id']} at {t['audio_end_ms']} ms" for t in b["truncated"])
+        events.append((b["t"], f"barge-in: agent cut off ({cut or 'nothing playing'})"))
+    for t, line in sorted(events, key=lambda e: e[0]):
+        print(f"  [{t:7.2f}s] {line}")
+    if r.dtmf:
+        print(f"  keys pressed: {r.dtmf}")
+    u = r.usage
+    print(f"  tokens: {u.get('input_tokens', 0)} in, {u.get('output_tokens', 0)} out, "
+          f"{u.get('responses', 0)} responses")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="telephony", description="Phone calls to OpenAI Realtime voice agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure = sub.add_parser("configure", help="point a Twilio number's voice webhook at PUBLIC_URL")
     configure.add_argument("--number", required=True, help="the Twilio number, E.164")
     configure.set_defaults(func=cmd_configure)
+    calls = sub.add_parser("calls", help="list recorded calls, or show one: calls show CALL_SID")
+    calls.add_argument("action", nargs="?", choices=["show"], help="show one call's transcript")
+    calls.add_argument("sid", nargs="?", help="the call SID for 'show'")
+    calls.add_argument("--limit", type=int, default=20)
+    calls.set_defaults(func=cmd_calls)
+
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(30.0, ge=0)
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     trust_forwarded_headers: bool = False
+    #: SQLite file for call records ("" turns recording off)
+    records_path: str = "telephony-calls.db"
+    #: bearer token for GET /calls (unset: those endpoints answer 403)
+    api_token: SecretStr | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -113,7 +117,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         out = []
-        for s in (self.openai_api_key, self.twilio_auth_token):
+        for s in (self.openai_api_key, self.twilio_auth_token, self.api_token):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out

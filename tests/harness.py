@@ -86,6 +86,7 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
             "twilio_account_sid": "AC" + "1" * 32 if token else None,
             "transcription_model": None,
             "log_format": "text",
+            "records_path": ":memory:",
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

@@ -45,7 +45,7 @@ class Server:
 
     async def __aenter__(self) -> Server:
         env = _env(OPENAI_API_KEY="sk-process-secret-999", OPENAI_BASE_URL=self.fake.base_url,
-                   TELEPHONY_TRANSCRIPTION_MODEL="", **self.extra)
+                   TELEPHONY_TRANSCRIPTION_MODEL="", TELEPHONY_RECORDS_PATH="", **self.extra)
         if self.token:
             env["TWILIO_AUTH_TOKEN"] = self.token
         self.proc = await asyncio.create_subprocess_exec(

@@ -173,6 +173,7 @@ class Call:
         self._user_speaking = False
         self._turn = 0
         self._speech_stopped_at: float | None = None
+        self._spoken_at: dict[str, float] = {}  # item id -> when that speech began (for ordering)
 
         self._tools: dict[str, int] = {}  # pending call_id -> turn it was made in
         self._tools_seen: set[str] = set()
@@ -313,10 +314,10 @@ class Call:
             self._on_response_done(ev, now)  # type: ignore[arg-type]
         elif kind is rt.FunctionCallDone:
             self._on_function_call(ev, now)  # type: ignore[arg-type]
-        elif kind is rt.InputTranscript:
-            self._notice("transcript", role="caller", text=ev.transcript, item_id=ev.item_id)  # type: ignore[union-attr]
-        elif kind is rt.TranscriptDone:
-            self._notice("transcript", role="agent", text=ev.transcript, item_id=ev.item_id)  # type: ignore[union-attr]
+        elif kind is rt.InputTranscript or kind is rt.TranscriptDone:
+            role = "caller" if kind is rt.InputTranscript else "agent"
+            at = self._spoken_at.pop(ev.item_id, now)  # type: ignore[union-attr]
+            self._notice("transcript", role=role, text=ev.transcript, item_id=ev.item_id, at=at)  # type: ignore[union-attr]
         elif kind is rt.SessionUpdated:
             if not self._configured:
                 self._configured = True
@@ -341,7 +342,9 @@ class Call:
                 self._finish_item(now)
             seg = self._current = _Segment(ev.item_id, ev.response_id, self._clock.sent)
             self._segments.append(seg)
+            self._remember_spoken(ev.item_id, now)
             if self._speech_stopped_at is not None:
+                # Nothing of ours is queued at Twilio after a turn, so sent = starts playing.
                 self._notice("latency.first_audio", seconds=round(now - self._speech_stopped_at, 4))
                 self._speech_stopped_at = None
         seg.model_bytes += len(ev.audio)
@@ -368,6 +371,7 @@ class Call:
         seg.done = True
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
+        self._remember_spoken(ev.item_id, now)
         self._user_speaking = True
         self._turn += 1
         self._speech_stopped_at = None
@@ -397,6 +401,11 @@ class Call:
         self._clock.clear()
         self._down.reset()
         self._notice("barge_in", truncated=cut)
+
+    def _remember_spoken(self, item_id: str, now: float) -> None:
+        if len(self._spoken_at) > 64:  # transcripts that never came: forget the oldest
+            self._spoken_at.pop(next(iter(self._spoken_at)))
+        self._spoken_at.setdefault(item_id, now)
 
     def _prune_segments(self) -> None:
         """Forget items the caller has heard in full (after a mark echo)."""

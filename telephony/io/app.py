@@ -21,6 +21,8 @@ from twilio.request_validator import RequestValidator
 from ..call import Notice
 from ..config import Settings
 from ..logs import log_event
+from ..metrics import Metrics
+from ..records import CallRecord, CallRecorder, CallStore, SqliteCallStore
 from ..tools import ToolRegistry
 from ..wire.twiml import connect_stream, say_and_hangup, stream_url
 from .bridge import CallSession
@@ -43,6 +45,7 @@ class AppState:
         registry: ToolRegistry,
         connect_realtime: RealtimeConnector | None = None,
         rest: TwilioRest | None = None,
+        store: CallStore | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -63,6 +66,13 @@ class AppState:
         self.open_realtime = 0
         self.counters: Counter[str] = Counter()
         self.started = time.time()
+        self.metrics = Metrics()
+        if store is None and settings.records_path:
+            store = SqliteCallStore(settings.records_path)
+        self.store = store
+        self._writes: set[asyncio.Future[Any]] = set()
+        #: extra observers of every notice: callables (session, notice) -> None (the simulator prints)
+        self.listeners: list[Any] = []
 
     # --- counters ----------------------------------------------------------------
 
@@ -75,25 +85,67 @@ class AppState:
 
     def on_call_start(self, session: CallSession) -> None:
         self.counters["calls_started"] += 1
+        if self.store is not None and session.context is not None:
+            session.recorder = CallRecorder(session.call_sid, session.loop.time(), session.context.parameters)
 
     def on_notice(self, session: CallSession, notice: Notice) -> None:
         kind, data = notice.kind, notice.data
         sid = session.call_sid
+        recorder = session.recorder
+        if recorder is not None:
+            recorder.on_notice(kind, data, session.loop.time())
+        for listener in self.listeners:
+            listener(session, notice)
+        m = self.metrics
         if kind == "call.start":
             log_event(log, "call.start", call_sid=sid, **data)
         elif kind == "call.end":
             self.counters[f"calls_{data['outcome']}"] += 1
+            m.calls.labels(data["outcome"]).inc()
             log_event(log, "call.end", call_sid=sid or None, **data)
+            if recorder is not None:
+                self._save(recorder.record)
         elif kind == "barge_in":
             self.counters["barge_ins"] += 1
+            m.barge_ins.inc()
             log_event(log, "barge_in", call_sid=sid, **data)
+        elif kind == "tool.result":
+            name = data.get("name", "?")
+            m.tool_calls.labels(name, "ok" if data.get("ok") else "error").inc()
+            m.tool_seconds.labels(name).observe(data.get("duration_s", 0.0))
+        elif kind == "latency.first_audio":
+            m.response_latency.observe(data["seconds"])
         elif kind in ("realtime.error", "twilio.invalid", "realtime.invalid", "twilio.media_before_start"):
             self.counters[kind] += 1
+            if kind == "realtime.error":
+                m.realtime_errors.labels(data.get("code") or "none").inc()
             log_event(log, kind, logging.WARNING, call_sid=sid or None, **data)
         elif kind in ("dtmf", "hangup.requested", "transfer.requested", "transfer.failed", "twilio.duplicate_start"):
             log_event(log, kind, call_sid=sid, **data)
         elif kind == "transcript":
             log_event(log, "transcript", logging.DEBUG, call_sid=sid, role=data["role"], text=data["text"])
+
+    # --- records -------------------------------------------------------------------
+
+    def _save(self, record: CallRecord) -> None:
+        store = self.store
+        assert store is not None
+
+        def write() -> None:
+            try:
+                store.save(record)
+            except Exception as exc:  # a full disk must not break calls
+                log_event(log, "records.save_failed", logging.ERROR, call_sid=record.call_sid,
+                          error=f"{type(exc).__name__}: {exc}")
+
+        future = asyncio.get_running_loop().run_in_executor(None, write)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+
+    async def flush_records(self) -> None:
+        """Wait until every finished call's record is written."""
+        if self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     # --- transfers ---------------------------------------------------------------
 
@@ -144,8 +196,9 @@ def create_app(
     registry: ToolRegistry | None = None,
     connect_realtime: RealtimeConnector | None = None,
     rest: TwilioRest | None = None,
+    store: CallStore | None = None,
 ) -> FastAPI:
-    state = AppState(settings, registry or ToolRegistry(), connect_realtime, rest)
+    state = AppState(settings, registry or ToolRegistry(), connect_realtime, rest, store)
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state
 
@@ -178,6 +231,7 @@ def create_app(
             return Response(say_and_hangup(DRAINING_MESSAGE), media_type="application/xml")
         if len(state.sessions) >= settings.max_calls:
             state.counters["calls_rejected_busy"] += 1
+            state.metrics.rejected.labels("busy").inc()
             log_event(log, "call.rejected_busy", logging.WARNING, call_sid=params.get("CallSid"),
                       active=len(state.sessions))
             return Response(say_and_hangup(BUSY_MESSAGE), media_type="application/xml")
@@ -187,6 +241,41 @@ def create_app(
         log_event(log, "call.incoming", call_sid=parameters.get("CallSid"))
         return Response(twiml, media_type="application/xml")
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def _authorized(request: Request) -> Response | None:
+        token = settings.api_token.get_secret_value() if settings.api_token else ""
+        if not token:
+            return JSONResponse({"error": "set TELEPHONY_API_TOKEN to enable the call records API"}, status_code=403)
+        import hmac
+
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+        if state.store is None:
+            return JSONResponse({"error": "call records are off (TELEPHONY_RECORDS_PATH is empty)"}, status_code=404)
+        return None
+
+    @app.get("/calls")
+    async def list_calls(request: Request, limit: int = 50) -> Response:
+        denied = _authorized(request)
+        if denied is not None:
+            return denied
+        records = await asyncio.to_thread(state.store.list, max(1, min(limit, 1000)))
+        return JSONResponse([_summary(r) for r in records])
+
+    @app.get("/calls/{call_sid}")
+    async def get_call(request: Request, call_sid: str) -> Response:
+        denied = _authorized(request)
+        if denied is not None:
+            return denied
+        record = await asyncio.to_thread(state.store.get, call_sid)
+        if record is None:
+            return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
+        return JSONResponse(record.to_dict())
+
     @app.post("/call-status")
     async def call_status(request: Request) -> Response:
         params = await _signed_form(request)
@@ -194,6 +283,7 @@ def create_app(
             return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
         status = params.get("CallStatus")
         state.counters[f"status_{status}"] += 1
+        state.metrics.status_callbacks.labels(str(status)).inc()
         log_event(log, "call.status", call_sid=params.get("CallSid"), status=status,
                   duration_s=params.get("CallDuration"), direction=params.get("Direction"))
         return Response(status_code=204)
@@ -213,12 +303,20 @@ def create_app(
         await ws.accept()
         session = CallSession(ws, state)
         state.sessions.add(session)
+        state.metrics.active_calls.set(len(state.sessions))
         try:
             await session.run()
         finally:
             state.sessions.discard(session)
+            state.metrics.active_calls.set(len(state.sessions))
 
     return app
+
+
+def _summary(r: CallRecord) -> dict[str, Any]:
+    return {"call_sid": r.call_sid, "from_number": r.from_number, "to_number": r.to_number,
+            "started_at": r.started_at, "duration_s": r.duration_s, "outcome": r.outcome,
+            "turns": len(r.transcript), "tool_calls": len(r.tool_calls), "barge_ins": len(r.barge_ins)}
 
 
 async def drain(state: AppState, deadline_s: float) -> None:

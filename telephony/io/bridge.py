@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from time import perf_counter_ns
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ class CallSession(CallControl):
         self._ended = asyncio.Event()
         self._rt_closed = False
         self._thread = threading.get_ident()
+        self.recorder: Any = None  # a CallRecorder when records are on
+        self._in_ns = self._in_frames = self._out_ns = self._out_frames = 0
 
     # --- main loop ---------------------------------------------------------------
 
@@ -77,8 +80,15 @@ class CallSession(CallControl):
                 if data is None:
                     data = message.get("bytes") or b""
                 ev = parse(data)
-                call.receive_twilio(ev, loop.time())
-                await self._pump(type(ev) is not _MEDIA)
+                if type(ev) is _MEDIA:
+                    t0 = perf_counter_ns()
+                    call.receive_twilio(ev, loop.time())
+                    self._in_ns += perf_counter_ns() - t0
+                    self._in_frames += 1
+                    await self._pump(False)
+                else:
+                    call.receive_twilio(ev, loop.time())
+                    await self._pump(True)
                 if call.phase is Phase.ENDED:
                     break
         except Exception:  # a bug here must end this call only
@@ -100,6 +110,11 @@ class CallSession(CallControl):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_realtime()
         await self._close_twilio()
+        m = self.state.metrics
+        m.transcode_seconds.labels("in").inc(self._in_ns / 1e9)
+        m.transcode_frames.labels("in").inc(self._in_frames)
+        m.transcode_seconds.labels("out").inc(self._out_ns / 1e9)
+        m.transcode_frames.labels("out").inc(self._out_frames)
         self._ended.set()
 
     # --- pumping the machine's output -------------------------------------------
@@ -228,8 +243,15 @@ class CallSession(CallControl):
         try:
             async for message in conn:
                 ev = parse(message)
-                call.receive_realtime(ev, loop.time())
-                await self._pump(type(ev) is not _AUDIO_DELTA)
+                if type(ev) is _AUDIO_DELTA:
+                    t0 = perf_counter_ns()
+                    call.receive_realtime(ev, loop.time())
+                    self._out_ns += perf_counter_ns() - t0
+                    self._out_frames += 1
+                    await self._pump(False)
+                else:
+                    call.receive_realtime(ev, loop.time())
+                    await self._pump(True)
                 if call.phase is Phase.ENDED:
                     return
         except asyncio.CancelledError:

@@ -1,0 +1,152 @@
+"""Call records: who called, what was said, which tools ran, how it ended.
+
+``CallRecorder`` builds one record per call from the state machine's notices
+(no per-frame work); ``CallStore`` is the storage interface, and
+``SqliteCallStore`` the default (a file path setting, created on first use).
+Another database plugs in by implementing ``CallStore``'s three methods.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["CallRecord", "CallRecorder", "CallStore", "SqliteCallStore"]
+
+
+@dataclass
+class CallRecord:
+    call_sid: str
+    from_number: str | None = None
+    to_number: str | None = None
+    started_at: float = 0.0  # unix time
+    ended_at: float | None = None
+    duration_s: float | None = None
+    outcome: str | None = None  # completed | transferred | hung_up_by_agent | failed
+    reason: str | None = None
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # {t, role, text}, in order
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    barge_ins: list[dict[str, Any]] = field(default_factory=list)
+    dtmf: str = ""
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0,
+                                                           "total_tokens": 0, "responses": 0})
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class CallRecorder:
+    """Turns one call's notices into a ``CallRecord``. Times in the notices are
+    the loop's monotonic clock; ``wall_offset`` converts them to unix time."""
+
+    def __init__(self, call_sid: str, now_mono: float, parameters: dict[str, str] | None = None) -> None:
+        self.wall_offset = time.time() - now_mono
+        params = parameters or {}
+        self.record = CallRecord(call_sid, params.get("From"), params.get("To"), started_at=time.time(),
+                                 parameters=dict(params))
+        self._started_mono = now_mono
+        self._calls: dict[str, dict[str, Any]] = {}
+
+    def _t(self, mono: float) -> float:
+        return round(mono - self._started_mono, 3)
+
+    def on_notice(self, kind: str, data: dict[str, Any], now: float) -> None:
+        r = self.record
+        if kind == "transcript":
+            entry = {"t": self._t(data.get("at", now)), "role": data["role"], "text": data["text"]}
+            r.transcript.append(entry)
+            r.transcript.sort(key=lambda e: e["t"])
+        elif kind == "tool.call":
+            call = {"t": self._t(now), "call_id": data["call_id"], "name": data["name"],
+                    "arguments": data["arguments"], "ok": None, "result": None, "error": None, "duration_ms": None}
+            self._calls[data["call_id"]] = call
+            r.tool_calls.append(call)
+        elif kind == "tool.result":
+            call = self._calls.get(data["call_id"])
+            if call is not None:
+                call.update(ok=data.get("ok"), result=data.get("output") if data.get("ok") else None,
+                            error=data.get("error"), duration_ms=round(1000 * data.get("duration_s", 0.0), 1))
+        elif kind == "barge_in":
+            r.barge_ins.append({"t": self._t(now), "truncated": data.get("truncated", [])})
+        elif kind == "dtmf":
+            r.dtmf += data["digit"]
+        elif kind == "response.done":
+            usage = data.get("usage") or {}
+            r.usage["responses"] += 1
+            for key in ("input_tokens", "output_tokens", "total_tokens"):
+                value = usage.get(key)
+                if isinstance(value, int):
+                    r.usage[key] += value
+        elif kind == "call.end":
+            r.outcome, r.reason = data["outcome"], data["reason"]
+            r.ended_at = time.time()
+            r.duration_s = round(now - self._started_mono, 3)
+
+
+class CallStore(Protocol):
+    def save(self, record: CallRecord) -> None: ...
+
+    def list(self, limit: int = 50) -> list[CallRecord]: ...
+
+    def get(self, call_sid: str) -> CallRecord | None: ...
+
+
+class SqliteCallStore:
+    """One row per call; the record's lists are stored as JSON. Thread-safe;
+    the server calls it from a worker thread, once per call."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS calls (call_sid TEXT PRIMARY KEY, started_at REAL NOT NULL, "
+                "ended_at REAL, outcome TEXT, from_number TEXT, to_number TEXT, record TEXT NOT NULL)"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at DESC)")
+            self._conn = conn
+        return self._conn
+
+    def save(self, record: CallRecord) -> None:
+        with self._lock:
+            db = self._db()
+            db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.call_sid, record.started_at, record.ended_at, record.outcome, record.from_number,
+                 record.to_number, json.dumps(record.to_dict(), ensure_ascii=False)),
+            )
+            db.commit()
+
+    def list(self, limit: int = 50) -> list[CallRecord]:
+        with self._lock:
+            rows = self._db().execute("SELECT record FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        return [CallRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def get(self, call_sid: str) -> CallRecord | None:
+        with self._lock:
+            row = self._db().execute("SELECT record FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
+        return CallRecord.from_dict(json.loads(row[0])) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
