@@ -8,6 +8,7 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -208,6 +209,26 @@ def cmd_calls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .audio.wav import WavError, read_wav
+    from .logs import setup_logging
+    from .simulate import simulate
+
+    settings = _settings()
+    if not args.offline and (settings.openai_api_key is None or not settings.openai_api_key.get_secret_value()):
+        _die("OPENAI_API_KEY is not set (or use --offline for the built-in offline simulator)")
+    try:
+        read_wav(args.audio)
+    except WavError as exc:
+        _die(str(exc))
+    setup_logging("WARNING", "text", settings.secrets())
+    registry = build_registry(settings, args.tools)
+    out = args.out or str(Path(args.audio).with_suffix("")) + ".heard.wav"
+    result = asyncio.run(simulate(args.audio, settings=settings, registry=registry, offline=args.offline, out=out,
+                                  emit=lambda line: print(line, flush=True), speed=args.speed))
+    return 0 if result.outcome in ("completed", "hung_up_by_agent", "transferred") else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="telephony", description="Phone calls to OpenAI Realtime voice agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure = sub.add_parser("configure", help="point a Twilio number's voice webhook at PUBLIC_URL")
     configure.add_argument("--number", required=True, help="the Twilio number, E.164")
     configure.set_defaults(func=cmd_configure)
+    sim = sub.add_parser("simulate", help="play a WAV as the caller through the real bridge")
+    sim.add_argument("--audio", required=True, help="the caller's recording (any common WAV)")
+    sim.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
+    sim.add_argument("--offline", action="store_true", help="use the built-in offline simulator, not the API")
+    sim.add_argument("--out", default=None, help="where to write what the caller heard (WAV)")
+    sim.add_argument("--speed", type=float, default=1.0, help="pace of the caller's audio and of playback, x real time (default 1; "
+                     "more is for quick offline checks: barge-in timing is then approximate)")
+    sim.set_defaults(func=cmd_simulate)
+
     calls = sub.add_parser("calls", help="list recorded calls, or show one: calls show CALL_SID")
     calls.add_argument("action", nargs="?", choices=["show"], help="show one call's transcript")
     calls.add_argument("sid", nargs="?", help="the call SID for 'show'")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .g711 import ULAW_TO_INT
 
-__all__ = ["WavError", "WavAudio", "read_wav", "write_wav", "write_ulaw_wav", "to_mono_int16"]
+__all__ = ["WavError", "WavAudio", "read_wav", "write_wav", "write_ulaw_wav", "to_mono_int16", "resample"]
 
 _PCM, _FLOAT, _ALAW, _ULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
 
@@ -117,3 +117,24 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
 def write_ulaw_wav(path: str | Path, ulaw: bytes, rate: int = 8000) -> None:
     """Write raw mu-law bytes as a mono G.711 WAV."""
     _write(path, ulaw, _ULAW, rate, 8)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """One-shot band-limited resampling of a whole recording (offline use only:
+    the call path uses the streaming 3:1 filters). 24 kHz -> 8 kHz uses the
+    call path's own filter; other ratios use an FFT (brick-wall) resampler."""
+    if rate_in == rate_out:
+        return np.asarray(samples, np.int16)
+    if rate_in == 24000 and rate_out == 8000:
+        from .resample import Downsampler
+
+        d = Downsampler()
+        return np.concatenate([d.process(np.asarray(samples, np.int16)).copy(), d.flush()])
+    x = np.asarray(samples, np.float64)
+    n_out = max(1, int(round(x.size * rate_out / rate_in)))
+    spec = np.fft.rfft(x)
+    keep = min(spec.size, n_out // 2 + 1)
+    out_spec = np.zeros(n_out // 2 + 1, dtype=complex)
+    out_spec[:keep] = spec[:keep]
+    y = np.fft.irfft(out_spec, n_out) * (n_out / x.size)
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)

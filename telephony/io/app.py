@@ -198,7 +198,7 @@ def create_app(
     rest: TwilioRest | None = None,
     store: CallStore | None = None,
 ) -> FastAPI:
-    state = AppState(settings, registry or ToolRegistry(), connect_realtime, rest, store)
+    state = AppState(settings, registry if registry is not None else ToolRegistry(), connect_realtime, rest, store)
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state
 

@@ -38,8 +38,10 @@ def sign_webhook(token: str, url: str, params: dict[str, str]) -> str:
 class FakeTwilioCall:
     def __init__(self, ws_url: str, *, auth_token: str | None = None, signed_url: str | None = None,
                  call_sid: str | None = None, parameters: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, play_speed: float = 1.0) -> None:
         n = next(_sids)
+        #: playback pace, x real time (1 = like Twilio; more only for quick offline runs)
+        self.rate = 8000 * play_speed
         self.ws_url = ws_url
         self.auth_token = auth_token
         self.signed_url = signed_url
@@ -86,7 +88,7 @@ class FakeTwilioCall:
                     audio = base64.b64decode(msg["media"]["payload"])
                     start = max(now, self._queue_end)
                     self._play.append((start, audio))
-                    self._queue_end = start + len(audio) / 8000
+                    self._queue_end = start + len(audio) / self.rate
                 elif kind == "mark":
                     self._schedule_mark(msg["mark"]["name"], now)
                 elif kind == "clear":
@@ -132,7 +134,7 @@ class FakeTwilioCall:
         for start, audio in self._play:
             if now <= start:
                 break
-            out += audio[: int((now - start) * 8000)]
+            out += audio[: int((now - start) * self.rate)]
         return bytes(out)
 
     def heard(self, now: float | None = None) -> bytes:

@@ -1,0 +1,161 @@
+"""``telephony simulate``: a recording plays the caller through the real bridge.
+
+The same code path as a phone call: the FastAPI app runs on a loopback port and
+a fake Twilio client streams the recording as 20 ms mu-law frames at real-time
+pace, plays the agent's audio like Twilio does (marks, clear) and keeps what the
+caller heard. The agent is the Realtime API, or with ``offline=True`` the
+built-in offline simulator (no network, no key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import SecretStr
+
+from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
+from .audio.wav import read_wav, resample, write_wav
+from .call import Notice
+from .config import Settings
+from .tools import ToolRegistry
+
+__all__ = ["simulate", "SimulationResult", "caller_ulaw"]
+
+
+@dataclass
+class SimulationResult:
+    call_sid: str
+    heard_path: Path
+    heard_seconds: float
+    outcome: str | None
+    transcript: list[tuple[str, str]]
+    tool_calls: int
+    barge_ins: int
+
+
+def caller_ulaw(path: str | Path) -> bytes:
+    """Any common WAV -> 8 kHz mono mu-law bytes (raises WavError with the reason)."""
+    wav = read_wav(path)
+    if wav.format == "ulaw" and wav.rate == 8000:
+        return bytes(INT16_TO_ULAW.take(wav.samples.view(np.uint16)))  # exact round trip
+    pcm8 = resample(wav.samples, wav.rate, 8000)
+    return INT16_TO_ULAW.take(pcm8.view(np.uint16)).tobytes()
+
+
+class _Printer:
+    def __init__(self, emit: Callable[[str], None], t0: float) -> None:
+        self.emit, self.t0 = emit, t0
+        self.transcript: list[tuple[str, str]] = []
+        self.tool_calls = 0
+        self.barge_ins = 0
+        self.outcome: str | None = None
+        self._tools: dict[str, str] = {}
+
+    def __call__(self, session: Any, notice: Notice) -> None:
+        t = time.monotonic() - self.t0
+        kind, d = notice.kind, notice.data
+        line = None
+        if kind == "call.start":
+            line = f"call started ({session.call_sid})"
+        elif kind == "transcript":
+            self.transcript.append((d["role"], d["text"]))
+            line = f"{d['role']}: {d['text']}"
+        elif kind == "tool.call":
+            self.tool_calls += 1
+            self._tools[d["call_id"]] = d["name"]
+            line = f"tool call {d['name']}({d['arguments']})"
+        elif kind == "tool.result":
+            verdict = d["output"] if d.get("ok") else f"ERROR {d.get('error')}"
+            line = f"tool result {d.get('name')}: {verdict} ({1000 * d.get('duration_s', 0):.0f} ms)"
+        elif kind == "barge_in":
+            self.barge_ins += 1
+            cut = ", ".join(f"{c['audio_end_ms']} of {c['received_ms']} ms" for c in d["truncated"])
+            line = f"barge-in: the caller spoke over the agent; agent cut at {cut or 'nothing'}"
+        elif kind == "latency.first_audio":
+            line = f"agent started answering {1000 * d['seconds']:.0f} ms after the caller stopped"
+        elif kind == "realtime.error":
+            line = f"Realtime error {d.get('code')}: {d.get('message')}"
+        elif kind == "call.end":
+            self.outcome = d["outcome"]
+            line = f"call ended: {d['outcome']} ({d['reason']})"
+        if line:
+            self.emit(f"[{t:6.2f}s] {line}")
+
+
+async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegistry, offline: bool,
+                   out: str | Path, emit: Callable[[str], None], speed: float = 1.0,
+                   tail_seconds: float = 2.0, max_wait: float = 60.0) -> SimulationResult:
+    import uvicorn
+
+    from .io.app import create_app
+    from .testing import FakeRealtimeServer, FakeTwilioCall
+    from .testing.offline_agent import OfflineAgent
+
+    ulaw = caller_ulaw(audio)
+    fake = None
+    overrides: dict[str, Any] = {}
+    if offline:
+        fake = await FakeRealtimeServer(on_session=OfflineAgent().run).start()
+        overrides["openai_base_url"] = fake.base_url
+        overrides["openai_api_key"] = SecretStr("offline")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    overrides.update(public_url=f"http://127.0.0.1:{port}", twilio_auth_token=None, quiet_timeout=0)
+    sim_settings = settings.model_copy(update=overrides)
+    app = create_app(sim_settings, registry)
+    state = app.state.telephony
+    t0 = time.monotonic()
+    printer = _Printer(emit, t0)
+    state.listeners.append(printer)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", ws_per_message_deflate=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    call = FakeTwilioCall(f"ws://127.0.0.1:{port}/media-stream",
+                          parameters={"From": "+15550000000", "To": "+15550000001", "CallSid": "", "simulated": "1"},
+                          play_speed=speed)
+    call.parameters["CallSid"] = call.call_sid
+    try:
+        while not server.started:
+            await asyncio.sleep(0)
+        await call.connect()
+        await call.start()
+        emit(f"[{time.monotonic() - t0:6.2f}s] caller audio: {len(ulaw) / 8000:.1f} s from {audio}")
+        await call.send_audio(ulaw, pace=speed)
+        # Then silence, as a phone line sends, until the agent has finished answering.
+        deadline = time.monotonic() + max_wait
+        silence = b"\xff" * 160
+        quiet_since = time.monotonic()
+        seen = 0
+        while time.monotonic() < deadline and not call.closed.is_set():
+            await call.send_audio(silence * 5, pace=speed)  # 100 ms
+            media = len(call.events("media"))
+            playing = len(call.echoed) < len(call.events("mark"))
+            if media != seen or playing or state.sessions and any(s.call.pending_tools for s in state.sessions):
+                seen, quiet_since = media, time.monotonic()
+            elif time.monotonic() - quiet_since >= tail_seconds and media:
+                break
+        if not call.closed.is_set():
+            await call.hang_up()
+        for s in list(state.sessions):
+            await asyncio.wait_for(s.wait_ended(), 5)
+        await state.flush_records()
+    finally:
+        await call.close()
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        if fake is not None:
+            await fake.stop()
+    heard = call.heard()
+    write_wav(out, ULAW_TO_INT.take(np.frombuffer(heard, np.uint8)), 8000)
+    emit(f"[{time.monotonic() - t0:6.2f}s] wrote what the caller heard ({len(heard) / 8000:.1f} s) to {out}")
+    return SimulationResult(call.call_sid, Path(out), len(heard) / 8000, printer.outcome, printer.transcript,
+                            printer.tool_calls, printer.barge_ins)
