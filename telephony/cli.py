@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _die("OPENAI_API_KEY is not set: put it in the environment or in a .env file")
     setup_logging(settings.log_level, settings.log_format, settings.secrets())
     registry = build_registry(settings, args.tools)
-    if settings.twilio_auth_token is None:
+    if not settings.signatures_required:
         banner = "!" * 78
         print(
             f"{banner}\n! WARNING: TWILIO_AUTH_TOKEN is not set. Twilio signatures are NOT checked:\n"
@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     server = Server(config)
     log_event(log, "server.ready", host=host, port=bound, tools=[t.name for t in registry],
-              model=settings.model, signatures=settings.twilio_auth_token is not None)
+              model=settings.model, signatures=settings.signatures_required)
     print(f"telephony: listening on http://{host}:{bound}", flush=True)
     asyncio.run(server.serve(sockets=[sock]))
     return 0

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
     )
+    #: HMAC-SHA256 shared keys: {"<key id>": "<secret>"}, for requests that carry
+    #: X-Twilio-Webhooks-Signature-Settings (the auth token signs the others)
+    twilio_webhook_shared_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, validation_alias=AliasChoices("TWILIO_WEBHOOK_SHARED_KEYS", "twilio_webhook_shared_keys")
+    )
     twilio_api_base_url: str | None = Field(
         None, validation_alias=AliasChoices("TWILIO_API_BASE_URL", "twilio_api_base_url")
     )
@@ -83,6 +88,10 @@ class Settings(BaseSettings):
     max_call_seconds: float = Field(0.0, ge=0)
     quiet_timeout: float = Field(20.0, ge=0)
     drain_seconds: float = Field(30.0, ge=0)
+    reconnect_attempts: int = Field(5, ge=1)
+    reconnect_backoff: float = Field(0.25, ge=0)
+    session_rollover_seconds: float = Field(55 * 60, gt=0)
+    apology: str = "Sorry, we are having technical difficulties. Please call back in a few minutes. Goodbye."
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     trust_forwarded_headers: bool = False
     #: SQLite file for call records ("" turns recording off)
@@ -109,6 +118,10 @@ class Settings(BaseSettings):
 
     # --- derived ---
     @property
+    def signatures_required(self) -> bool:
+        return self.twilio_auth_token is not None or bool(self.twilio_webhook_shared_keys)
+
+    @property
     def realtime_url(self) -> str:
         """``OPENAI_BASE_URL`` with http->ws, https->wss, plus ``/realtime?model=``."""
         parts = urlsplit(self.openai_base_url.rstrip("/"))
@@ -117,7 +130,8 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         out = []
-        for s in (self.openai_api_key, self.twilio_auth_token, self.api_token):
+        for s in (self.openai_api_key, self.twilio_auth_token, self.api_token,
+                  *self.twilio_webhook_shared_keys.values()):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out

@@ -51,9 +51,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class OpenRealtime:
-    """Open the call's Realtime session (Twilio's ``start`` arrived)."""
+    """Open the call's Realtime session (Twilio's ``start`` arrived), or, with
+    ``reconnect``, replace a lost or expiring one: close the old socket first, so
+    a call never has two live sessions."""
 
     start: tw.Start
+    reconnect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class EndCall:
 
     outcome: str  # completed | hung_up_by_agent | transferred | failed
     reason: str
+    apologize: bool = False  # tell the caller we failed (TwiML after the stream) before hanging up
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,7 @@ class Phase(Enum):
     WAITING = "waiting"  # socket open, no ``start`` yet
     STARTING = "starting"  # ``start`` seen, Realtime session opening
     LIVE = "live"
+    RECONNECTING = "reconnecting"  # session lost or rolling over: caller audio is held
     ENDED = "ended"
 
 
@@ -117,6 +122,14 @@ class CallConfig:
     playback_grace_s: float = 2.0
     #: invalid Twilio messages tolerated on one call before it is ended
     max_invalid_messages: int = 100
+    #: tries to (re)open the Realtime session before the call is ended with an apology
+    reconnect_attempts: int = 5
+    #: wait before the 2nd try; doubles each try (the 1st try is immediate), capped at 4 s
+    reconnect_backoff_s: float = 0.25
+    #: open a fresh session between turns once this old (the API's cap is 60 minutes)
+    rollover_after_s: float = 55 * 60
+    #: conversation text restored into a new session (most recent first), in characters
+    restore_chars: int = 16000
 
 
 class _Segment:
@@ -175,7 +188,7 @@ class Call:
         self._speech_stopped_at: float | None = None
         self._spoken_at: dict[str, float] = {}  # item id -> when that speech began (for ordering)
 
-        self._tools: dict[str, int] = {}  # pending call_id -> turn it was made in
+        self._tools: dict[str, tuple[int, int, str]] = {}  # pending call_id -> (turn, session, name)
         self._tools_seen: set[str] = set()
         self._tool_turn_needs_response = False
 
@@ -189,6 +202,17 @@ class Call:
         self.invalid_twilio = 0
         self.media_before_start = 0
 
+        self.generation = 0  # Realtime sessions opened so far
+        self._connecting = False
+        self._attempts = 0  # consecutive failed opens
+        self._reconnect_at: float | None = None
+        self._resume = False  # ask for a response once the new session is restored
+        self._session_started_at: float | None = None
+        self._rollover_check_at: float | None = None
+        self._history: list[tuple[str, str, str]] = []  # (item id, role, text), in order
+        self._cut: dict[str, float] = {}  # assistant item -> fraction heard (truncated items)
+        self._deferred: list[str] = []  # for the session being opened (sent after its set-up)
+        self.reconnects = 0
     # --- Twilio ------------------------------------------------------------------
 
     def receive_twilio(self, ev: tw.TwilioEvent, now: float) -> None:
@@ -199,6 +223,8 @@ class Call:
             if self._clock.mark_echoed(ev.name, now):  # type: ignore[union-attr]
                 self._prune_segments()
                 self._check_control(now)
+                if self._rollover_check_at is not None and now >= self._rollover_check_at:
+                    self._maybe_rollover(now)
         elif kind is tw.Start:
             self._on_start(ev, now)  # type: ignore[arg-type]
         elif kind is tw.Dtmf:
@@ -240,7 +266,7 @@ class Call:
             pcm = self._in.convert(ev.audio)
             if pcm:
                 self.to_realtime.append(rt.audio_append(_b64(pcm)))
-        elif phase is Phase.STARTING:
+        elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now
             pcm = self._in.convert(ev.audio)
             self._held_audio.append(pcm)
@@ -255,7 +281,7 @@ class Call:
             self._count_invalid()
 
     def _on_dtmf(self, digit: str, now: float) -> None:
-        if self.phase is not Phase.LIVE and self.phase is not Phase.STARTING:
+        if self.phase is Phase.WAITING or self.phase is Phase.ENDED:
             return
         self.dtmf.append(digit)
         self._dtmf_pending.append(digit)
@@ -277,25 +303,106 @@ class Call:
     # --- Realtime ----------------------------------------------------------------
 
     def realtime_opened(self, session_update: str, now: float) -> None:
-        """The Realtime socket is open: configure it and send the held audio."""
-        if self.phase is not Phase.STARTING:
+        """The Realtime socket is open: configure it, restore the conversation
+        (after a reconnect) and send the held caller audio."""
+        if self.phase is not Phase.STARTING and self.phase is not Phase.RECONNECTING:
             return
+        reconnected = self.phase is Phase.RECONNECTING
         self.phase = Phase.LIVE
+        self._connecting = False
+        self._attempts = 0
+        self.generation += 1
+        self._session_started_at = now
+        self._rollover_check_at = now + self.config.rollover_after_s
+        self._configured = reconnected  # the greeting is for the first session only
         self.to_realtime.append(session_update)
+        if reconnected:
+            self.reconnects += 1
+            restored = self._restore_history()
+            self._notice("realtime.reconnected", generation=self.generation, restored_items=restored)
+        if self._deferred:
+            self.to_realtime.extend(self._deferred)
+            self._deferred.clear()
         if self._held_audio:
             self.to_realtime.append(rt.audio_append(_b64(b"".join(self._held_audio))))
             self._held_audio.clear()
             self._held_bytes = 0
         if self._dtmf_pending and self._dtmf_deadline is None:
             self._flush_dtmf(now)
+        if reconnected and self._resume and not self._user_speaking:
+            self._request_response()
+        self._resume = False
 
-    def realtime_closed(self, reason: str, now: float) -> None:
-        """The Realtime session ended for good: end the call rather than leave dead air."""
-        self._end("failed", f"Realtime session ended: {reason}")
+    def _restore_history(self) -> int:
+        """Replay the conversation so far as text items into the new session."""
+        budget = self.config.restore_chars
+        keep: list[tuple[str, str]] = []
+        for item_id, role, text in reversed(self._history):
+            if role == "agent" and item_id in self._cut:
+                words = text.split()
+                text = " ".join(words[: int(len(words) * self._cut[item_id])])  # what was heard
+                if not text:
+                    continue
+            if len(text) > budget:
+                break
+            budget -= len(text)
+            keep.append((role, text))
+        for role, text in reversed(keep):
+            self.to_realtime.append(rt.assistant_text(text) if role == "agent" else rt.user_text(text))
+        return len(keep)
+
+    def realtime_closed(self, reason: str, now: float, retryable: bool = True) -> None:
+        """The Realtime socket closed (or failed to open) without us asking: try
+        again with backoff; after ``reconnect_attempts`` failures, or at once if
+        retrying cannot help, end the call with an apology rather than dead air."""
+        if self.phase is Phase.ENDED or self.phase is Phase.WAITING:
+            return
+        was_live = self.phase is Phase.LIVE
+        self._connecting = False
+        if was_live:
+            self.phase = Phase.RECONNECTING
+            # Whatever the old session was doing is gone: finish what we were playing,
+            # forget its response, and ask for one once restored if it was mid-answer.
+            self._resume = self._resp != _IDLE or bool(self._queued) or self._resume
+            self._resp, self._resp_id = _IDLE, None
+            self._queued.clear()
+            self.to_realtime.clear()  # unsent messages were for the lost session
+            if self._current is not None:
+                self._finish_item(now)
+            self._user_speaking = False
+        else:
+            self._attempts += 1
+        if not retryable or self._attempts >= self.config.reconnect_attempts:
+            self._notice("realtime.gave_up", reason=reason, attempts=self._attempts)
+            self._end("failed", f"Realtime session unavailable: {reason}", apologize=True)
+            return
+        delay = 0.0 if self._attempts == 0 else min(4.0, self.config.reconnect_backoff_s * 2 ** (self._attempts - 1))
+        self._reconnect_at = now + delay
+        self._notice("realtime.lost", reason=reason, attempt=self._attempts + 1, retry_in_s=delay)
+        if delay == 0.0:
+            self.tick(now)
+
+    def _maybe_rollover(self, now: float) -> None:
+        """Between turns, replace a session nearing the API's time limit."""
+        if (self.phase is not Phase.LIVE or self._rollover_check_at is None or now < self._rollover_check_at):
+            return
+        idle = (self._resp == _IDLE and not self._queued and not self._user_speaking and not self._tools
+                and self._current is None and not self._clock.pending and self._hangup is None
+                and self._transfer is None)
+        if not idle:
+            self._rollover_check_at = now + 1.0  # look again soon (events also trigger a look)
+            return
+        self._notice("realtime.rollover", age_s=round(now - (self._session_started_at or now), 1))
+        self.phase = Phase.RECONNECTING
+        self._rollover_check_at = None
+        self._reconnect_at = None
+        self._connecting = True
+        assert self.start is not None
+        self.actions.append(OpenRealtime(self.start, reconnect=True))
 
     def receive_realtime(self, ev: rt.RealtimeEvent, now: float) -> None:
-        if self.phase is Phase.ENDED:
-            return
+        if self.phase is not Phase.LIVE:
+            return  # a closed or replaced session's stragglers
         kind = type(ev)
         if kind is rt.AudioDelta:
             self._on_audio(ev, now)  # type: ignore[arg-type]
@@ -317,6 +424,8 @@ class Call:
         elif kind is rt.InputTranscript or kind is rt.TranscriptDone:
             role = "caller" if kind is rt.InputTranscript else "agent"
             at = self._spoken_at.pop(ev.item_id, now)  # type: ignore[union-attr]
+            if ev.transcript:  # type: ignore[union-attr]
+                self._history.append((ev.item_id, role, ev.transcript))  # type: ignore[union-attr]
             self._notice("transcript", role=role, text=ev.transcript, item_id=ev.item_id, at=at)  # type: ignore[union-attr]
         elif kind is rt.SessionUpdated:
             if not self._configured:
@@ -395,6 +504,7 @@ class Call:
             audio_end_ms = min(max(int(heard / 8 - DELAY_MS), 0), model_ms)
             self.to_realtime.append(rt.truncate(seg.item_id, audio_end_ms))
             self._dropped_items.add(seg.item_id)
+            self._cut[seg.item_id] = audio_end_ms / model_ms if model_ms else 0.0
             cut.append({"item_id": seg.item_id, "audio_end_ms": audio_end_ms, "received_ms": model_ms})
         self._segments.clear()
         self._current = None
@@ -424,6 +534,7 @@ class Call:
         if self._queued:
             self._send_response(self._queued.pop(0))
         self._check_control(now)
+        self._maybe_rollover(now)
 
     def _on_error(self, ev: rt.Error, now: float) -> None:
         if ev.code in rt.BENIGN_ERRORS:
@@ -437,7 +548,17 @@ class Call:
 
     # --- responses ---------------------------------------------------------------
 
+    def _to_session(self, text: str) -> None:
+        """Send to the live session, or keep for the one being opened."""
+        if self.phase is Phase.LIVE:
+            self.to_realtime.append(text)
+        else:
+            self._deferred.append(text)
+
     def _request_response(self, instructions: str | None = None) -> None:
+        if self.phase is not Phase.LIVE:
+            self._resume = True  # asked for once the new session is restored
+            return
         if self._resp == _IDLE:
             self._send_response(instructions)
         elif len(self._queued) < 4:
@@ -453,17 +574,27 @@ class Call:
         if ev.call_id in self._tools_seen:
             return
         self._tools_seen.add(ev.call_id)
-        self._tools[ev.call_id] = self._turn
+        self._tools[ev.call_id] = (self._turn, self.generation, ev.name)
         self._notice("tool.call", call_id=ev.call_id, name=ev.name, arguments=ev.arguments)
         self.actions.append(RunTool(ev.call_id, ev.name, ev.arguments))
 
     def tool_finished(self, call_id: str, output: str, now: float, **details: Any) -> None:
         """A tool returned (or failed: ``output`` is then the error text for the model)."""
-        turn = self._tools.pop(call_id, None)
-        if turn is None or self.phase is not Phase.LIVE:
+        pending = self._tools.pop(call_id, None)
+        if pending is None or self.phase is Phase.ENDED:
             return
-        self.to_realtime.append(rt.function_call_output(call_id, output))
+        turn, generation, name = pending
+        if generation == self.generation and self.phase is Phase.LIVE:
+            self.to_realtime.append(rt.function_call_output(call_id, output))
+        else:
+            # The call was made in a session that is gone; the new one does not know
+            # the call id, so the result goes in as a message the model can read.
+            self._to_session(rt.system_text(f"Result of your earlier {name} tool call ({call_id}): {output}"))
+            turn = self._turn
         self._notice("tool.result", call_id=call_id, output=output, **details)
+        if self.phase is not Phase.LIVE:
+            self._resume = self._resume or not self._tools
+            return
         if turn == self._turn:
             self._tool_turn_needs_response = True
         if self._tools:
@@ -506,7 +637,7 @@ class Call:
         self._transfer = None
         self._control_deadline = None
         self._notice("transfer.failed", number=number, reason=reason)
-        self.to_realtime.append(
+        self._to_session(
             rt.system_text(f"The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help.")
         )
         self._request_response()
@@ -543,7 +674,7 @@ class Call:
         """The earliest time ``tick`` has something to do, or None."""
         if self.phase is Phase.ENDED:
             return None
-        candidates = [self._dtmf_deadline]
+        candidates = [self._dtmf_deadline, self._reconnect_at, self._rollover_check_at]
         if self._control_deadline is not None and self._control_deadline != float("inf"):
             candidates.append(self._control_deadline)
         if self._last_media_at is not None and self.config.quiet_timeout_s > 0:
@@ -556,6 +687,13 @@ class Call:
     def tick(self, now: float) -> None:
         if self.phase is Phase.ENDED:
             return
+        if self._reconnect_at is not None and now >= self._reconnect_at and not self._connecting:
+            self._reconnect_at = None
+            self._connecting = True
+            assert self.start is not None
+            self.actions.append(OpenRealtime(self.start, reconnect=self.phase is Phase.RECONNECTING))
+        if self._rollover_check_at is not None and now >= self._rollover_check_at:
+            self._maybe_rollover(now)
         if self._dtmf_deadline is not None and now >= self._dtmf_deadline:
             self._flush_dtmf(now)
         if self._control_deadline is not None and now >= self._control_deadline:
@@ -576,7 +714,7 @@ class Call:
         """End the call now (shutdown, fatal error)."""
         self._end(outcome, reason)
 
-    def _end(self, outcome: str, reason: str) -> None:
+    def _end(self, outcome: str, reason: str, apologize: bool = False) -> None:
         if self.phase is Phase.ENDED:
             return
         was_waiting = self.phase is Phase.WAITING
@@ -591,8 +729,9 @@ class Call:
             reason=reason,
             invalid_messages=self.invalid_twilio,
             pending_tools=len(self._tools),
+            reconnects=self.reconnects,
         )
-        self.actions.append(EndCall(outcome, reason))
+        self.actions.append(EndCall(outcome, reason, apologize))
 
     def _invalid(self, side: str, reason: str) -> None:
         self.invalid_twilio += 1

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from ..call import Notice
+from ..call import EndCall, Notice
 from ..config import Settings
 from ..logs import log_event
 from ..metrics import Metrics
 from ..records import CallRecord, CallRecorder, CallStore, SqliteCallStore
 from ..tools import ToolRegistry
-from ..wire.twiml import connect_stream, say_and_hangup, stream_url
+from ..wire.twiml import connect_stream, hangup, say_and_hangup, stream_url
 from .bridge import CallSession
 from .realtime_client import RealtimeConnector, WebsocketsConnector
 from .twilio_rest import TwilioRest, TwilioRestError, validate_e164
@@ -61,6 +61,9 @@ class AppState:
         self.rest = rest
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
         self.validator = RequestValidator(token) if token else None
+        self.shared_keys = {k: RequestValidator(v.get_secret_value())
+                            for k, v in settings.twilio_webhook_shared_keys.items()}
+        self.ended: OrderedDict[str, EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         self.sessions: set[CallSession] = set()
         self.draining = False
         self.open_realtime = 0
@@ -87,6 +90,12 @@ class AppState:
         self.counters["calls_started"] += 1
         if self.store is not None and session.context is not None:
             session.recorder = CallRecorder(session.call_sid, session.loop.time(), session.context.parameters)
+
+    def call_ended(self, call_sid: str, end: EndCall) -> None:
+        if call_sid:
+            self.ended[call_sid] = end
+            while len(self.ended) > 2000:
+                self.ended.popitem(last=False)
 
     def on_notice(self, session: CallSession, notice: Notice) -> None:
         kind, data = notice.kind, notice.data
@@ -180,13 +189,26 @@ class AppState:
         return f"{proto}://{host}"
 
     def valid_signature(self, url: str, params: dict[str, Any], headers: Any) -> bool:
-        if self.validator is None:
+        """Twilio's ``X-Twilio-Signature``: HMAC-SHA1 with the auth token, or, when
+        ``X-Twilio-Webhooks-Signature-Settings`` names a shared key, that key's
+        secret with the algorithm it names (HMAC-SHA256), as the twilio library does."""
+        if not self.settings.signatures_required:
             return True
         signature = headers.get("x-twilio-signature")
         if not signature:
             return False
+        sig_settings = headers.get("x-twilio-webhooks-signature-settings")
+        validator = self.validator
+        algorithm = None
+        if sig_settings:
+            key = next((p.partition("=")[2].strip() for p in sig_settings.split(",")
+                        if p.partition("=")[0].strip() == "key"), "")
+            validator = self.shared_keys.get(key)
+            algorithm = get_signature_algorithm(sig_settings)
+        if validator is None:
+            return False
         try:
-            return bool(self.validator.validate(url, params, signature))
+            return bool(validator.validate(url, params, signature, algorithm))
         except Exception:
             return False
 
@@ -237,7 +259,7 @@ def create_app(
             return Response(say_and_hangup(BUSY_MESSAGE), media_type="application/xml")
         origin = state.origin(request.url.scheme, request.headers, request.url.netloc)
         parameters = {k: params.get(k) for k in ("From", "To", "CallSid") if isinstance(params.get(k), str)}
-        twiml = connect_stream(stream_url(origin), parameters)
+        twiml = connect_stream(stream_url(origin), parameters, action=origin + "/stream-ended")
         log_event(log, "call.incoming", call_sid=parameters.get("CallSid"))
         return Response(twiml, media_type="application/xml")
 
@@ -275,6 +297,18 @@ def create_app(
         if record is None:
             return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
         return JSONResponse(record.to_dict())
+
+    @app.post("/stream-ended")
+    async def stream_ended(request: Request) -> Response:
+        """``<Connect action>``: Twilio asks what to do after we closed the stream.
+        If the bridge gave up (the Realtime side failed), apologise first."""
+        params = await _signed_form(request)
+        if params is None:
+            return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+        end = state.ended.get(str(params.get("CallSid") or ""))
+        if end is not None and end.apologize:
+            return Response(say_and_hangup(settings.apology), media_type="application/xml")
+        return Response(hangup(), media_type="application/xml")
 
     @app.post("/call-status")
     async def call_status(request: Request) -> Response:

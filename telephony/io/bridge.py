@@ -48,6 +48,9 @@ class CallSession(CallControl):
                 greeting=settings.greeting,
                 quiet_timeout_s=settings.quiet_timeout,
                 max_duration_s=settings.max_call_seconds,
+                reconnect_attempts=settings.reconnect_attempts,
+                reconnect_backoff_s=settings.reconnect_backoff,
+                rollover_after_s=settings.session_rollover_seconds,
             )
         )
         self.loop = asyncio.get_running_loop()
@@ -60,7 +63,6 @@ class CallSession(CallControl):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ended = asyncio.Event()
-        self._rt_closed = False
         self._thread = threading.get_ident()
         self.recorder: Any = None  # a CallRecorder when records are on
         self._in_ns = self._in_frames = self._out_ns = self._out_frames = 0
@@ -168,12 +170,13 @@ class CallSession(CallControl):
             elif kind is RunTool:
                 self._spawn(self._run_tool(action))  # type: ignore[arg-type]
             elif kind is OpenRealtime:
-                self._spawn(self._open_realtime(action.start))  # type: ignore[union-attr]
+                self._spawn(self._open_realtime(action.start, action.reconnect))  # type: ignore[union-attr]
             elif kind is CloseRealtime:
                 self._spawn(self._close_realtime())
             elif kind is TransferCall:
                 self._spawn(self._transfer(action))  # type: ignore[arg-type]
             elif kind is EndCall:
+                self.state.call_ended(self.call_sid, action)  # type: ignore[arg-type]
                 self._spawn(self._close_twilio())
 
     # --- timers ------------------------------------------------------------------
@@ -218,11 +221,13 @@ class CallSession(CallControl):
             instructions = override
         return rt.session_update(settings.session(self.state.tool_schemas, instructions))
 
-    async def _open_realtime(self, start: tw.Start) -> None:
+    async def _open_realtime(self, start: tw.Start, reconnect: bool) -> None:
+        if self._rt is not None:  # replacing a session: never two live ones per call
+            await self._close_realtime()
         try:
             conn = await self.state.connect_realtime()
         except RealtimeConnectError as exc:
-            self._report_realtime_closed(str(exc))
+            self._report_realtime_closed(str(exc), exc.retryable)
             return
         except Exception as exc:
             self._report_realtime_closed(f"cannot open the Realtime session: {type(exc).__name__}")
@@ -232,7 +237,9 @@ class CallSession(CallControl):
             return
         self._rt = conn
         self.state.realtime_opened()
-        log_event(log, "realtime.open", call_sid=self.call_sid)
+        if reconnect:
+            self.state.metrics.reconnects.inc()
+        log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
         self.call.realtime_opened(self._session_update(start), self.loop.time())
         await self._pump()
         self._spawn(self._read_realtime(conn))
@@ -242,6 +249,8 @@ class CallSession(CallControl):
         reason = "closed by the server"
         try:
             async for message in conn:
+                if self._rt is not conn:
+                    return  # replaced: its stragglers mean nothing now
                 ev = parse(message)
                 if type(ev) is _AUDIO_DELTA:
                     t0 = perf_counter_ns()
@@ -261,15 +270,21 @@ class CallSession(CallControl):
         if call.phase is not Phase.ENDED and self._rt is conn:
             self._report_realtime_closed(reason)
 
-    def _report_realtime_closed(self, reason: str) -> None:
+    def _report_realtime_closed(self, reason: str, retryable: bool = True) -> None:
         log_event(log, "realtime.closed", logging.WARNING, call_sid=self.call_sid, reason=reason)
-        self.call.realtime_closed(reason, self.loop.time())
+        if self._rt is not None:
+            conn, self._rt = self._rt, None
+            self._spawn(self._release(conn))
+        self.call.realtime_closed(reason, self.loop.time(), retryable)
         self._spawn(self._pump())
+
+    async def _release(self, conn: RealtimeConnection) -> None:
+        await _quiet_close(conn)
+        self.state.realtime_closed()
 
     async def _close_realtime(self) -> None:
         conn, self._rt = self._rt, None
-        if conn is not None and not self._rt_closed:
-            self._rt_closed = True
+        if conn is not None:
             await _quiet_close(conn)
             self.state.realtime_closed()
             log_event(log, "realtime.close", call_sid=self.call_sid)

@@ -31,7 +31,7 @@ def outbound_twiml(settings: Settings, to: str, from_: str, instructions: str | 
     if instructions:
         params["instructions"] = instructions
     params.update(parameters or {})
-    twiml = connect_stream(stream_url(_public_url(settings)), params)
+    twiml = connect_stream(stream_url(_public_url(settings)), params, action=_public_url(settings) + "/stream-ended")
     if len(twiml) > MAX_TWIML:
         raise ValueError(f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
                          "shorten the instructions or parameters")

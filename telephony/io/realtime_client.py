@@ -20,7 +20,12 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 class RealtimeConnectError(Exception):
-    """Opening the Realtime session failed (the message is safe to log)."""
+    """Opening the Realtime session failed (the message is safe to log).
+    ``retryable`` is False when trying again cannot help (bad key, bad URL)."""
+
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class RealtimeConnection(Protocol):
@@ -62,6 +67,7 @@ class WebsocketsConnector:
             )
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code
-            raise RealtimeConnectError(f"Realtime API refused the connection: HTTP {status}") from None
+            retryable = status >= 500 or status in (408, 429)
+            raise RealtimeConnectError(f"Realtime API refused the connection: HTTP {status}", retryable) from None
         except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
             raise RealtimeConnectError(f"cannot reach the Realtime API at {self.url}: {type(exc).__name__}") from None

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,8 @@ class FakeSession:
         self.path = ws.request.path if ws.request else ""
         self.closed = asyncio.Event()
         self.close_code: int | None = None
+        self.opened_at = time.monotonic()
+        self.closed_at: float | None = None
         self.validation_errors: list[str] = []
         self._changed = asyncio.Condition()
         self.active_response: str | None = None
@@ -80,6 +83,7 @@ class FakeSession:
             pass
         finally:
             self.close_code = self.ws.close_code
+            self.closed_at = time.monotonic()
             self.closed.set()
             async with self._changed:
                 self._changed.notify_all()

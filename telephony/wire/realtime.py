@@ -40,6 +40,7 @@ __all__ = [
     "function_call_output",
     "user_text",
     "system_text",
+    "assistant_text",
 ]
 
 
@@ -287,6 +288,16 @@ def _message(role: str, text: str) -> str:
         {
             "type": "conversation.item.create",
             "item": {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]},
+        }
+    )
+
+
+def assistant_text(text: str) -> str:
+    """A restored agent turn (GA content type ``output_text``)."""
+    return _dump(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]},
         }
     )
 

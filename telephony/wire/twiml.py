@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-__all__ = ["connect_stream", "stream_url", "say_and_hangup", "dial"]
+__all__ = ["connect_stream", "stream_url", "say_and_hangup", "dial", "hangup"]
 
 #: Twilio refuses a <Parameter> whose name + value reach 500 characters.
 _PARAM_LIMIT = 499
@@ -21,10 +21,11 @@ def stream_url(public_url: str, path: str = "/media-stream") -> str:
     return f"wss://{parts.netloc}{base}{path}"
 
 
-def connect_stream(url: str, parameters: dict[str, str]) -> str:
-    """``<Connect><Stream>`` with the given custom parameters (too long ones are cut)."""
+def connect_stream(url: str, parameters: dict[str, str], action: str | None = None) -> str:
+    """``<Connect><Stream>`` with the given custom parameters (too long ones are cut).
+    ``action``: Twilio asks it what to do once our server closes the stream."""
     response = VoiceResponse()
-    connect = Connect()
+    connect = Connect(action=action) if action else Connect()
     stream = connect.stream(url=url)
     for name, value in parameters.items():
         if value is None:
@@ -32,6 +33,12 @@ def connect_stream(url: str, parameters: dict[str, str]) -> str:
         value = str(value)[: max(0, _PARAM_LIMIT - len(name))]
         stream.parameter(name=name, value=value)
     response.append(connect)
+    return str(response)
+
+
+def hangup() -> str:
+    response = VoiceResponse()
+    response.hangup()
     return str(response)
 
 
