@@ -236,3 +236,18 @@ def test_secrets_are_redacted_from_every_log_record():
     line = JsonFormatter().format(record)
     assert "sk-live-123456" not in line and "tok-abcdef-999" not in line
     assert json.loads(line)["nested"] == {"x": ["[redacted]"]}
+
+
+def test_abrupt_connection_loss_without_close_frame_reconnects():
+    async def scenario():
+        async with bridge(**FAST) as b:
+            call, s1 = await _live(b)
+            await s1.respond_audio(agent_pcm24()[:24000].tobytes(), finish=False)
+            s1.ws.transport.abort()  # the TCP connection dies: no close handshake
+            s2 = await b.fake.next_session()
+            await s2.wait_for("session.update")
+            await call.send_audio(b"\xff" * 160)
+            await s2.wait_audio(960)
+            assert b.state.open_realtime == 1
+
+    run(scenario())
