@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,14 +79,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from .io.server import listen_socket
+
     try:
-        sock.bind((host, port))
+        sock = listen_socket(host, port)
     except OSError as exc:
         _die(f"cannot listen on {host}:{port}: {exc.strerror}")
-    sock.listen(2048)
     bound = sock.getsockname()[1]
 
     config = uvicorn.Config(

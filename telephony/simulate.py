@@ -10,7 +10,6 @@ built-in offline simulator (no network, no key).
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
 from .audio.wav import read_wav, resample, write_wav
 from .call import Notice
 from .config import Settings
+from .io.server import listen_socket
 from .tools import ToolRegistry
 
 __all__ = ["simulate", "SimulationResult", "caller_ulaw"]
@@ -105,9 +105,7 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
         fake = await FakeRealtimeServer(on_session=OfflineAgent().run).start()
         overrides["openai_base_url"] = fake.base_url
         overrides["openai_api_key"] = SecretStr("offline")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
+    sock = listen_socket()
     port = sock.getsockname()[1]
     overrides.update(public_url=f"http://127.0.0.1:{port}", twilio_auth_token=None, quiet_timeout=0)
     sim_settings = settings.model_copy(update=overrides)

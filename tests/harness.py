@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ import httpx
 import uvicorn
 
 from telephony.config import Settings
+from telephony.io.server import listen_socket
 from telephony.io.app import create_app
 from telephony.testing import FakeRealtimeServer, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
@@ -74,9 +74,7 @@ class Bridge:
 async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = None,
                  **overrides: Any) -> AsyncIterator[Bridge]:
     async with FakeRealtimeServer(validator=validate_client_event) as fake:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
+        sock = listen_socket()
         port = sock.getsockname()[1]
         values: dict[str, Any] = {
             "openai_api_key": "sk-test-key-abcdef",

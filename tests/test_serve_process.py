@@ -169,3 +169,29 @@ def test_sigterm_drains_calls_in_progress_then_exits():
                 await asyncio.wait_for(session.closed.wait(), 1.0)
 
     run(scenario(), timeout=60)
+
+
+def test_accepted_connections_have_nagle_off():
+    """Guards a measured 20 ms regression: asyncio enables TCP_NODELAY only when
+    the listening socket's proto is IPPROTO_TCP."""
+    import socket as so
+
+    from telephony.io.server import listen_socket
+
+    async def scenario():
+        sock = listen_socket("127.0.0.1", 0)
+        seen = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader, writer):
+            s = writer.get_extra_info("socket")
+            seen.set_result(s.getsockopt(so.IPPROTO_TCP, so.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        assert await asyncio.wait_for(seen, 5) != 0
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(scenario())

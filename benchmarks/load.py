@@ -1,0 +1,305 @@
+"""Load benchmark: N concurrent simulated calls against one server process,
+ours (`telephony serve`) and a minimal pass-through bridge, side by side.
+
+    python -m benchmarks.load                      # N = 10 50 100 200, 20 s each
+    python -m benchmarks.load --calls 50 --seconds 30 --bridges ours
+
+Each call: caller audio in at real-time pace (20 ms mu-law frames); every 3 s
+of caller audio the fake agent answers with 1.5 s of audio in 100 ms deltas
+sent at 5x real time; the fake Twilio plays audio in real time and echoes marks
+when played. The fake Realtime server and the fake Twilio clients run in this
+process; the bridge runs in its own process, measured from /proc:
+
+* CPU ms per call-second of the server process (user + system) over the steady window
+* RSS per call: (RSS with N calls - RSS idle) / N
+* added latency per inbound frame: Twilio frame sent -> Realtime append received
+* added latency per outbound chunk: Realtime delta sent -> Twilio media received
+* calls that lost audio: caller bytes or agent bytes that did not arrive exactly
+
+Loopback only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+from benchmarks.audio_quality import DATA, agent_pcm24
+from telephony.audio import ModelToCaller
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+RESPOND_EVERY_S = 3.0
+ANSWER_S = 1.5
+DELTA_MS = 100
+
+
+def _caller_frames() -> list[str]:
+    raw = (DATA / "caller-8k-ulaw.wav").read_bytes()
+    ulaw = raw[raw.index(b"data") + 8 :]
+    return [base64.b64encode(ulaw[i : i + 160]).decode() for i in range(0, len(ulaw) - 160, 160)]
+
+
+AGENT_PCM = agent_pcm24()[: int(24000 * ANSWER_S)].tobytes()
+_m = ModelToCaller()
+AGENT_ULAW = (_m.convert(AGENT_PCM) + _m.flush())[: int(8000 * ANSWER_S)]
+
+
+@dataclass
+class CallStats:
+    ours: bool
+    frame_times: collections.deque = field(default_factory=collections.deque)
+    delta_times: collections.deque = field(default_factory=collections.deque)
+    in_latency: list[float] = field(default_factory=list)
+    out_latency: list[float] = field(default_factory=list)
+    frames_sent: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+    expected_out: int = 0
+    since_answer: int = 0
+    session_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    ends_at: float = 0.0
+
+    @property
+    def frame_bytes(self) -> int:
+        return 960 if self.ours else 160
+
+
+def _b64len(s: str) -> int:
+    return len(s) * 3 // 4 - (2 if s.endswith("==") else 1 if s.endswith("=") else 0)
+
+
+class Load:
+    def __init__(self, ours: bool) -> None:
+        self.ours = ours
+        self.calls: dict[str, CallStats] = {}
+        self.frames = _caller_frames()
+
+    # --- the fake Realtime side -------------------------------------------------------
+
+    async def realtime(self, ws) -> None:
+        await ws.send('{"type":"session.created","event_id":"e0","session":{"id":"s","type":"realtime"}}')
+        call: CallStats | None = None
+        tasks = set()
+        try:
+            async for message in ws:
+                now = time.perf_counter()
+                ev = orjson.loads(message)
+                kind = ev["type"]
+                if kind == "input_audio_buffer.append" and call is not None:
+                    n = _b64len(ev["audio"])
+                    call.in_bytes += n
+                    frames = n // call.frame_bytes
+                    for _ in range(frames):
+                        sent = call.frame_times.popleft() if call.frame_times else None
+                    if frames == 1 and sent is not None:  # merged appends (held audio) are not latency
+                        call.in_latency.append(now - sent)
+                    call.since_answer += frames
+                    if call.since_answer * 0.02 >= RESPOND_EVERY_S and time.monotonic() + 1.0 < call.ends_at:
+                        call.since_answer = 0
+                        t = asyncio.get_running_loop().create_task(self.answer(ws, call))
+                        tasks.add(t)
+                        t.add_done_callback(tasks.discard)
+                elif kind == "session.update":
+                    call = self.calls[ev["session"]["instructions"]]
+                    await ws.send('{"type":"session.updated","event_id":"e1","session":{}}')
+        except Exception:
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            if call is not None:
+                call.session_closed.set()
+
+    async def answer(self, ws, call: CallStats) -> None:
+        audio = AGENT_PCM if call.ours else AGENT_ULAW
+        chunk = 4800 if call.ours else 800
+        await ws.send('{"type":"response.created","event_id":"e","response":{"id":"r","object":"realtime.response",'
+                      '"status":"in_progress","output":[]}}')
+        head = '{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i%d",' \
+               '"output_index":0,"content_index":0,"delta":"' % id(call)
+        for i in range(0, len(audio), chunk):
+            piece = audio[i : i + chunk]
+            call.delta_times.append(time.perf_counter())
+            await ws.send(head + base64.b64encode(piece).decode() + '"}')
+            await asyncio.sleep(DELTA_MS / 1000 / 5)
+        call.expected_out += ((len(audio) // 2 - 1 + 102) // 3 + 1) if call.ours else len(audio)
+        await ws.send('{"type":"response.output_audio.done","event_id":"e","response_id":"r","item_id":"i%d",'
+                      '"output_index":0,"content_index":0}' % id(call))
+        await ws.send('{"type":"response.done","event_id":"e","response":{"id":"r","object":"realtime.response",'
+                      '"status":"completed","output":[]}}')
+
+    # --- the fake Twilio side ---------------------------------------------------------
+
+    async def twilio(self, url: str, name: str, seconds: float) -> None:
+        call = self.calls[name] = CallStats(self.ours)
+        loop = asyncio.get_running_loop()
+        call.ends_at = time.monotonic() + seconds
+        sid = f"MZ{abs(hash(name)):032x}"[:34]
+        async with connect(url, compression=None, max_size=None) as ws:
+            await ws.send('{"event":"connected","protocol":"Call","version":"1.0.0"}')
+            await ws.send(orjson.dumps({"event": "start", "sequenceNumber": "1", "streamSid": sid, "start": {
+                "streamSid": sid, "callSid": "CA" + sid[2:], "accountSid": "AC", "tracks": ["inbound"],
+                "customParameters": {"instructions": name},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}).decode())
+            queue_end = [0.0]
+
+            async def receive() -> None:
+                async for message in ws:
+                    now = time.perf_counter()
+                    ev = orjson.loads(message)
+                    kind = ev["event"]
+                    if kind == "media":
+                        n = _b64len(ev["media"]["payload"])
+                        call.out_bytes += n
+                        if call.delta_times:
+                            call.out_latency.append(now - call.delta_times.popleft())
+                        t = loop.time()
+                        queue_end[0] = max(t, queue_end[0]) + n / 8000
+                    elif kind == "mark":
+                        text = orjson.dumps({"event": "mark", "streamSid": sid, "mark": ev["mark"]}).decode()
+                        loop.call_at(max(loop.time(), queue_end[0]), lambda s=text: loop.create_task(_send(ws, s)))
+                    elif kind == "clear":
+                        queue_end[0] = loop.time()
+
+            reader = loop.create_task(receive())
+            head = '{"event":"media","sequenceNumber":"%d","streamSid":"' + sid + \
+                   '","media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"'
+            t0 = loop.time()
+            total = int(seconds / 0.02)
+            for k in range(total):
+                delay = t0 + k * 0.02 - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # real-time pacing of the caller
+                frame = self.frames[k % len(self.frames)]
+                call.frame_times.append(time.perf_counter())
+                await ws.send(head % (k + 2, k + 1, k * 20) + frame + '"}}')
+                call.frames_sent += 1
+            await ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"' + sid + '","stop":{}}')
+            try:
+                await asyncio.wait_for(call.session_closed.wait(), 10)
+            except TimeoutError:
+                pass
+            reader.cancel()
+
+
+async def _send(ws, text: str) -> None:
+    try:
+        await ws.send(text)
+    except Exception:
+        pass
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _rss_kb(pid: int) -> int:
+    m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    return int(m.group(1)) if m else 0
+
+
+async def _start_server(ours: bool, fake_url: str, records: str):
+    env = {**os.environ, "OPENAI_API_KEY": "sk-load", "OPENAI_BASE_URL": fake_url,
+           "TELEPHONY_TRANSCRIPTION_MODEL": "", "TELEPHONY_RECORDS_PATH": records, "TELEPHONY_MAX_CALLS": "5000",
+           "TELEPHONY_QUIET_TIMEOUT": "60"}
+    env.pop("TWILIO_AUTH_TOKEN", None)
+    cmd = [sys.executable, "-m", "telephony", "serve", "--host", "127.0.0.1", "--port", "0"] if ours else \
+          [sys.executable, "-m", "benchmarks.passthrough", "--port", "0"]
+    proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    port = int(re.search(rb":(\d+)\s*$", line.strip()).group(1))
+    return proc, port
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+async def run(ours: bool, n: int, seconds: float) -> dict[str, float]:
+    load = Load(ours)
+    async with serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None) as fake:
+        fake_url = f"http://127.0.0.1:{fake.sockets[0].getsockname()[1]}/v1"
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = await _start_server(ours, fake_url, str(Path(tmp) / "calls.db"))
+            try:
+                await asyncio.sleep(1.0)  # let the idle server settle before the baseline
+                rss_idle = _rss_kb(proc.pid)
+                url = f"ws://127.0.0.1:{port}/media-stream"
+                ramp = min(2.0, n * 0.01)
+                tasks = []
+                for i in range(n):
+                    tasks.append(asyncio.create_task(load.twilio(url, f"call-{i}", seconds)))
+                    await asyncio.sleep(ramp / n)  # staggered starts, as real calls arrive
+                await asyncio.sleep(1.0)
+                cpu0, t0 = _cpu_s(proc.pid), time.monotonic()
+                window = max(1.0, seconds - ramp - 2.5)
+                rss_peak = 0
+                end = t0 + window
+                while time.monotonic() < end:
+                    rss_peak = max(rss_peak, _rss_kb(proc.pid))
+                    await asyncio.sleep(0.5)
+                cpu1, t1 = _cpu_s(proc.pid), time.monotonic()
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), seconds + 30)
+            finally:
+                proc.terminate()
+                proc.terminate()
+                await proc.wait()
+    calls = list(load.calls.values())
+    in_lat = [x for c in calls for x in c.in_latency]
+    out_lat = [x for c in calls for x in c.out_latency]
+    lost = sum(1 for c in calls if c.in_bytes != c.frames_sent * c.frame_bytes or c.out_bytes != c.expected_out)
+    return {
+        "cpu_ms_per_call_s": (cpu1 - cpu0) * 1000 / (n * (t1 - t0)),
+        "cpu_cores": (cpu1 - cpu0) / (t1 - t0),
+        "rss_per_call_kb": (rss_peak - rss_idle) / n,
+        "in_p50": _pct(in_lat, 0.5), "in_p99": _pct(in_lat, 0.99),
+        "out_p50": _pct(out_lat, 0.5), "out_p99": _pct(out_lat, 0.99),
+        "lost": lost, "frames": sum(c.frames_sent for c in calls),
+        "answers": sum(c.expected_out > 0 for c in calls),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100, 200])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--bridges", nargs="+", default=["ours", "passthrough"], choices=["ours", "passthrough"])
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
+          f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio\n")
+    print("| bridge | N | CPU ms / call-s | server CPU (cores) | RSS / call | in p50 / p99 | out p50 / p99 "
+          "| calls that lost audio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.calls:
+        for bridge in args.bridges:
+            r = asyncio.run(run(bridge == "ours", n, args.seconds))
+            print(f"| {bridge} | {n} | {r['cpu_ms_per_call_s']:.2f} | {r['cpu_cores']:.2f} "
+                  f"| {r['rss_per_call_kb']:.0f} KB | {r['in_p50']:.2f} / {r['in_p99']:.2f} ms "
+                  f"| {r['out_p50']:.2f} / {r['out_p99']:.2f} ms | {r['lost']} / {n} |", flush=True)
+    print("\nlatency: added by the bridge, measured in the load process (frame sent -> append received; "
+          "delta sent -> media received), so it includes the load generator's own queueing at high N")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

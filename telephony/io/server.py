@@ -1,0 +1,28 @@
+"""The listening socket for ``telephony serve`` (and the simulator and tests)."""
+
+from __future__ import annotations
+
+import socket
+
+__all__ = ["listen_socket"]
+
+
+def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048) -> socket.socket:
+    """A bound, listening TCP socket (``port=0`` picks a free one).
+
+    ``proto=IPPROTO_TCP`` matters: asyncio sets TCP_NODELAY only on accepted
+    sockets whose ``proto`` says TCP. With Nagle's algorithm on, a media message
+    waits behind the previous unacknowledged mark until the caller's next frame
+    carries the ACK: about 20 ms added to the agent's audio (measured).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(backlog)
+    return sock
