@@ -55,6 +55,15 @@ class Bridge:
         self.calls.append(call)
         return call
 
+    async def live_call(self, **kwargs: Any) -> tuple[FakeTwilioCall, Any]:
+        """A call whose Realtime session is open and configured: (Twilio side, session)."""
+        call = self.twilio(**kwargs)
+        await call.connect()
+        await call.start()
+        session = await self.fake.next_session()
+        await session.wait_for("session.update")
+        return call, session
+
     async def post(self, path: str, params: dict[str, str], sign: bool = True, **headers: str) -> httpx.Response:
         hdrs = dict(headers)
         if sign and self.token:

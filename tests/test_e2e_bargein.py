@@ -13,11 +13,7 @@ from tests.harness import bridge, run
 def test_barge_in_clears_truncates_exactly_and_drops_stale_audio():
     async def scenario():
         async with bridge() as b:
-            call = b.twilio()
-            await call.connect()
-            await call.start()
-            session = await b.fake.next_session()
-            await session.wait_for("session.update")
+            call, session = await b.live_call()
 
             pcm = agent_pcm24()[:72000].tobytes()  # 3 s, sent much faster than real time
             rid, item = await session.respond_audio(pcm, chunk_bytes=4800, finish=False)
@@ -68,11 +64,7 @@ def test_barge_in_clears_truncates_exactly_and_drops_stale_audio():
 def test_speech_with_nothing_playing_is_not_a_barge_in():
     async def scenario():
         async with bridge() as b:
-            call = b.twilio()
-            await call.connect()
-            await call.start()
-            session = await b.fake.next_session()
-            await session.wait_for("session.update")
+            call, session = await b.live_call()
             await session.respond_audio(agent_pcm24()[:2400].tobytes())  # 100 ms
             await call.wait_echoed(2)  # one delta + the filter tail: all of it has played
             await session.speech_started()

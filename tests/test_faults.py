@@ -26,11 +26,7 @@ async def slow_lookup(query: str) -> dict:
 
 
 async def _live(b):
-    call = b.twilio()
-    await call.connect()
-    await call.start()
-    session = await b.fake.next_session()
-    await session.wait_for("session.update")
+    call, session = await b.live_call()
     return call, session
 
 

@@ -28,11 +28,7 @@ def _metric(text: str, name: str) -> float:
 
 
 async def _full_call(b, session_hook=None):
-    call = b.twilio()
-    await call.connect()
-    await call.start()
-    session = await b.fake.next_session()
-    await session.wait_for("session.update")
+    call, session = await b.live_call()
     caller_item = await session.speech_started()
     await session.speech_stopped(caller_item)
     rid, cid = await session.function_call("weather", {"city": "Oslo"})
