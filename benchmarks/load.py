@@ -27,7 +27,6 @@ import base64
 import collections
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,11 +114,3 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
                     await c.close()
             server.should_exit = True
             await asyncio.wait_for(task, 10)
-
-
-def events_of(session: Any, kind: str) -> list[dict[str, Any]]:
-    return session.events(kind)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj)

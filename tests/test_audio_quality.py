@@ -7,7 +7,6 @@ followed by the same encoder.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from benchmarks import audio_quality as q

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 
 from benchmarks.audio_quality import agent_pcm24
 from telephony.audio import ModelToCaller

@@ -8,7 +8,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telephony.call import Call, CallConfig, CloseRealtime, EndCall, OpenRealtime, Phase, RunTool, TransferCall
+from telephony.call import Call, CallConfig, CloseRealtime, EndCall, OpenRealtime, Phase, RunTool
 from telephony.wire import realtime as rt
 from telephony.wire import twilio as tw
 from tests.openai_models import validate_client_event

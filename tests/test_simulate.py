@@ -12,7 +12,7 @@ import pytest
 from benchmarks.audio_quality import DATA, agent_pcm24, caller_pcm8
 from telephony.audio import ModelToCaller
 from telephony.audio.g711 import ULAW_TO_INT
-from telephony.audio.wav import WavError, read_wav, resample, write_wav
+from telephony.audio.wav import WavError, read_wav, resample
 from telephony.config import Settings
 from telephony.simulate import caller_ulaw, simulate
 from telephony.testing.offline_agent import example_arguments

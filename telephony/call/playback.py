@@ -79,10 +79,6 @@ class PlaybackClock:
                 break
         return pos
 
-    def playing(self, now: float) -> bool:
-        """True while Twilio may still hold unplayed audio of ours."""
-        return bool(self._pending)
-
     def drained_at(self, now: float) -> float:
         """When the audio sent so far will have finished playing (estimate)."""
         cursor, pos = self.confirmed_at, self.confirmed

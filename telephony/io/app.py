@@ -12,7 +12,6 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
@@ -27,9 +26,9 @@ from ..tools import ToolRegistry
 from ..wire.twiml import connect_stream, hangup, say_and_hangup, stream_url
 from .bridge import CallSession
 from .realtime_client import RealtimeConnector, WebsocketsConnector
-from .twilio_rest import TwilioRest, TwilioRestError, validate_e164
+from .twilio_rest import TwilioRest, validate_e164
 
-__all__ = ["create_app", "AppState"]
+__all__ = ["create_app", "AppState", "drain"]
 
 log = logging.getLogger("telephony.server")
 BUSY_MESSAGE = "All of our agents are busy right now. Please call again in a few minutes. Goodbye."
@@ -369,5 +368,3 @@ async def drain(state: AppState, deadline_s: float) -> None:
     if state.sessions:
         await asyncio.wait([asyncio.ensure_future(s.wait_ended()) for s in list(state.sessions)], timeout=5)
 
-
-__all__ += ["drain", "TwilioRestError"]

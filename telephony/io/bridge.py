@@ -333,9 +333,6 @@ class CallSession(CallControl):
 
     async def request_transfer(self, target: str) -> str:
         """Resolve ``target`` (directory name or E.164 number) and schedule it."""
-        return self.resolve_and_transfer(target)
-
-    def resolve_and_transfer(self, target: str) -> str:
         number, label = self.state.resolve_transfer_target(target)
         if self.state.rest is None:
             raise TwilioRestError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")

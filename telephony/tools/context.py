@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 __all__ = ["CallContext"]
@@ -45,4 +44,5 @@ class CallControl:
     def request_hangup(self, reason: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    request_transfer: Callable[[str], Awaitable[str]]
+    async def request_transfer(self, target: str) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
