@@ -25,6 +25,8 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from ._wait import wait_until
+
 __all__ = ["FakeRealtimeServer", "FakeSession"]
 
 _ids = itertools.count(1)
@@ -95,31 +97,18 @@ class FakeSession:
                        timeout: float = 5.0, count: int = 1) -> dict[str, Any]:
         """The ``count``-th event of this type (matching ``predicate``), waiting for it."""
 
-        def found() -> list[dict[str, Any]]:
-            return [e for e in self.events(kind) if predicate is None or predicate(e)]
+        def ready() -> dict[str, Any] | None:
+            found = [e for e in self.events(kind) if predicate is None or predicate(e)]
+            return found[count - 1] if len(found) >= count else None
 
-        async def wait() -> dict[str, Any]:
-            async with self._changed:
-                while len(found()) < count:
-                    if self.closed.is_set():
-                        raise AssertionError(f"session closed before {count} x {kind}")
-                    await self._changed.wait()
-                return found()[count - 1]
-
-        return await asyncio.wait_for(wait(), timeout)
+        return await wait_until(self._changed, ready, self.closed, f"{count} x {kind}", timeout)
 
     async def wait_audio(self, nbytes: int, timeout: float = 5.0) -> bytes:
         """Wait until at least ``nbytes`` of caller audio (PCM16 24 kHz) arrived."""
 
-        async def wait() -> bytes:
-            async with self._changed:
-                while len(self.input_audio) < nbytes:
-                    if self.closed.is_set():
-                        raise AssertionError("session closed before the audio arrived")
-                    await self._changed.wait()
-                return bytes(self.input_audio)
-
-        return await asyncio.wait_for(wait(), timeout)
+        return await wait_until(self._changed,
+                                lambda: bytes(self.input_audio) if len(self.input_audio) >= nbytes else None,
+                                self.closed, f"{nbytes} bytes of caller audio", timeout)
 
     # --- what the agent says ------------------------------------------------------
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from ._wait import wait_until
+
 __all__ = ["FakeTwilioCall", "sign_websocket", "sign_webhook"]
 
 _sids = itertools.count(1)
@@ -220,37 +222,21 @@ class FakeTwilioCall:
         return b"".join(base64.b64decode(m["media"]["payload"]) for m in self.events("media"))
 
     async def wait_for(self, kind: str, count: int = 1, timeout: float = 5.0) -> dict[str, Any]:
-        async def wait() -> dict[str, Any]:
-            async with self._changed:
-                while len(self.events(kind)) < count:
-                    if self.closed.is_set():
-                        raise AssertionError(f"stream closed before {count} x {kind}")
-                    await self._changed.wait()
-                return self.events(kind)[count - 1]
+        def ready() -> dict[str, Any] | None:
+            found = self.events(kind)
+            return found[count - 1] if len(found) >= count else None
 
-        return await asyncio.wait_for(wait(), timeout)
+        return await wait_until(self._changed, ready, self.closed, f"{count} x {kind}", timeout)
 
     async def wait_media_bytes(self, nbytes: int, timeout: float = 5.0) -> None:
-        async def wait() -> None:
-            async with self._changed:
-                while len(self.media_bytes()) < nbytes:
-                    if self.closed.is_set():
-                        raise AssertionError("stream closed before the audio arrived")
-                    await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
+        await wait_until(self._changed, lambda: True if len(self.media_bytes()) >= nbytes else None,
+                         self.closed, f"{nbytes} bytes of agent audio", timeout)
 
     async def wait_echoed(self, count: int, timeout: float = 10.0) -> None:
         """Wait until ``count`` marks have been echoed (played or cleared)."""
 
-        async def wait() -> None:
-            async with self._changed:
-                while len(self.echoed) < count:
-                    if self.closed.is_set():
-                        raise AssertionError("stream closed before the marks were echoed")
-                    await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
+        await wait_until(self._changed, lambda: True if len(self.echoed) >= count else None,
+                         self.closed, f"{count} mark echoes", timeout)
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         await asyncio.wait_for(self.closed.wait(), timeout)
