@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    from .io.server import listen_socket
+    from .io.server import listen_socket, uvicorn_config
 
     try:
         sock = listen_socket(host, port)
@@ -87,15 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _die(f"cannot listen on {host}:{port}: {exc.strerror}")
     bound = sock.getsockname()[1]
 
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        ws_max_size=settings.max_message_bytes,
-        ws_per_message_deflate=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn_config(app, settings.max_message_bytes, timeout_graceful_shutdown=5)
 
     class Server(uvicorn.Server):
         draining = False

@@ -23,7 +23,7 @@ from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
 from .audio.wav import read_wav, resample, write_wav
 from .call import Notice
 from .config import Settings
-from .io.server import listen_socket
+from .io.server import listen_socket, uvicorn_config
 from .tools import ToolRegistry
 
 __all__ = ["simulate", "SimulationResult", "caller_ulaw"]
@@ -114,7 +114,7 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
     t0 = time.monotonic()
     printer = _Printer(emit, t0)
     state.listeners.append(printer)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", ws_per_message_deflate=False))
+    server = uvicorn.Server(uvicorn_config(app, sim_settings.max_message_bytes))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     call = FakeTwilioCall(f"ws://127.0.0.1:{port}/media-stream",

@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 
 from telephony.config import Settings
-from telephony.io.server import listen_socket
+from telephony.io.server import listen_socket, uvicorn_config
 from telephony.io.app import create_app
 from telephony.testing import FakeRealtimeServer, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
@@ -80,7 +80,9 @@ class Bridge:
 
 @contextlib.asynccontextmanager
 async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = None,
-                 **overrides: Any) -> AsyncIterator[Bridge]:
+                 server_options: dict[str, Any] | None = None, **overrides: Any) -> AsyncIterator[Bridge]:
+    """The real app on uvicorn. ``server_options`` override ``uvicorn.Config``
+    (``{"ws": "websockets-sansio"}`` runs the plain-ASGI path without the direct channel)."""
     async with FakeRealtimeServer(validator=validate_client_event) as fake:
         sock = listen_socket()
         port = sock.getsockname()[1]
@@ -97,8 +99,7 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
         app = create_app(settings, ToolRegistry(tools, default_timeout=settings.tool_timeout), rest=rest)
-        config = uvicorn.Config(app, log_config=None, lifespan="off", ws_max_size=settings.max_message_bytes,
-                                ws_per_message_deflate=False)
+        config = uvicorn_config(app, settings.max_message_bytes, **(server_options or {}))
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))

@@ -364,7 +364,7 @@ async def drain(state: AppState, deadline_s: float) -> None:
             w.cancel()
     for session in list(state.sessions):
         session.call.end("failed", "server shutting down")
-        session._spawn(session._pump())
+        session._pump()
     if state.sessions:
         await asyncio.wait([asyncio.ensure_future(s.wait_ended()) for s in list(state.sessions)], timeout=5)
 

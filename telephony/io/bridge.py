@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from time import perf_counter_ns
+from collections import deque
 from collections.abc import Callable
+from functools import partial
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -24,6 +26,7 @@ from ..tools.context import CallControl
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
+from .direct_ws import EXTENSION as DIRECT
 from .realtime_client import RealtimeConnectError, RealtimeConnection
 from .twilio_rest import TwilioRestError, validate_e164
 
@@ -36,6 +39,10 @@ log = logging.getLogger("telephony.call")
 
 _MEDIA = tw.Media
 _AUDIO_DELTA = rt.AudioDelta
+_parse_twilio = tw.parse
+_parse_realtime = rt.parse
+#: Unsent bytes on the Twilio socket before the call is given up (Twilio stopped reading).
+MAX_TWILIO_BUFFER = 4 * 1024 * 1024
 
 
 class CallSession(CallControl):
@@ -57,8 +64,6 @@ class CallSession(CallControl):
         self.call_sid = ""
         self.context: CallContext | None = None
         self._rt: RealtimeConnection | None = None
-        self._rt_lock = asyncio.Lock()
-        self._tw_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -66,38 +71,66 @@ class CallSession(CallControl):
         self._thread = threading.get_ident()
         self.recorder: Any = None  # a CallRecorder when records are on
         self._in_ns = self._in_frames = self._out_ns = self._out_frames = 0
+        # Writing to Twilio: straight to the socket when the server offers the
+        # direct channel (see direct_ws), else through ASGI send by a writer task.
+        self._channel: Any = ws.scope.get("extensions", {}).get(DIRECT)
+        self._send_twilio: Callable[[str], Any] = self._channel.send_text if self._channel else self._asgi_send
+        self._asgi_queue: deque[str] = deque()
+        self._asgi_writer: asyncio.Task[None] | None = None
+        self.direct = self._channel is not None
 
     # --- main loop ---------------------------------------------------------------
 
     async def run(self) -> None:
-        call, loop, receive = self.call, self.loop, self.ws.receive
-        parse = tw.parse
+        """Serve the media stream until it closes. With the direct channel,
+        messages arrive through ``on_twilio_message`` from the socket's reader and
+        ``receive()`` only brings the disconnect; without it, this loop feeds them."""
+        ws, call = self.ws, self.call
+        if self._channel is not None:
+            self._channel.attach(self.on_twilio_message)
         try:
             while True:
-                message = await receive()
+                message = await ws.receive()
                 if message["type"] != "websocket.receive":
-                    call.twilio_closed(loop.time())
+                    call.twilio_closed(self.loop.time())
+                    self._pump()
                     break
                 data = message.get("text")
-                if data is None:
-                    data = message.get("bytes") or b""
-                ev = parse(data)
-                if type(ev) is _MEDIA:
-                    t0 = perf_counter_ns()
-                    call.receive_twilio(ev, loop.time())
-                    self._in_ns += perf_counter_ns() - t0
-                    self._in_frames += 1
-                    await self._pump(False)
-                else:
-                    call.receive_twilio(ev, loop.time())
-                    await self._pump(True)
+                self.on_twilio_message(data if data is not None else message.get("bytes") or b"")
                 if call.phase is Phase.ENDED:
                     break
         except Exception:  # a bug here must end this call only
-            log_event(log, "call.error", logging.ERROR, call_sid=self.call_sid, exc_info=True)
-            call.end("failed", "internal error")
+            self._crashed("twilio")
         finally:
+            if self._channel is not None:
+                self._channel.detach()
             await self._shutdown()
+
+    def on_twilio_message(self, data: str | bytes) -> None:
+        """One Media Streams message (called for every frame: keep it lean)."""
+        call = self.call
+        try:
+            ev = _parse_twilio(data)
+            if type(ev) is _MEDIA:
+                t0 = perf_counter_ns()
+                call.receive_twilio(ev, self.loop.time())
+                self._in_ns += perf_counter_ns() - t0
+                self._in_frames += 1
+                self._pump(False)
+            else:
+                call.receive_twilio(ev, self.loop.time())
+                self._pump()
+        except Exception:
+            self._crashed("twilio")
+
+    def _crashed(self, side: str) -> None:
+        log_event(log, "call.error", logging.ERROR, call_sid=self.call_sid, side=side, exc_info=True)
+        if self.call.phase is not Phase.ENDED:
+            self.call.end("failed", "internal error")
+            try:
+                self._pump()
+            except Exception:
+                pass
 
     async def _shutdown(self) -> None:
         call = self.call
@@ -121,40 +154,51 @@ class CallSession(CallControl):
 
     # --- pumping the machine's output -------------------------------------------
 
-    async def _pump(self, reschedule: bool = True) -> None:
+    def _pump(self, reschedule: bool = True) -> None:
+        """Carry out what the machine queued: actions, then messages, in order.
+        Sends are synchronous writes, so nothing interleaves between two pumps."""
         call = self.call
         if call.actions:
             self._handle_actions()
-        if call.to_realtime and self._rt is not None:
-            await self._flush_realtime()
+        if call.to_realtime:
+            conn = self._rt
+            if conn is not None:  # else they wait for the session (the machine defers)
+                batch, call.to_realtime = call.to_realtime, []
+                send = conn.send
+                for text in batch:
+                    send(text)
         if call.to_twilio:
-            await self._flush_twilio()
+            batch, call.to_twilio = call.to_twilio, []
+            send = self._send_twilio
+            for text in batch:
+                send(text)
+            channel = self._channel
+            if channel is not None and channel.buffered() > MAX_TWILIO_BUFFER and call.phase is not Phase.ENDED:
+                call.end("failed", "Twilio stopped reading the media stream")
+                self._handle_actions()
         if reschedule:
             self._schedule_timer()
 
-    async def _flush_twilio(self) -> None:
-        call, ws = self.call, self.ws
-        async with self._tw_lock:
-            while call.to_twilio:
-                batch, call.to_twilio = call.to_twilio, []
-                if ws.application_state is not WebSocketState.CONNECTED:
-                    return
-                for text in batch:
-                    await ws.send_text(text)
+    def _asgi_send(self, text: str) -> bool:
+        """Without the direct channel: queue for the writer task (ASGI send is async)."""
+        self._asgi_queue.append(text)
+        if self._asgi_writer is None:
+            self._asgi_writer = self.loop.create_task(self._asgi_write())
+        return True
 
-    async def _flush_realtime(self) -> None:
-        call = self.call
-        async with self._rt_lock:
-            while call.to_realtime and self._rt is not None:
-                batch, call.to_realtime = call.to_realtime, []
-                conn = self._rt
-                try:
-                    for text in batch:
-                        await conn.send(text)
-                except Exception as exc:  # closed under us: the reader reports why
-                    log_event(log, "realtime.send_failed", logging.WARNING, call_sid=self.call_sid,
-                              error=type(exc).__name__)
-                    return
+    async def _asgi_write(self) -> None:
+        ws, queue = self.ws, self._asgi_queue
+        try:
+            while queue:
+                text = queue.popleft()
+                if ws.application_state is not WebSocketState.CONNECTED:
+                    queue.clear()
+                    break
+                await ws.send_text(text)
+        except Exception:  # the socket went away under us: the reader reports it
+            queue.clear()
+        finally:
+            self._asgi_writer = None
 
     def _spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
@@ -195,8 +239,11 @@ class CallSession(CallControl):
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.call.tick(self.loop.time())
-        self._spawn(self._pump())
+        try:
+            self.call.tick(self.loop.time())
+            self._pump()
+        except Exception:
+            self._crashed("timer")
 
     # --- the Realtime side -------------------------------------------------------
 
@@ -241,33 +288,30 @@ class CallSession(CallControl):
             self.state.metrics.reconnects.inc()
         log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
         self.call.realtime_opened(self._session_update(start), self.loop.time())
-        await self._pump()
-        self._spawn(self._read_realtime(conn))
+        self._pump()
+        conn.start(partial(self._on_realtime_message, conn), partial(self._on_realtime_lost, conn))
 
-    async def _read_realtime(self, conn: RealtimeConnection) -> None:
-        call, loop, parse = self.call, self.loop, rt.parse
-        reason = "closed by the server"
+    def _on_realtime_message(self, conn: RealtimeConnection, data: bytes) -> None:
+        """One server event (called from the socket's reader)."""
+        if self._rt is not conn:
+            return  # replaced: its stragglers mean nothing now
+        call = self.call
         try:
-            async for message in conn:
-                if self._rt is not conn:
-                    return  # replaced: its stragglers mean nothing now
-                ev = parse(message)
-                if type(ev) is _AUDIO_DELTA:
-                    t0 = perf_counter_ns()
-                    call.receive_realtime(ev, loop.time())
-                    self._out_ns += perf_counter_ns() - t0
-                    self._out_frames += 1
-                    await self._pump(False)
-                else:
-                    call.receive_realtime(ev, loop.time())
-                    await self._pump(True)
-                if call.phase is Phase.ENDED:
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            reason = f"connection lost ({type(exc).__name__})"
-        if call.phase is not Phase.ENDED and self._rt is conn:
+            ev = _parse_realtime(data)
+            if type(ev) is _AUDIO_DELTA:
+                t0 = perf_counter_ns()
+                call.receive_realtime(ev, self.loop.time())
+                self._out_ns += perf_counter_ns() - t0
+                self._out_frames += 1
+                self._pump(False)
+            else:
+                call.receive_realtime(ev, self.loop.time())
+                self._pump()
+        except Exception:
+            self._crashed("realtime")
+
+    def _on_realtime_lost(self, conn: RealtimeConnection, reason: str) -> None:
+        if self.call.phase is not Phase.ENDED and self._rt is conn:
             self._report_realtime_closed(reason)
 
     def _report_realtime_closed(self, reason: str, retryable: bool = True) -> None:
@@ -276,21 +320,25 @@ class CallSession(CallControl):
             conn, self._rt = self._rt, None
             self._spawn(self._release(conn))
         self.call.realtime_closed(reason, self.loop.time(), retryable)
-        self._spawn(self._pump())
+        self._pump()
 
     async def _release(self, conn: RealtimeConnection) -> None:
+        self.state.realtime_closed()  # counted closed from here: nothing more is sent or read
         await _quiet_close(conn)
-        self.state.realtime_closed()
 
     async def _close_realtime(self) -> None:
         conn, self._rt = self._rt, None
         if conn is not None:
-            await _quiet_close(conn)
             self.state.realtime_closed()
             log_event(log, "realtime.close", call_sid=self.call_sid)
+            await _quiet_close(conn)
 
     async def _close_twilio(self) -> None:
-        await self._flush_twilio()
+        if self.call.to_twilio:
+            self._pump(False)
+        writer = self._asgi_writer
+        if writer is not None:
+            await asyncio.shield(writer)  # what was queued leaves before the close
         if self.ws.application_state is WebSocketState.CONNECTED:
             try:
                 await self.ws.close(1000)
@@ -316,7 +364,7 @@ class CallSession(CallControl):
             action.call_id, result.output, self.loop.time(), name=action.name, ok=result.ok, error=result.error,
             duration_s=result.duration_s,
         )
-        await self._pump()
+        self._pump()
 
     # --- call control (CallControl, used by CallContext and built-in tools) -----
 
@@ -324,9 +372,9 @@ class CallSession(CallControl):
         """Run ``fn`` on the event loop (tools may call from a worker thread)."""
         if threading.get_ident() == self._thread:
             fn(*args)
-            self._spawn(self._pump())
+            self._pump()
         else:
-            self.loop.call_soon_threadsafe(lambda: (fn(*args), self._spawn(self._pump())))
+            self.loop.call_soon_threadsafe(lambda: (fn(*args), self._pump()))
 
     def request_hangup(self, reason: str) -> None:
         self._in_loop(lambda: self.call.request_hangup(reason, self.loop.time()))
@@ -353,7 +401,7 @@ class CallSession(CallControl):
         else:
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
-        await self._pump()
+        self._pump()
 
     # --- notices -----------------------------------------------------------------
 

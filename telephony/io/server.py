@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
-__all__ = ["listen_socket"]
+__all__ = ["listen_socket", "uvicorn_config"]
 
 
 def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048) -> socket.socket:
@@ -26,3 +27,23 @@ def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048) -
         raise
     sock.listen(backlog)
     return sock
+
+
+def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
+    """The ``uvicorn.Config`` every entry point uses (serve, simulate, tests):
+    no access log or lifespan, no per-message deflate (base64 audio does not
+    compress), and the direct-delivery WebSocket protocol (see ``direct_ws``)."""
+    import uvicorn
+
+    from .direct_ws import ws_protocol
+
+    options: dict[str, Any] = dict(
+        log_config=None,
+        access_log=False,
+        ws=ws_protocol(),
+        ws_max_size=max_message_bytes,
+        ws_per_message_deflate=False,
+        lifespan="off",
+    )
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
