@@ -1,8 +1,8 @@
 """Load benchmark: N concurrent simulated calls against one server process,
 ours (`telephony serve`) and a minimal pass-through bridge, side by side.
 
-    python -m benchmarks.load                      # N = 10 50 100 200, 20 s each
-    python -m benchmarks.load --calls 50 --seconds 30 --bridges ours
+    python -m benchmarks.load                      # N = 10 50 100 200, 20 s calls, 3 rounds
+    python -m benchmarks.load --calls 50 --seconds 30 --rounds 1 --bridges ours
 
 Each call: caller audio in at real-time pace (20 ms mu-law frames); every 3 s
 of caller audio the fake agent answers with 1.5 s of audio in 100 ms deltas
@@ -27,6 +27,7 @@ import base64
 import collections
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -278,25 +279,41 @@ async def run(ours: bool, n: int, seconds: float) -> dict[str, float]:
     }
 
 
+def _row(bridge: str, n: int, runs: list[dict[str, float]]) -> str:
+    cpu = sorted(r["cpu_ms_per_call_s"] for r in runs)
+    med = statistics.median(cpu)
+    spread = f" ({cpu[0]:.2f}-{cpu[-1]:.2f})" if len(cpu) > 1 else ""
+    best = min(runs, key=lambda r: abs(r["cpu_ms_per_call_s"] - med))  # the median run's other figures
+    lost = max(r["lost"] for r in runs)
+    return (f"| {bridge} | {n} | {med:.2f}{spread} | {statistics.median(r['cpu_cores'] for r in runs):.2f} "
+            f"| {best['rss_per_call_kb']:.0f} KB | {best['in_p50']:.2f} / {best['in_p99']:.2f} ms "
+            f"| {best['out_p50']:.2f} / {best['out_p99']:.2f} ms | {lost} / {n} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100, 200])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs per bridge and N, alternating bridges; the table shows the median (min-max)")
     parser.add_argument("--bridges", nargs="+", default=["ours", "passthrough"], choices=["ours", "passthrough"])
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
-          f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio\n")
-    print("| bridge | N | CPU ms / call-s | server CPU (cores) | RSS / call | in p50 / p99 | out p50 / p99 "
-          "| calls that lost audio |")
+          f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, alternating\n")
+    print("| bridge | N | CPU ms / call-s, median (min-max) | server CPU (cores) | RSS / call | in p50 / p99 "
+          "| out p50 / p99 | calls that lost audio (worst round) |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.calls:
+        runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
+        for _ in range(args.rounds):
+            for bridge in args.bridges:  # alternate, so slow drifts of the machine hit both alike
+                runs[bridge].append(asyncio.run(run(bridge == "ours", n, args.seconds)))
         for bridge in args.bridges:
-            r = asyncio.run(run(bridge == "ours", n, args.seconds))
-            print(f"| {bridge} | {n} | {r['cpu_ms_per_call_s']:.2f} | {r['cpu_cores']:.2f} "
-                  f"| {r['rss_per_call_kb']:.0f} KB | {r['in_p50']:.2f} / {r['in_p99']:.2f} ms "
-                  f"| {r['out_p50']:.2f} / {r['out_p99']:.2f} ms | {r['lost']} / {n} |", flush=True)
-    print("\nlatency: added by the bridge, measured in the load process (frame sent -> append received; "
-          "delta sent -> media received), so it includes the load generator's own queueing at high N")
+            print(_row(bridge, n, runs[bridge]), flush=True)
+    print("\nCPU: user + system time of the server process over the steady window, per call-second. "
+          "latency: added by the bridge, measured in the load process (frame sent -> append received; "
+          "delta sent -> media received), so it includes the load generator's own queueing at high N; "
+          "shown for the round nearest the median")
     return 0
 
 

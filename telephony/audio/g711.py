@@ -17,6 +17,7 @@ __all__ = [
     "ulaw_decode",
     "ulaw_encode",
     "ULAW_TO_INT",
+    "ULAW_TO_FLOAT",
     "INT16_TO_ULAW",
 ]
 
@@ -46,6 +47,8 @@ def _build_encode_table() -> np.ndarray:
 
 #: mu-law byte -> int16 sample.
 ULAW_TO_INT: np.ndarray = _build_decode_table()
+#: The same as float64, for decoding straight into a filter's buffer.
+ULAW_TO_FLOAT: np.ndarray = ULAW_TO_INT.astype(np.float64)
 #: int16 sample (bit pattern as uint16) -> mu-law byte.
 INT16_TO_ULAW: np.ndarray = _build_encode_table()
 

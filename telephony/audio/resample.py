@@ -5,10 +5,10 @@ One linear-phase low-pass FIR serves both directions: 103 taps, Kaiser window
 (>= 4.6 kHz) leakage are both about -80 dB. The delay is 51 samples at 24 kHz,
 exactly 17 samples at 8 kHz: 2.125 ms each way.
 
-Bit-exact chunk invariance: taps are scaled to integers (2**24) and samples are
-integers, so every product and partial sum is an integer below 2**53 and float64
-arithmetic is exact whatever order BLAS sums in. The output is therefore the
-same bit for bit however the input is chunked.
+Bit-exact chunk invariance: taps are rounded to multiples of 2**-24 and samples
+are integers, so every product and partial sum is an integer times 2**-24 below
+2**29: float64 holds it exactly, whatever order BLAS sums in. The output is
+therefore the same bit for bit however the input is chunked.
 
 Nothing is held back: ``Upsampler.process`` returns 3 samples per input sample;
 ``Downsampler.process`` returns one sample per 3 input samples (carrying at most
@@ -28,7 +28,6 @@ KAISER_BETA = 7.9
 CUTOFF_HZ = 4000.0
 _SCALE_BITS = 24
 _SCALE = float(1 << _SCALE_BITS)
-_INV_SCALE = 1.0 / _SCALE
 
 DELAY_24K = (NUM_TAPS - 1) // 2  # 51 samples
 DELAY_8K = DELAY_24K // 3  # 17 samples
@@ -46,61 +45,79 @@ def design_filter(num_taps: int = NUM_TAPS, beta: float = KAISER_BETA, cutoff_hz
 FILTER_TAPS = design_filter()
 
 
+def _quantize_taps(taps: np.ndarray) -> np.ndarray:
+    """Round taps to multiples of 2**-24 (see the module docstring)."""
+    return np.rint(taps * _SCALE) / _SCALE
+
+
 def _to_int16(acc: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Scale integer accumulators back, round half to even, saturate, cast."""
-    np.multiply(acc, _INV_SCALE, out=acc)
-    np.rint(acc, out=acc)
+    """Saturate, round half to even and cast to int16 into ``out``: three ufuncs."""
     np.minimum(acc, 32767.0, out=acc)  # two ufuncs: cheaper than np.clip per frame
     np.maximum(acc, -32768.0, out=acc)
-    out[...] = acc
+    np.rint(acc, out=out, casting="unsafe")
     return out
 
 
 class Upsampler:
-    """8 kHz -> 24 kHz, streaming. Feed int16 samples, get 3x as many back."""
+    """8 kHz -> 24 kHz, streaming. Feed int16 samples (or codes and a decode
+    table), get 3x as many samples back."""
 
     _PHASES = 3
 
     def __init__(self) -> None:
         taps = np.zeros(self._PHASES * ((NUM_TAPS + 2) // 3))
-        taps[:NUM_TAPS] = np.rint(FILTER_TAPS * 3 * _SCALE)
+        taps[:NUM_TAPS] = _quantize_taps(FILTER_TAPS * 3)
         self._k = k = taps.size // 3  # taps per phase (35)
         # matrix[i, p] = h[3*(k-1-i) + p]: window row i=k-1 is the newest sample.
         self._matrix = np.ascontiguousarray(taps.reshape(k, 3)[::-1])
         self._hist = k - 1
         self._buf = np.zeros(self._hist + 160)
-        self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._plans: dict[int, tuple[np.ndarray, ...]] = {}
 
     def reset(self) -> None:
         self._buf[: self._hist] = 0.0
 
-    def _plan(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        plan = self._views.get(n)
-        if plan is None:
-            if self._hist + n > self._buf.size:
-                buf = np.zeros(self._hist + n)
-                buf[: self._hist] = self._buf[: self._hist]
-                self._buf = buf
-                self._views.clear()
-            if len(self._views) > 8:
-                self._views.clear()
-            windows = as_strided(self._buf, shape=(n, self._k), strides=(8, 8), writeable=False)
-            plan = (windows, np.empty((n, 3)), np.empty(3 * n, dtype="<i2"))
-            self._views[n] = plan
+    def _plan(self, n: int) -> tuple[np.ndarray, ...]:
+        """Views and buffers for ``n`` input samples, made once per size."""
+        if self._hist + n > self._buf.size:
+            buf = np.zeros(self._hist + n)
+            buf[: self._hist] = self._buf[: self._hist]
+            self._buf = buf
+            self._plans.clear()
+        if len(self._plans) > 8:
+            self._plans.clear()
+        buf, hist = self._buf, self._hist
+        windows = as_strided(buf, shape=(n, self._k), strides=(8, 8), writeable=False)
+        out = np.empty((n, 3), dtype="<i2")
+        plan = (windows, np.empty((n, 3)), out, out.reshape(-1), buf[hist : hist + n], buf[:hist], buf[n : n + hist])
+        self._plans[n] = plan
         return plan
+
+    def _run(self, plan: tuple[np.ndarray, ...]) -> np.ndarray:
+        windows, acc, out, flat, _, head, tail = plan
+        np.matmul(windows, self._matrix, out=acc)
+        head[...] = tail  # keep the newest hist samples (numpy handles the overlap)
+        _to_int16(acc, out)
+        return flat
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """int16 samples at 8 kHz -> int16 samples at 24 kHz (a reused buffer: copy to keep)."""
         n = samples.size
         if n == 0:
             return np.empty(0, dtype="<i2")
-        windows, acc, out = self._plan(n)
-        hist = self._hist
-        buf = self._buf
-        buf[hist : hist + n] = samples
-        np.matmul(windows, self._matrix, out=acc)
-        buf[:hist] = buf[n : n + hist]
-        return _to_int16(acc.reshape(-1), out)
+        plan = self._plans.get(n) or self._plan(n)
+        plan[4][...] = samples
+        return self._run(plan)
+
+    def process_codes(self, codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """Like ``process(table[codes])`` with the lookup written straight into the
+        filter's buffer (``table``: float64 sample values, e.g. mu-law decoding)."""
+        n = codes.size
+        if n == 0:
+            return np.empty(0, dtype="<i2")
+        plan = self._plans.get(n) or self._plan(n)
+        table.take(codes, out=plan[4])
+        return self._run(plan)
 
 
 class Downsampler:
@@ -114,7 +131,7 @@ class Downsampler:
     """
 
     def __init__(self) -> None:
-        self._taps_rev = np.ascontiguousarray(np.rint(FILTER_TAPS * _SCALE)[::-1])
+        self._taps_rev = np.ascontiguousarray(_quantize_taps(FILTER_TAPS)[::-1])
         self._n = NUM_TAPS
         self._buf = np.zeros(self._n - 1 + 2 + 480)
         self._plans: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

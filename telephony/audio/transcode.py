@@ -9,9 +9,11 @@ are the only allocation per frame besides numpy's small temporaries.
 
 from __future__ import annotations
 
+from binascii import b2a_base64
+
 import numpy as np
 
-from .g711 import INT16_TO_ULAW, ULAW_TO_INT
+from .g711 import INT16_TO_ULAW, ULAW_TO_FLOAT
 from .resample import DELAY_MS, Downsampler, Upsampler
 
 __all__ = ["CallerToModel", "ModelToCaller", "DELAY_MS"]
@@ -30,8 +32,14 @@ class CallerToModel:
     def convert(self, ulaw: bytes) -> bytes:
         if not ulaw:
             return _EMPTY
-        pcm8 = ULAW_TO_INT.take(np.frombuffer(ulaw, dtype=np.uint8))
-        return self._up.process(pcm8).tobytes()
+        return self._up.process_codes(np.frombuffer(ulaw, dtype=np.uint8), ULAW_TO_FLOAT).tobytes()
+
+    def convert_b64(self, ulaw: bytes) -> bytes:
+        """``convert`` then base64 (ASCII bytes), without the intermediate copy:
+        what ``input_audio_buffer.append`` carries."""
+        if not ulaw:
+            return _EMPTY
+        return b2a_base64(self._up.process_codes(np.frombuffer(ulaw, dtype=np.uint8), ULAW_TO_FLOAT), newline=False)
 
 
 class ModelToCaller:

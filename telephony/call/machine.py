@@ -263,9 +263,9 @@ class Call:
         phase = self.phase
         if phase is Phase.LIVE:
             self._last_media_at = now
-            pcm = self._in.convert(ev.audio)
-            if pcm:
-                self.to_realtime.append(rt.audio_append(_b64(pcm)))
+            b64 = self._in.convert_b64(ev.audio)
+            if b64:
+                self.to_realtime.append(rt.audio_append_bytes(b64))
         elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now
             pcm = self._in.convert(ev.audio)

@@ -33,6 +33,7 @@ __all__ = [
     "parse",
     "BENIGN_ERRORS",
     "audio_append",
+    "audio_append_bytes",
     "session_update",
     "response_create",
     "response_cancel",
@@ -249,8 +250,16 @@ def parse(text: str | bytes) -> RealtimeEvent:
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 
 
+_APPEND_HEAD_B = _APPEND_HEAD.encode()
+
+
 def audio_append(audio_b64: str) -> str:
     return _APPEND_HEAD + audio_b64 + '"}'
+
+
+def audio_append_bytes(audio_b64: bytes) -> bytes:
+    """The same event as UTF-8 bytes (the hot path: no str round trip)."""
+    return _APPEND_HEAD_B + audio_b64 + b'"}'
 
 
 def _dump(obj: dict) -> str:
