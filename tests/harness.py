@@ -22,6 +22,8 @@ from telephony.tools import ToolRegistry
 from tests.openai_models import validate_client_event
 
 TOKEN = "test-auth-token-0123456789"
+#: The media stream's two I/O paths: uvicorn with our direct channel, and plain ASGI.
+IO_MODES = {"direct": None, "asgi": {"ws": "websockets-sansio"}}
 
 
 def run(coro: Any, timeout: float = 30.0) -> Any:
@@ -109,6 +111,14 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
         try:
             yield b
             assert b.validation_errors() == [], b.validation_errors()
+            # Every stream took the I/O path this server offers: the direct channel
+            # under our uvicorn protocol, plain ASGI otherwise (catches an upgrade
+            # of uvicorn that silently loses the fast path).
+            counters = b.state.counters
+            if (server_options or {}).get("ws") is None:
+                assert counters["media_streams_asgi"] == 0, "a stream fell back to plain ASGI"
+            else:
+                assert counters["media_streams_direct"] == 0
         finally:
             for c in b.calls:
                 with contextlib.suppress(Exception):

@@ -7,12 +7,12 @@ import asyncio
 
 from benchmarks.audio_quality import agent_pcm24
 from telephony.audio import DELAY_MS, ModelToCaller
-from tests.harness import bridge, run
+from tests.harness import IO_MODES, bridge, run
 
 
-def test_barge_in_clears_truncates_exactly_and_drops_stale_audio():
+def test_barge_in_clears_truncates_exactly_and_drops_stale_audio(io):
     async def scenario():
-        async with bridge() as b:
+        async with bridge(server_options=IO_MODES[io]) as b:
             call, session = await b.live_call()
 
             pcm = agent_pcm24()[:72000].tobytes()  # 3 s, sent much faster than real time

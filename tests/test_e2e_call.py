@@ -7,7 +7,7 @@ import asyncio
 
 from benchmarks.audio_quality import agent_pcm24
 from telephony.audio import ModelToCaller
-from tests.harness import bridge, run
+from tests.harness import IO_MODES, bridge, run
 from benchmarks.audio_quality import DATA
 
 
@@ -16,9 +16,9 @@ def caller_ulaw() -> bytes:
     return raw[raw.index(b"data") + 8 :]
 
 
-def test_whole_call_audio_both_ways_and_session_closed():
+def test_whole_call_audio_both_ways_and_session_closed(io):
     async def scenario():
-        async with bridge() as b:
+        async with bridge(server_options=IO_MODES[io]) as b:
             call = b.twilio()
             await call.connect()
             await call.start()

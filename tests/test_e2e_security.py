@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from benchmarks.audio_quality import agent_pcm24
-from tests.harness import TOKEN, bridge, run
+from tests.harness import IO_MODES, TOKEN, bridge, run
 
 TWIML = Path(__file__).resolve().parent.parent / "twiml"
 def canonical(element: ET.Element) -> bytes:
@@ -108,9 +108,9 @@ def test_health():
     run(scenario())
 
 
-def test_bad_input_on_one_call_leaves_the_other_call_and_server_alone():
+def test_bad_input_on_one_call_leaves_the_other_call_and_server_alone(io):
     async def scenario():
-        async with bridge() as b:
+        async with bridge(server_options=IO_MODES[io]) as b:
             good = b.twilio()
             await good.connect()
             await good.start()

@@ -8,7 +8,7 @@ import json
 import time
 
 from telephony import CallContext, ToolError, tool
-from tests.harness import bridge, run
+from tests.harness import IO_MODES, bridge, run
 
 RELEASE = asyncio.Event()  # re-created per test below
 SEEN: dict[str, object] = {}
@@ -69,9 +69,9 @@ def _outputs(session):
             if e["item"]["type"] == "function_call_output"}
 
 
-def test_tools_are_offered_with_schemas_and_return_results_with_context():
+def test_tools_are_offered_with_schemas_and_return_results_with_context(io):
     async def scenario():
-        async with bridge(tools=TOOLS) as b:
+        async with bridge(tools=TOOLS, server_options=IO_MODES[io]) as b:
             call, session, update = await _start(b)
             offered = {t["name"]: t for t in update["session"]["tools"]}
             assert set(offered) == {"lookup_order", "slow_lookup", "broken", "refuses", "sleepy"}

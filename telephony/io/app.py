@@ -335,6 +335,7 @@ def create_app(
             return
         await ws.accept()
         session = CallSession(ws, state)
+        state.counters["media_streams_direct" if session.direct else "media_streams_asgi"] += 1
         state.sessions.add(session)
         state.metrics.active_calls.set(len(state.sessions))
         try:

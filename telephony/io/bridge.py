@@ -1,9 +1,12 @@
 """One phone call's I/O: Twilio media socket <-> ``Call`` <-> Realtime socket.
 
-Thin by design: read a socket, feed the state machine with the loop's clock,
-carry out what it asks (send, open/close the session, run tools, end or
-transfer the call). Each socket has one writer at a time (a lock), so messages
-leave in the order the machine queued them.
+Thin by design: take a socket's message, feed the state machine with the
+loop's clock, carry out what it asks (send, open/close the session, run tools,
+end or transfer the call). Callback driven: each message is handled where the
+socket's reader delivers it (``on_twilio_message``, ``_on_realtime_message``)
+and the machine's outboxes are written at once, synchronously, so messages
+leave in the order the machine queued them with no task, queue or lock per
+frame. Only slow things (opening a session, tools, transfers) run as tasks.
 """
 
 from __future__ import annotations

@@ -279,6 +279,7 @@ class WebsocketsConnector:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_write_buffer = max_write_buffer
+        self._ssl: ssl.SSLContext | None = None  # made once: loading the CA store takes milliseconds
 
     async def __call__(self) -> WebsocketsConnection:
         try:
@@ -291,7 +292,11 @@ class WebsocketsConnector:
         request.headers["User-Agent"] = "telephony"
         loop = asyncio.get_running_loop()
         conn = WebsocketsConnection(proto, self.ping_interval, self.ping_timeout, self.max_write_buffer)
-        context = ssl.create_default_context() if uri.secure else None
+        context = None
+        if uri.secure:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
         try:
             async with asyncio.timeout(self.open_timeout):
                 await loop.create_connection(lambda: conn, uri.host, uri.port, ssl=context,

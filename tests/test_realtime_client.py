@@ -1,0 +1,235 @@
+"""The Realtime client (websockets' sans-I/O protocol on an asyncio transport)
+against real loopback servers: delivery, fragments, limits, keepalive, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.server import ServerProtocol
+
+from telephony.io.realtime_client import RealtimeConnectError, WebsocketsConnector
+from tests.harness import run
+
+
+class Received:
+    """What the client handed to the bridge's callbacks."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.changed = asyncio.Event()
+
+    def on_message(self, data: bytes) -> None:
+        self.messages.append(bytes(data))
+        self.changed.set()
+
+    def on_closed(self, reason: str) -> None:
+        assert not self.closed.done(), "on_closed reported twice"
+        self.closed.set_result(reason)
+
+    async def wait_messages(self, n: int, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.messages) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def server(handler: Any, **options: Any):
+    async with serve(handler, "127.0.0.1", 0, compression=None, **options) as srv:
+        yield f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/realtime?model=m"
+
+
+def test_messages_before_start_fragments_and_sends_arrive_in_order():
+    async def scenario():
+        got_by_server: list[str] = []
+        done = asyncio.Event()
+
+        async def handler(ws: ServerConnection) -> None:
+            await ws.send('{"type":"session.created"}')  # before the bridge calls start()
+            await ws.send(['{"type":"frag', 'mented","n":', "1}"])  # one message in three frames
+            async for message in ws:
+                got_by_server.append(message)
+                if len(got_by_server) == 3:
+                    done.set()
+
+        async with server(handler) as url:
+            conn = await WebsocketsConnector(url, "sk-x")()
+            async with asyncio.timeout(5):  # both have arrived, and start() is not called yet
+                while len(conn._early) < 2:
+                    await asyncio.sleep(0)
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            await r.wait_messages(2)
+            assert r.messages == [b'{"type":"session.created"}', b'{"type":"fragmented","n":1}']
+            conn.send('{"type":"a"}')
+            conn.send(b'{"type":"b"}')
+            conn.send("é" * 3)
+            await asyncio.wait_for(done.wait(), 5)
+            assert got_by_server == ['{"type":"a"}', '{"type":"b"}', "é" * 3]
+            await conn.close()
+            assert not r.closed.done(), "close() is ours: not reported as a loss"
+            conn.send("after close")  # a no-op, not an error
+
+    run(scenario())
+
+
+def test_request_carries_the_key_and_no_beta_header():
+    async def scenario():
+        seen: dict[str, str] = {}
+
+        async def handler(ws: ServerConnection) -> None:
+            seen.update({k.lower(): v for k, v in ws.request.headers.raw_items()})
+            seen["path"] = ws.request.path
+            await ws.wait_closed()
+
+        async with server(handler) as url:
+            conn = await WebsocketsConnector(url, "sk-secret")()
+            conn.start(lambda d: None, lambda r: None)
+            await conn.close()
+        assert seen["authorization"] == "Bearer sk-secret"
+        assert "openai-beta" not in seen
+        assert seen["path"] == "/v1/realtime?model=m"
+
+    run(scenario())
+
+
+def test_a_server_message_over_the_size_limit_ends_the_session_with_1009():
+    async def scenario():
+        codes: list[int | None] = []
+
+        async def handler(ws: ServerConnection) -> None:
+            await ws.send("x" * 5000)
+            await ws.wait_closed()
+            codes.append(ws.close_code)
+
+        async with server(handler) as url:
+            conn = await WebsocketsConnector(url, "sk-x", max_size=4096)()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            reason = await asyncio.wait_for(r.closed, 5)
+            assert "PayloadTooBig" in reason
+            assert r.messages == []
+            await conn.close()
+        assert codes == [1009]
+
+    run(scenario())
+
+
+def test_server_close_frame_is_reported_with_its_code():
+    async def scenario():
+        async def handler(ws: ServerConnection) -> None:
+            await ws.close(4000, "session expired")
+
+        async with server(handler) as url:
+            conn = await WebsocketsConnector(url, "sk-x")()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            reason = await asyncio.wait_for(r.closed, 5)
+            assert reason == "closed by the server (code 4000, session expired)"
+
+    run(scenario())
+
+
+def test_refused_upgrade_maps_status_to_retryable():
+    async def scenario():
+        for status, retryable in ((401, False), (403, False), (404, False), (429, True), (503, True)):
+            async with server(lambda ws: ws.wait_closed(),
+                              process_request=lambda c, r, s=status: c.respond(s, "no\n")) as url:
+                with pytest.raises(RealtimeConnectError) as info:
+                    await WebsocketsConnector(url, "sk-x")()
+                assert f"HTTP {status}" in str(info.value)
+                assert info.value.retryable is retryable
+
+    run(scenario())
+
+
+def test_unreachable_and_invalid_urls():
+    async def scenario():
+        with pytest.raises(RealtimeConnectError) as info:
+            await WebsocketsConnector("ws://127.0.0.1:1/v1/realtime", "sk-x")()
+        assert info.value.retryable
+        with pytest.raises(RealtimeConnectError) as info:
+            await WebsocketsConnector("ftp://example/realtime", "sk-x")()
+        assert not info.value.retryable
+
+    run(scenario())
+
+
+async def _silent_server() -> tuple[asyncio.Server, str, list[asyncio.Transport]]:
+    """Completes the WebSocket handshake, then never reads again: no pongs, no
+    close replies, and a full receive buffer once the client writes enough."""
+    transports: list[asyncio.Transport] = []
+
+    class Silent(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.proto = ServerProtocol()
+            transports.append(transport)  # type: ignore[arg-type]
+
+        def data_received(self, data: bytes) -> None:
+            self.proto.receive_data(data)
+            for event in self.proto.events_received():
+                if hasattr(event, "path"):  # the upgrade request
+                    self.proto.send_response(self.proto.accept(event))
+                    self.transport.write(b"".join(self.proto.data_to_send()))
+                    self.transport.pause_reading()  # and never again
+
+    srv = await asyncio.get_running_loop().create_server(Silent, "127.0.0.1", 0)
+    return srv, f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/realtime", transports
+
+
+@contextlib.asynccontextmanager
+async def silent_server():
+    srv, url, transports = await _silent_server()
+    try:
+        yield url
+    finally:
+        for t in transports:
+            t.abort()
+        srv.close()
+
+
+def test_no_pong_within_the_timeout_ends_the_session():
+    async def scenario():
+        async with silent_server() as url:
+            conn = await WebsocketsConnector(url, "sk-x", ping_interval=0.05, ping_timeout=0.1)()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            assert await asyncio.wait_for(r.closed, 5) == "keepalive ping timeout"
+
+    run(scenario())
+
+
+def test_a_server_that_stops_reading_is_dropped_not_buffered_forever():
+    async def scenario():
+        async with silent_server() as url:
+            conn = await WebsocketsConnector(url, "sk-x", max_write_buffer=256 * 1024, ping_interval=None)()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            chunk = '{"type":"input_audio_buffer.append","audio":"' + "A" * 2560 + '"}'
+            for _ in range(20_000):  # ~52 MB at most; the kernel buffers a few MB of it
+                conn.send(chunk)
+                if conn._transport.is_closing():
+                    break
+            assert await asyncio.wait_for(r.closed, 5) == "the Realtime API stopped reading (write buffer full)"
+
+    run(scenario())
+
+
+def test_close_gives_up_on_a_server_that_never_answers():
+    async def scenario():
+        async with silent_server() as url:
+            conn = await WebsocketsConnector(url, "sk-x", ping_interval=None)()
+            conn.start(lambda d: None, lambda r: None)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await asyncio.wait_for(conn.close(), 5)
+            assert loop.time() - t0 < 2.0  # 1 s for the close reply, then the socket is dropped
+            assert conn._transport is not None and conn._transport.is_closing()
+
+    run(scenario())
