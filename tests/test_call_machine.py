@@ -54,13 +54,13 @@ def play(c: Call, item: str, ms: int, now: float, resp: str = "r1") -> list[str]
 def test_start_opens_realtime_once_and_buffers_audio_until_open():
     c = Call()
     c.receive_twilio(tw.Connected("Call"), 0.0)
-    c.receive_twilio(tw.Media(b"\xff" * 160, 0), 0.0)  # before start: dropped
+    c.receive_twilio(tw.Media(b"\xff" * 160), 0.0)  # before start: dropped
     assert c.media_before_start == 1 and not c.to_realtime
     c.receive_twilio(START, 0.1)
     _, _, actions = drain(c)
     assert kinds(actions, OpenRealtime) == [OpenRealtime(START)]
-    c.receive_twilio(tw.Media(b"\x7f" * 160, 20), 0.12)
-    c.receive_twilio(tw.Media(b"\x7f" * 160, 40), 0.14)
+    c.receive_twilio(tw.Media(b"\x7f" * 160), 0.12)
+    c.receive_twilio(tw.Media(b"\x7f" * 160), 0.14)
     c.receive_twilio(START, 0.15)  # a duplicate start changes nothing
     _, out, actions = drain(c)
     assert out == [] and not kinds(actions, OpenRealtime)
@@ -336,7 +336,7 @@ def test_dtmf_digits_are_batched_for_the_model():
 
 def test_quiet_stream_and_max_duration_end_the_call():
     c = live(CallConfig(quiet_timeout_s=5.0, max_duration_s=60.0))
-    c.receive_twilio(tw.Media(b"\xff" * 160, 0), 1.0)
+    c.receive_twilio(tw.Media(b"\xff" * 160), 1.0)
     assert c.next_deadline() == pytest.approx(6.0)
     c.tick(5.9)
     assert c.phase is Phase.LIVE

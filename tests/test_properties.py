@@ -163,7 +163,7 @@ class Harness:
         now = self.now
         check_no_media = False
         if kind == "media":
-            c.receive_twilio(tw.Media(b"\x7f" * op[1], -1), now)
+            c.receive_twilio(tw.Media(b"\x7f" * op[1]), now)
         elif kind == "mark" and self.marks:
             name = self.marks.pop(min(op[1], len(self.marks) - 1))
             c.receive_twilio(tw.Mark(name), now)

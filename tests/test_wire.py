@@ -16,7 +16,7 @@ from tests.openai_models import validate_client_event, validate_server_event
 def test_twilio_messages_parse_to_typed_values():
     payload = base64.b64encode(b"\xff" * 160).decode()
     assert tw.parse(json.dumps({"event": "media", "media": {"payload": payload, "timestamp": "40"}})) == tw.Media(
-        b"\xff" * 160, 40)
+        b"\xff" * 160)
     start = tw.parse(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
         "streamSid": "MZ1", "callSid": "CA1", "accountSid": "AC1", "customParameters": {"a": "b"},
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))

@@ -125,16 +125,19 @@ class Downsampler:
 
     Output ``m`` is ``sum_k h[k] * x[3m - k]``: it is emitted as soon as input
     sample ``3m`` has arrived, so at most 2 input samples wait for the next call.
-    Input is copied into one persistent buffer; the strided window views over it
-    are cached per (offset, count), so steady frame sizes allocate nothing but
-    the returned array's reuse. The returned array is reused: copy it to keep it.
+    Computed polyphase: with ``k = 3j + r``, ``y[m] = sum_r sum_j h[3j+r] *
+    x[3(m-j) - r]``, three short convolutions over every third input sample
+    (``np.convolve``: a BLAS dot per output, about twice as fast as one long
+    strided product). Input is copied into one persistent buffer. The returned
+    array is reused: copy it to keep it.
     """
 
     def __init__(self) -> None:
-        self._taps_rev = np.ascontiguousarray(_quantize_taps(FILTER_TAPS)[::-1])
+        taps = _quantize_taps(FILTER_TAPS)
+        self._phase_taps = [np.ascontiguousarray(taps[r::3]) for r in range(3)]  # 35, 34, 34 taps
         self._n = NUM_TAPS
         self._buf = np.zeros(self._n - 1 + 2 + 480)
-        self._plans: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._outs: dict[int, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -143,17 +146,6 @@ class Downsampler:
         self._held = self._n - 1
         self._start = -(self._n - 1)
         self._next = 0  # next output index
-
-    def _plan(self, offset: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        key = (offset, count)
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) > 16:
-                self._plans.clear()
-            windows = as_strided(self._buf[offset:], shape=(count, self._n), strides=(24, 8), writeable=False)
-            plan = (windows, np.empty(count), np.empty(count, dtype="<i2"))
-            self._plans[key] = plan
-        return plan
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """int16 samples at 24 kHz -> int16 samples at 8 kHz (a reused buffer)."""
@@ -166,19 +158,31 @@ class Downsampler:
             grown = np.zeros(need + 480)
             grown[:held] = self._buf[:held]
             self._buf = grown
-            self._plans.clear()
         buf = self._buf
         buf[held:need] = samples
         end = self._start + need
         last = (end - 1) // 3
-        count = last - self._next + 1
+        first = self._next
+        count = last - first + 1
         if count <= 0:
             self._held = need
             return np.empty(0, dtype="<i2")
-        offset = 3 * self._next - (self._n - 1) - self._start
-        windows, acc, out = self._plan(offset, count)
-        np.matmul(windows, self._taps_rev, out=acc)
-        _to_int16(acc, out)
+        acc: np.ndarray | None = None
+        for r, taps in enumerate(self._phase_taps):
+            span = taps.size - 1
+            # every third input sample x[3q - r] for q in [first - span, last]
+            pos = 3 * (first - span) - r - self._start
+            phase = np.convolve(buf[pos : pos + 3 * (count + span) : 3], taps, "valid")
+            if acc is None:
+                acc = phase
+            else:
+                acc += phase
+        out = self._outs.get(count)
+        if out is None:
+            if len(self._outs) > 16:
+                self._outs.clear()
+            out = self._outs[count] = np.empty(count, dtype="<i2")
+        _to_int16(acc, out)  # type: ignore[arg-type]
         self._next = last + 1
         new_start = 3 * self._next - (self._n - 1)
         keep_from = new_start - self._start
