@@ -63,6 +63,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value().strip():
         _die("OPENAI_API_KEY is not set: put it in the environment or in a .env file")
+    workers = settings.workers if args.workers is None else args.workers
+    if workers < 1:
+        _die("--workers must be at least 1")
+    if workers > 1 and not args.reuse_port:
+        return _serve_workers(args, settings, workers)
     setup_logging(settings.log_level, settings.log_format, settings.secrets())
     registry = build_registry(settings, args.tools)
     if not settings.signatures_required:
@@ -83,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .io.server import listen_socket, uvicorn_config
 
     try:
-        sock = listen_socket(host, port)
+        sock = listen_socket(host, port, reuse_port=args.reuse_port)
     except OSError as exc:
         _die(f"cannot listen on {host}:{port}: {exc.strerror}")
     bound = sock.getsockname()[1]
@@ -115,6 +120,76 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.freeze()
     asyncio.run(server.serve(sockets=[sock]))
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings, workers: int) -> int:
+    """Run ``workers`` copies of ``telephony serve`` on one port (SO_REUSEPORT: the
+    kernel spreads connections). Signals are passed on (the first drains, the
+    second stops); if a worker dies the others are stopped and the exit code
+    says so, for the supervisor (systemd, Docker, Kubernetes) to restart."""
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from .io.server import listen_socket
+
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    try:  # hold the port (bound, not listening: it takes no connections) so port 0 works too
+        holder = listen_socket(host, port, reuse_port=True, listen=False)
+    except OSError as exc:
+        _die(f"cannot listen on {host}:{port}: {exc.strerror}")
+    bound = holder.getsockname()[1]
+    cmd = [sys.executable, "-m", "telephony", "serve", "--host", host, "--port", str(bound), "--reuse-port",
+           "--workers", "1"]
+    if args.tools:
+        cmd += ["--tools", args.tools]
+    stopping = False
+    children: list[subprocess.Popen[bytes]] = []
+
+    def pass_on(signum, frame):
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    # Own sessions: a Ctrl-C reaches the workers once, through us, not twice.
+    children.extend(subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True) for _ in range(workers))
+    for child in children:
+        if not child.stdout.readline():  # "listening on": or it died starting
+            pass_on(signal.SIGTERM, None)
+            for c in children:
+                c.wait()
+            return child.returncode or 1
+
+    def relay(stream) -> None:
+        for line in stream:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+
+    for child in children:
+        threading.Thread(target=relay, args=(child.stdout,), daemon=True).start()
+    print(f"telephony: listening on http://{host}:{bound} ({workers} workers)", flush=True)
+    code = 0
+    alive = {child.pid: child for child in children}
+    while alive:
+        pid, status = os.wait()
+        child = alive.pop(pid, None)
+        if child is None:
+            continue
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if not stopping:
+            print(f"telephony: worker {pid} exited ({child.returncode}); stopping the others", file=sys.stderr)
+            code = code or child.returncode or 1
+            pass_on(signal.SIGTERM, None)
+        elif child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
+            code = code or child.returncode
+    holder.close()
+    return code
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -231,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes sharing the port (default TELEPHONY_WORKERS or 1; one per core)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for workers
     serve.set_defaults(func=cmd_serve)
 
     call = sub.add_parser("call", help="place an outbound call answered by the agent")

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8000
     max_calls: int = Field(100, ge=1)
+    workers: int = Field(1, ge=1)
     max_call_seconds: float = Field(0.0, ge=0)
     quiet_timeout: float = Field(20.0, ge=0)
     drain_seconds: float = Field(30.0, ge=0)

@@ -29,6 +29,7 @@ class CallRecord:
     duration_s: float | None = None
     outcome: str | None = None  # completed | transferred | hung_up_by_agent | failed
     reason: str | None = None
+    apologized: bool = False  # the bridge gave up and the caller is told so (/stream-ended)
     transcript: list[dict[str, Any]] = field(default_factory=list)  # {t, role, text}, in order
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     barge_ins: list[dict[str, Any]] = field(default_factory=list)
@@ -90,6 +91,7 @@ class CallRecorder:
                     r.usage[key] += value
         elif kind == "call.end":
             r.outcome, r.reason = data["outcome"], data["reason"]
+            r.apologized = bool(data.get("apologize"))
             r.ended_at = time.time()
             r.duration_s = round(now - self._started_mono, 3)
 

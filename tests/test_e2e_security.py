@@ -4,6 +4,7 @@ call beside a healthy one."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_health():
     async def scenario():
         async with bridge() as b:
             r = await b.get("/healthz")
-            assert r.status_code == 200 and r.json() == {"status": "ok", "active_calls": 0}
+            assert r.status_code == 200 and r.json() == {"status": "ok", "active_calls": 0, "pid": os.getpid()}
 
     run(scenario())
 

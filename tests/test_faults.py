@@ -157,6 +157,32 @@ def test_after_n_failed_tries_the_call_ends_with_a_spoken_apology():
     run(scenario())
 
 
+def test_apology_is_answered_by_another_worker_sharing_the_records_file(tmp_path):
+    """With several workers, Twilio's /stream-ended request may reach a worker that
+    did not run the stream: it finds how the call ended in the shared records file."""
+    import httpx
+
+    from telephony.io.app import create_app
+
+    async def scenario():
+        async with bridge(records_path=str(tmp_path / "calls.db"), **FAST) as b:
+            other = create_app(b.settings)  # a second worker: same settings, same records file
+            call, s1 = await _live(b)
+            b.fake.refuse_status = 503
+            await s1.close(1011)
+            await call.wait_closed(5)
+            url = b.origin + "/stream-ended"
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url=b.origin) as http:
+                for sid, spoken in ((call.call_sid, True), ("CA" + "0" * 32, False)):
+                    params = {"CallSid": sid, "CallStatus": "in-progress"}
+                    r = await http.post("/stream-ended", data=params,
+                                        headers={"X-Twilio-Signature": sign_webhook(TOKEN, url, params)})
+                    assert r.status_code == 200 and "<Hangup />" in r.text
+                    assert ("<Say>Sorry, we are having technical difficulties" in r.text) is spoken
+
+    run(scenario())
+
+
 def test_twilio_socket_closing_without_stop_ends_the_call_and_session():
     async def scenario():
         async with bridge() as b:

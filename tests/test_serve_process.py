@@ -37,8 +37,9 @@ def test_serve_without_api_key_exits_at_once_naming_it(tmp_path):
 
 
 class Server:
-    def __init__(self, fake: FakeRealtimeServer, token: str | None = TOKEN, **env: str) -> None:
-        self.fake, self.token, self.extra = fake, token, env
+    def __init__(self, fake: FakeRealtimeServer, token: str | None = TOKEN, args: tuple[str, ...] = (),
+                 **env: str) -> None:
+        self.fake, self.token, self.extra, self.args = fake, token, env, args
         self.port = 0
         self.log: list[str] = []
         self._logged = asyncio.Condition()
@@ -50,7 +51,7 @@ class Server:
             env["TWILIO_AUTH_TOKEN"] = self.token
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "telephony", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--tools", str(ROOT / "examples" / "tools.py"),
+            "--tools", str(ROOT / "examples" / "tools.py"), *self.args,
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
         match = re.search(rb"listening on http://127.0.0.1:(\d+)", line)
@@ -195,3 +196,41 @@ def test_accepted_connections_have_nagle_off():
         await server.wait_closed()
 
     run(scenario())
+
+
+def test_workers_share_one_port_serve_calls_and_stop_together():
+    async def scenario():
+        async with FakeRealtimeServer(validator=validate_client_event) as fake:
+            async with Server(fake, args=("--workers", "2")) as server:
+                origin = f"http://127.0.0.1:{server.port}"
+                pids: set[int] = set()
+                async with httpx.AsyncClient() as http:
+                    for _ in range(200):  # new connections spread over the workers (SO_REUSEPORT)
+                        r = await http.get(origin + "/healthz", headers={"Connection": "close"})
+                        pids.add(r.json()["pid"])
+                        if len(pids) == 2:
+                            break
+                assert len(pids) == 2 and server.proc.pid not in pids
+
+                call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
+                                      signed_url=f"wss://127.0.0.1:{server.port}/media-stream")
+                await call.connect()
+                await call.start()
+                session = await fake.next_session()
+                await session.wait_for("session.update")
+                await call.send_audio(b"\xff" * 800)
+                await session.wait_audio(4800)
+                await call.hang_up()
+                await asyncio.wait_for(session.closed.wait(), 2.0)
+
+                server.proc.send_signal(signal.SIGTERM)  # passed on: each worker drains and exits
+                await asyncio.wait_for(server.proc.wait(), 15)
+                assert server.proc.returncode == 0
+            for pid in pids:  # no worker outlived the supervisor
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                raise AssertionError(f"worker {pid} still running")
+
+    run(scenario(), timeout=60)

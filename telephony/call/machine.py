@@ -730,6 +730,7 @@ class Call:
             invalid_messages=self.invalid_twilio,
             pending_tools=len(self._tools),
             reconnects=self.reconnects,
+            apologize=apologize,
         )
         self.actions.append(EndCall(outcome, reason, apologize))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter, OrderedDict
 from typing import Any
@@ -150,6 +151,26 @@ class AppState:
         self._writes.add(future)
         future.add_done_callback(self._writes.discard)
 
+    async def apologized_elsewhere(self, call_sid: str, wait_s: float = 1.0) -> bool:
+        """Whether the call's record (written by whichever worker ran its stream,
+        to the shared records file) says the bridge gave up. The record is written
+        as the stream closes, so it may land a moment after Twilio asks: look a
+        few times within ``wait_s``."""
+        store = self.store
+        assert store is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            try:
+                record = await loop.run_in_executor(None, store.get, call_sid)
+            except Exception:
+                return False
+            if record is not None and record.outcome is not None:
+                return record.apologized
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+
     async def flush_records(self) -> None:
         """Wait until every finished call's record is written."""
         if self._writes:
@@ -225,7 +246,8 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        body = {"status": "draining" if state.draining else "ok", "active_calls": len(state.sessions)}
+        body = {"status": "draining" if state.draining else "ok", "active_calls": len(state.sessions),
+                "pid": os.getpid()}
         return JSONResponse(body, status_code=503 if state.draining else 200)
 
     async def _signed_form(request: Request) -> dict[str, Any] | None:
@@ -304,8 +326,13 @@ def create_app(
         params = await _signed_form(request)
         if params is None:
             return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
-        end = state.ended.get(str(params.get("CallSid") or ""))
-        if end is not None and end.apologize:
+        sid = str(params.get("CallSid") or "")
+        end = state.ended.get(sid)
+        if end is None and sid and state.store is not None:
+            apologize = await state.apologized_elsewhere(sid)  # the stream ran on another worker
+        else:
+            apologize = end is not None and end.apologize
+        if apologize:
             return Response(say_and_hangup(settings.apology), media_type="application/xml")
         return Response(hangup(), media_type="application/xml")
 

@@ -8,24 +8,32 @@ from typing import Any
 __all__ = ["listen_socket", "uvicorn_config"]
 
 
-def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048) -> socket.socket:
+def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048, *, reuse_port: bool = False,
+                  listen: bool = True) -> socket.socket:
     """A bound, listening TCP socket (``port=0`` picks a free one).
 
     ``proto=IPPROTO_TCP`` matters: asyncio sets TCP_NODELAY only on accepted
     sockets whose ``proto`` says TCP. With Nagle's algorithm on, a media message
     waits behind the previous unacknowledged mark until the caller's next frame
     carries the ACK: about 20 ms added to the agent's audio (measured).
+
+    ``reuse_port``: SO_REUSEPORT, so several worker processes listen on one port
+    and the kernel spreads new connections over them. ``listen=False`` only binds
+    (a supervisor holding the port for its workers takes no connections itself).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
         sock.close()
         raise
-    sock.listen(backlog)
+    if listen:
+        sock.listen(backlog)
     return sock
 
 
