@@ -106,7 +106,8 @@ class CallStore(Protocol):
 
 class SqliteCallStore:
     """One row per call; the record's lists are stored as JSON. Thread-safe;
-    the server calls it from a worker thread, once per call."""
+    the server calls it from a worker thread, once per call. Several processes
+    (``serve --workers``) may share one file (WAL mode, waits on locks)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -117,34 +118,48 @@ class SqliteCallStore:
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS calls (call_sid TEXT PRIMARY KEY, started_at REAL NOT NULL, "
-                "ended_at REAL, outcome TEXT, from_number TEXT, to_number TEXT, record TEXT NOT NULL)"
-            )
-            conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at DESC)")
+            # Autocommit: each statement is its own transaction, so a write never has to
+            # upgrade a read lock (which SQLite refuses at once when another process
+            # writes); with the busy timeout, workers sharing the file wait their turn.
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS calls (call_sid TEXT PRIMARY KEY, started_at REAL NOT NULL, "
+                    "ended_at REAL, outcome TEXT, from_number TEXT, to_number TEXT, record TEXT NOT NULL)"
+                )
+                conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at DESC)")
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
-    def save(self, record: CallRecord) -> None:
+    def _run(self, op: Any) -> Any:
+        """``op(db)`` under the lock. A new file being set up by another process at
+        the same moment answers "database is locked" at once, without waiting (the
+        switch to WAL takes the whole file): try again for up to ~2 s."""
         with self._lock:
-            db = self._db()
-            db.execute(
-                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.call_sid, record.started_at, record.ended_at, record.outcome, record.from_number,
-                 record.to_number, json.dumps(record.to_dict(), ensure_ascii=False)),
-            )
-            db.commit()
+            for attempt in range(40):
+                try:
+                    return op(self._db())
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 39:
+                        raise
+                time.sleep(0.05)
+
+    def save(self, record: CallRecord) -> None:
+        row = (record.call_sid, record.started_at, record.ended_at, record.outcome, record.from_number,
+               record.to_number, json.dumps(record.to_dict(), ensure_ascii=False))
+        self._run(lambda db: db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)", row))
 
     def list(self, limit: int = 50) -> list[CallRecord]:
-        with self._lock:
-            rows = self._db().execute("SELECT record FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        rows = self._run(lambda db: db.execute(
+            "SELECT record FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall())
         return [CallRecord.from_dict(json.loads(r[0])) for r in rows]
 
     def get(self, call_sid: str) -> CallRecord | None:
-        with self._lock:
-            row = self._db().execute("SELECT record FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
+        row = self._run(lambda db: db.execute("SELECT record FROM calls WHERE call_sid = ?", (call_sid,)).fetchone())
         return CallRecord.from_dict(json.loads(row[0])) if row else None
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ class DirectChannel:
     def send_text(self, text: str) -> bool:
         """Write one text message now. False if the socket is closing or closed."""
         proto = self._proto
-        if proto.close_sent or proto.disconnected:
+        if proto.close_sent or proto.transport.is_closing():
             return False
         conn = proto.conn
         try:
@@ -85,9 +85,12 @@ if WebSocketsSansIOProtocol is not None and all(hasattr(WebSocketsSansIOProtocol
             if direct is None:
                 super().send_receive_event_to_app()
                 return
-            frames = self.frames
-            data = frames[0] if len(frames) == 1 else b"".join(frames)
-            self.frames = []
+            frames = getattr(self, "frames", None)
+            if frames is not None:  # newer uvicorn: the message's frames as a list
+                data = frames[0] if len(frames) == 1 else b"".join(frames)
+                self.frames = []
+            else:  # uvicorn 0.35: one bytes buffer
+                data = self.bytes
             if not self.close_sent:
                 direct(data)
 
