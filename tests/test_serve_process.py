@@ -81,6 +81,16 @@ class Server:
             await asyncio.wait_for(self.proc.wait(), 15)
         await asyncio.wait_for(self._stderr, 5)
 
+    async def live_call(self) -> tuple[FakeTwilioCall, object]:
+        """A signed media stream to this server, with its Realtime session configured."""
+        call = FakeTwilioCall(f"ws://127.0.0.1:{self.port}/media-stream", auth_token=TOKEN,
+                              signed_url=f"wss://127.0.0.1:{self.port}/media-stream")
+        await call.connect()
+        await call.start()
+        session = await self.fake.next_session()
+        await session.wait_for("session.update")
+        return call, session
+
     def events(self) -> list[dict]:
         out = []
         for line in self.log:
@@ -145,12 +155,7 @@ def test_sigterm_drains_calls_in_progress_then_exits():
         async with FakeRealtimeServer(validator=validate_client_event) as fake:
             async with Server(fake, TELEPHONY_DRAIN_SECONDS="20") as server:
                 origin = f"http://127.0.0.1:{server.port}"
-                call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
-                                      signed_url=f"wss://127.0.0.1:{server.port}/media-stream")
-                await call.connect()
-                await call.start()
-                session = await fake.next_session()
-                await session.wait_for("session.update")
+                call, session = await server.live_call()
                 server.proc.send_signal(signal.SIGTERM)
                 await server.wait_log("server.draining")
                 async with httpx.AsyncClient() as http:
@@ -212,12 +217,7 @@ def test_workers_share_one_port_serve_calls_and_stop_together():
                             break
                 assert len(pids) == 2 and server.proc.pid not in pids
 
-                call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
-                                      signed_url=f"wss://127.0.0.1:{server.port}/media-stream")
-                await call.connect()
-                await call.start()
-                session = await fake.next_session()
-                await session.wait_for("session.update")
+                call, session = await server.live_call()
                 await call.send_audio(b"\xff" * 800)
                 await session.wait_audio(4800)
                 await call.hang_up()
