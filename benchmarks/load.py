@@ -2,6 +2,7 @@
 ours (`telephony serve`) and a minimal pass-through bridge, side by side.
 
     python -m benchmarks.load                      # N = 10 50 100 200, 20 s calls, 3 rounds
+    python -m benchmarks.load --together           # both bridges at the same moment, ratio per round
     python -m benchmarks.load --calls 50 --seconds 30 --rounds 1 --bridges ours
 
 Each call: caller audio in at real-time pace (20 ms mu-law frames); every 3 s
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import collections
+import contextlib
 import os
 import re
 import statistics
@@ -235,48 +237,63 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-async def run(ours: bool, n: int, seconds: float) -> dict[str, float]:
-    load = Load(ours)
-    async with serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None) as fake:
-        fake_url = f"http://127.0.0.1:{fake.sockets[0].getsockname()[1]}/v1"
-        with tempfile.TemporaryDirectory() as tmp:
-            proc, port = await _start_server(ours, fake_url, str(Path(tmp) / "calls.db"))
-            try:
-                await asyncio.sleep(1.0)  # let the idle server settle before the baseline
-                rss_idle = _rss_kb(proc.pid)
-                url = f"ws://127.0.0.1:{port}/media-stream"
-                ramp = min(2.0, n * 0.01)
-                tasks = []
-                for i in range(n):
-                    tasks.append(asyncio.create_task(load.twilio(url, f"call-{i}", seconds)))
-                    await asyncio.sleep(ramp / n)  # staggered starts, as real calls arrive
-                await asyncio.sleep(1.0)
-                cpu0, t0 = _cpu_s(proc.pid), time.monotonic()
-                window = max(1.0, seconds - ramp - 2.5)
-                rss_peak = 0
-                end = t0 + window
-                while time.monotonic() < end:
-                    rss_peak = max(rss_peak, _rss_kb(proc.pid))
-                    await asyncio.sleep(0.5)
-                cpu1, t1 = _cpu_s(proc.pid), time.monotonic()
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), seconds + 30)
-            finally:
-                proc.terminate()
-                proc.terminate()
-                await proc.wait()
-    calls = list(load.calls.values())
-    in_lat = [x for c in calls for x in c.in_latency]
-    out_lat = [x for c in calls for x in c.out_latency]
-    lost = sum(1 for c in calls if c.in_bytes != c.frames_sent * c.frame_bytes or c.out_bytes != c.expected_out)
-    return {
-        "cpu_ms_per_call_s": (cpu1 - cpu0) * 1000 / (n * (t1 - t0)),
-        "cpu_cores": (cpu1 - cpu0) / (t1 - t0),
-        "rss_per_call_kb": (rss_peak - rss_idle) / n,
-        "in_p50": _pct(in_lat, 0.5), "in_p99": _pct(in_lat, 0.99),
-        "out_p50": _pct(out_lat, 0.5), "out_p99": _pct(out_lat, 0.99),
-        "lost": lost, "frames": sum(c.frames_sent for c in calls),
-        "answers": sum(c.expected_out > 0 for c in calls),
-    }
+async def run(bridges: list[bool], n: int, seconds: float) -> list[dict[str, float]]:
+    """N calls against each bridge in ``bridges`` (True: ours), all at the same time
+    when there are several, so that both see the same machine at the same moment."""
+    async with contextlib.AsyncExitStack() as stack:
+        loads, procs, urls = [], [], []
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        for k, ours in enumerate(bridges):
+            load = Load(ours)
+            fake = await stack.enter_async_context(
+                serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None))
+            fake_url = f"http://127.0.0.1:{fake.sockets[0].getsockname()[1]}/v1"
+            proc, port = await _start_server(ours, fake_url, str(Path(tmp) / f"calls{k}.db"))
+            stack.push_async_callback(_stop, proc)
+            loads.append(load)
+            procs.append(proc)
+            urls.append(f"ws://127.0.0.1:{port}/media-stream")
+        await asyncio.sleep(1.0)  # let the idle servers settle before the baseline
+        rss_idle = [_rss_kb(p.pid) for p in procs]
+        ramp = min(2.0, n * 0.01)
+        tasks = []
+        for i in range(n):
+            for load, url in zip(loads, urls):
+                tasks.append(asyncio.create_task(load.twilio(url, f"call-{i}", seconds)))
+            await asyncio.sleep(ramp / n)  # staggered starts, as real calls arrive
+        await asyncio.sleep(1.0)
+        cpu0, t0 = [_cpu_s(p.pid) for p in procs], time.monotonic()
+        window = max(1.0, seconds - ramp - 2.5)
+        rss_peak = [0] * len(procs)
+        end = t0 + window
+        while time.monotonic() < end:
+            rss_peak = [max(r, _rss_kb(p.pid)) for r, p in zip(rss_peak, procs)]
+            await asyncio.sleep(0.5)
+        cpu1, t1 = [_cpu_s(p.pid) for p in procs], time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), seconds + 30)
+    results = []
+    for k, load in enumerate(loads):
+        calls = list(load.calls.values())
+        in_lat = [x for c in calls for x in c.in_latency]
+        out_lat = [x for c in calls for x in c.out_latency]
+        lost = sum(1 for c in calls if c.in_bytes != c.frames_sent * c.frame_bytes or c.out_bytes != c.expected_out)
+        results.append({
+            "cpu_ms_per_call_s": (cpu1[k] - cpu0[k]) * 1000 / (n * (t1 - t0)),
+            "cpu_cores": (cpu1[k] - cpu0[k]) / (t1 - t0),
+            "rss_per_call_kb": (rss_peak[k] - rss_idle[k]) / n,
+            "in_p50": _pct(in_lat, 0.5), "in_p99": _pct(in_lat, 0.99),
+            "out_p50": _pct(out_lat, 0.5), "out_p99": _pct(out_lat, 0.99),
+            "lost": lost, "frames": sum(c.frames_sent for c in calls),
+            "answers": sum(c.expected_out > 0 for c in calls),
+        })
+    return results
+
+
+async def _stop(proc) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        proc.terminate()
+    await proc.wait()
 
 
 def _row(bridge: str, n: int, runs: list[dict[str, float]]) -> str:
@@ -297,19 +314,33 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs per bridge and N, alternating bridges; the table shows the median (min-max)")
     parser.add_argument("--bridges", nargs="+", default=["ours", "passthrough"], choices=["ours", "passthrough"])
+    parser.add_argument("--together", action="store_true",
+                        help="run both bridges at the same time (N calls each) instead of alternating")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
-          f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, alternating\n")
+          f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, "
+          f"{'both bridges at once' if args.together else 'alternating'}\n")
     print("| bridge | N | CPU ms / call-s, median (min-max) | server CPU (cores) | RSS / call | in p50 / p99 "
           "| out p50 / p99 | calls that lost audio (worst round) |")
     print("|---|---|---|---|---|---|---|---|")
+    ratios: list[str] = []
     for n in args.calls:
         runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
         for _ in range(args.rounds):
+            if args.together:
+                for bridge, r in zip(args.bridges, asyncio.run(run([b == "ours" for b in args.bridges], n,
+                                                                   args.seconds))):
+                    runs[bridge].append(r)
+                continue
             for bridge in args.bridges:  # alternate, so slow drifts of the machine hit both alike
-                runs[bridge].append(asyncio.run(run(bridge == "ours", n, args.seconds)))
+                runs[bridge].append(asyncio.run(run([bridge == "ours"], n, args.seconds))[0])
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)
+        if len(args.bridges) == 2:
+            pairs = [o["cpu_ms_per_call_s"] / p["cpu_ms_per_call_s"] for o, p in zip(runs["ours"], runs["passthrough"])]
+            ratios.append(f"N = {n}: {statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})")
+    if ratios:
+        print("\nours / pass-through CPU, round by round, median (min-max): " + "; ".join(ratios))
     print("\nCPU: user + system time of the server process over the steady window, per call-second. "
           "latency: added by the bridge, measured in the load process (frame sent -> append received; "
           "delta sent -> media received), so it includes the load generator's own queueing at high N; "
