@@ -233,3 +233,38 @@ def test_close_gives_up_on_a_server_that_never_answers():
             assert conn._transport is not None and conn._transport.is_closing()
 
     run(scenario())
+
+
+def test_wss_verifies_the_certificate_and_speaks_over_tls():
+    """Production is wss://: TLS with the server name checked against the certificate."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def scenario():
+        async def handler(ws: ServerConnection) -> None:
+            await ws.send('{"type":"session.created"}')
+            async for message in ws:
+                await ws.send(message)  # echo
+
+        async with serve(handler, "localhost", 0, ssl=server_ctx, compression=None) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            conn = await WebsocketsConnector(f"wss://localhost:{port}/v1/realtime?model=m", "sk-x",
+                                             ssl_context=client_ctx)()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            conn.send('{"type":"ping-over-tls"}')
+            await r.wait_messages(2)
+            assert r.messages == [b'{"type":"session.created"}', b'{"type":"ping-over-tls"}']
+            await conn.close()
+            # A certificate for another name is refused.
+            with pytest.raises(RealtimeConnectError):
+                await WebsocketsConnector(f"wss://127.0.0.1:{port}/v1/realtime", "sk-x", ssl_context=client_ctx)()
+
+    run(scenario())

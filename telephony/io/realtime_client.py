@@ -271,7 +271,7 @@ class WebsocketsConnector:
 
     def __init__(self, url: str, api_key: str, open_timeout: float = 10.0, *, max_size: int = MAX_EVENT_BYTES,
                  ping_interval: float | None = 20.0, ping_timeout: float | None = 20.0,
-                 max_write_buffer: int = MAX_WRITE_BUFFER) -> None:
+                 max_write_buffer: int = MAX_WRITE_BUFFER, ssl_context: ssl.SSLContext | None = None) -> None:
         self.url = url
         self._api_key = api_key
         self.open_timeout = open_timeout
@@ -279,7 +279,7 @@ class WebsocketsConnector:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_write_buffer = max_write_buffer
-        self._ssl: ssl.SSLContext | None = None  # made once: loading the CA store takes milliseconds
+        self._ssl = ssl_context  # made once when not given: loading the CA store takes milliseconds
 
     async def __call__(self) -> WebsocketsConnection:
         try:
