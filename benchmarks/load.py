@@ -258,7 +258,7 @@ async def run(bridges: list[bool], n: int, seconds: float) -> list[dict[str, flo
         ramp = min(2.0, n * 0.01)
         tasks = []
         for i in range(n):
-            for load, url in zip(loads, urls):
+            for load, url in zip(loads, urls, strict=True):
                 tasks.append(asyncio.create_task(load.twilio(url, f"call-{i}", seconds)))
             await asyncio.sleep(ramp / n)  # staggered starts, as real calls arrive
         await asyncio.sleep(1.0)
@@ -267,7 +267,7 @@ async def run(bridges: list[bool], n: int, seconds: float) -> list[dict[str, flo
         rss_peak = [0] * len(procs)
         end = t0 + window
         while time.monotonic() < end:
-            rss_peak = [max(r, _rss_kb(p.pid)) for r, p in zip(rss_peak, procs)]
+            rss_peak = [max(r, _rss_kb(p.pid)) for r, p in zip(rss_peak, procs, strict=True)]
             await asyncio.sleep(0.5)
         cpu1, t1 = [_cpu_s(p.pid) for p in procs], time.monotonic()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), seconds + 30)
@@ -328,8 +328,8 @@ def main() -> int:
         runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
         for _ in range(args.rounds):
             if args.together:
-                for bridge, r in zip(args.bridges, asyncio.run(run([b == "ours" for b in args.bridges], n,
-                                                                   args.seconds))):
+                results = asyncio.run(run([b == "ours" for b in args.bridges], n, args.seconds))
+                for bridge, r in zip(args.bridges, results, strict=True):
                     runs[bridge].append(r)
                 continue
             for bridge in args.bridges:  # alternate, so slow drifts of the machine hit both alike
@@ -337,7 +337,8 @@ def main() -> int:
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)
         if len(args.bridges) == 2:
-            pairs = [o["cpu_ms_per_call_s"] / p["cpu_ms_per_call_s"] for o, p in zip(runs["ours"], runs["passthrough"])]
+            pairs = [o["cpu_ms_per_call_s"] / p["cpu_ms_per_call_s"]
+                     for o, p in zip(runs["ours"], runs["passthrough"], strict=True)]
             ratios.append(f"N = {n}: {statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})")
     if ratios:
         print("\nours / pass-through CPU, round by round, median (min-max): " + "; ".join(ratios))
