@@ -268,3 +268,57 @@ def test_wss_verifies_the_certificate_and_speaks_over_tls():
                 await WebsocketsConnector(f"wss://127.0.0.1:{port}/v1/realtime", "sk-x", ssl_context=client_ctx)()
 
     run(scenario())
+
+
+def test_an_http_proxy_from_the_environment_is_used_with_connect(monkeypatch):
+    """HTTPS_PROXY / HTTP_PROXY as urllib reads them (the previous client honoured them too)."""
+
+    async def scenario():
+        seen: list[bytes] = []
+
+        async def handler(ws: ServerConnection) -> None:
+            await ws.send('{"type":"session.created"}')
+            await ws.wait_closed()
+
+        async with server(handler) as direct_url:
+            upstream_port = int(direct_url.split(":")[2].split("/")[0])
+
+            async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                head = await reader.readuntil(b"\r\n\r\n")
+                seen.append(head)
+                if b"Proxy-Authorization: Basic dXNlcjpzM2NyZXQ=" not in head:
+                    writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                    writer.close()
+                    return
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+                async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                    with contextlib.suppress(Exception):
+                        while data := await src.read(65536):
+                            dst.write(data)
+                    dst.close()
+
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+            proxy_server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+            proxy_port = proxy_server.sockets[0].getsockname()[1]
+            monkeypatch.delenv("no_proxy", raising=False)
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.setenv("http_proxy", f"http://user:s3cret@127.0.0.1:{proxy_port}")
+            url = "ws://realtime.test:4443/v1/realtime?model=m"  # resolved by the proxy, not by us
+            conn = await WebsocketsConnector(url, "sk-x")()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            await r.wait_messages(1)
+            assert r.messages == [b'{"type":"session.created"}']
+            assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
+            await conn.close()
+
+            monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy_port}")  # no credentials: 407
+            with pytest.raises(RealtimeConnectError) as info:
+                await WebsocketsConnector(url, "sk-x")()
+            assert "proxy refused CONNECT: 407" in str(info.value)
+            proxy_server.close()
+
+    run(scenario())

@@ -12,11 +12,15 @@ call). Framing, masking, pings, close and size limits are ``websockets``'.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
+import socket
 import ssl
+import urllib.request
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidState, InvalidStatus, InvalidURI
@@ -297,13 +301,21 @@ class WebsocketsConnector:
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
+        proxy = proxy_for(uri.host, uri.secure)
         try:
             async with asyncio.timeout(self.open_timeout):
-                await loop.create_connection(lambda: conn, uri.host, uri.port, ssl=context,
-                                             server_hostname=uri.host if context else None)
+                if proxy is None:
+                    await loop.create_connection(lambda: conn, uri.host, uri.port, ssl=context,
+                                                 server_hostname=uri.host if context else None)
+                else:
+                    sock = await _tunnel(proxy, uri.host, uri.port)
+                    await loop.create_connection(lambda: conn, sock=sock, ssl=context,
+                                                 server_hostname=uri.host if context else None)
                 proto.send_request(request)
                 conn._write(proto.data_to_send())
                 await conn._handshake
+        except ProxyError as exc:
+            raise RealtimeConnectError(f"cannot reach the Realtime API through the proxy: {exc}") from None
         except (OSError, TimeoutError, ConnectionError) as exc:
             if conn._transport is not None:
                 conn._transport.abort()
@@ -321,3 +333,65 @@ class WebsocketsConnector:
             raise RealtimeConnectError(f"Realtime handshake failed: {type(exc).__name__}") from None
         conn._schedule_ping()
         return conn
+
+
+# --- HTTP proxies (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as urllib and websockets read them) ---
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class ProxyError(Exception):
+    pass
+
+
+def proxy_for(host: str, secure: bool) -> tuple[str, int, str | None] | None:
+    """(proxy host, port, Proxy-Authorization) from the environment, or None.
+    Loopback is never proxied; NO_PROXY is honoured."""
+    if host in _LOOPBACK:
+        return None
+    proxies = urllib.request.getproxies()
+    url = proxies.get("wss" if secure else "ws") or proxies.get("https" if secure else "http")
+    if not url or urllib.request.proxy_bypass(host):
+        return None
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise RealtimeConnectError(f"unsupported proxy {parts.scheme}://{parts.hostname}: only http:// CONNECT proxies",
+                                   retryable=False)
+    auth = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        auth = "Basic " + base64.b64encode(pair).decode()
+    return parts.hostname, parts.port or 80, auth
+
+
+async def _tunnel(proxy: tuple[str, int, str | None], host: str, port: int) -> socket.socket:
+    """A TCP socket through ``proxy`` to host:port (HTTP CONNECT), ready for TLS."""
+    loop = asyncio.get_running_loop()
+    proxy_host, proxy_port, auth = proxy
+    infos = await loop.getaddrinfo(proxy_host, proxy_port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, address)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+        if auth:
+            request += f"Proxy-Authorization: {auth}\r\n"
+        await loop.sock_sendall(sock, (request + "\r\n").encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = await loop.sock_recv(sock, 4096)
+            if not chunk or len(response) > 65536:
+                raise ProxyError("the proxy closed the connection during CONNECT")
+            response += chunk
+        head, _, rest = response.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].split()
+        if len(status) < 2 or status[1] != b"200":
+            raise ProxyError(f"the proxy refused CONNECT: {b' '.join(status[1:]).decode(errors='replace')}")
+        if rest:
+            raise ProxyError("the proxy sent data before the tunnel was used")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
