@@ -112,11 +112,7 @@ def test_health():
 def test_bad_input_on_one_call_leaves_the_other_call_and_server_alone(io):
     async def scenario():
         async with bridge(server_options=IO_MODES[io]) as b:
-            good = b.twilio()
-            await good.connect()
-            await good.start()
-            good_session = await b.fake.next_session()
-            await good_session.wait_for("session.update")
+            good, good_session = await b.live_call()
 
             bad = b.twilio()
             await bad.connect()

@@ -23,7 +23,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidState, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidState, InvalidStatus, InvalidURI
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
@@ -328,8 +328,6 @@ class WebsocketsConnector:
                 status = exc.response.status_code
                 retryable = status >= 500 or status in (408, 429)
                 raise RealtimeConnectError(f"Realtime API refused the connection: HTTP {status}", retryable) from None
-            if isinstance(exc, InvalidHandshake):
-                raise RealtimeConnectError(f"Realtime handshake failed: {type(exc).__name__}") from None
             raise RealtimeConnectError(f"Realtime handshake failed: {type(exc).__name__}") from None
         conn._schedule_ping()
         return conn
