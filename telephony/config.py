@@ -13,14 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
+
 __all__ = ["Settings", "DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "gpt-realtime-1.5"
-DEFAULT_INSTRUCTIONS = (
-    "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
-    "so keep answers short and conversational, one idea at a time, and never read out markup or lists. "
-    "Use the tools you have to look things up or act; never invent facts. If you cannot help, say so."
-)
 
 
 def _env(name: str) -> Any:
@@ -92,7 +89,7 @@ class Settings(BaseSettings):
     reconnect_attempts: int = Field(5, ge=1)
     reconnect_backoff: float = Field(0.25, ge=0)
     session_rollover_seconds: float = Field(55 * 60, gt=0)
-    apology: str = "Sorry, we are having technical difficulties. Please call back in a few minutes. Goodbye."
+    apology: str = APOLOGY
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     trust_forwarded_headers: bool = False
     #: SQLite file for call records ("" turns recording off)
@@ -136,44 +133,3 @@ class Settings(BaseSettings):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out
-
-    def session(self, tools: list[dict[str, Any]], instructions: str | None = None) -> dict[str, Any]:
-        """The ``session`` object of the call's one ``session.update``."""
-        pcm = {"type": "audio/pcm", "rate": 24000}
-        audio_in: dict[str, Any] = {"format": pcm}
-        if self.turn_detection == "server_vad":
-            td: dict[str, Any] | None = {
-                "type": "server_vad",
-                "threshold": self.vad_threshold,
-                "prefix_padding_ms": self.vad_prefix_padding_ms,
-                "silence_duration_ms": self.vad_silence_ms,
-                "create_response": True,
-                "interrupt_response": True,
-            }
-            if self.idle_timeout_ms:
-                td["idle_timeout_ms"] = self.idle_timeout_ms
-        elif self.turn_detection == "semantic_vad":
-            td = {"type": "semantic_vad", "eagerness": self.vad_eagerness, "create_response": True,
-                  "interrupt_response": True}
-        else:
-            td = None
-        audio_in["turn_detection"] = td
-        if self.transcription_model:
-            tr: dict[str, Any] = {"model": self.transcription_model}
-            if self.transcription_language:
-                tr["language"] = self.transcription_language
-            audio_in["transcription"] = tr
-        if self.noise_reduction != "none":
-            audio_in["noise_reduction"] = {"type": self.noise_reduction}
-        session: dict[str, Any] = {
-            "type": "realtime",
-            "model": self.model,
-            "output_modalities": ["audio"],
-            "instructions": instructions if instructions is not None else self.instructions,
-            "audio": {"input": audio_in, "output": {"format": pcm, "voice": self.voice, "speed": self.speed}},
-            "tools": tools,
-            "tool_choice": "auto",
-        }
-        if self.max_output_tokens:
-            session["max_output_tokens"] = self.max_output_tokens
-        return session

@@ -1,6 +1,7 @@
 """Call records: who called, what was said, which tools ran, how it ended.
 
 ``CallRecorder`` builds one record per call from the state machine's notices
+and tool results
 (no per-frame work); ``CallStore`` is the storage interface, and
 ``SqliteCallStore`` the default (a file path setting, created on first use).
 Another database plugs in by implementing ``CallStore``'s three methods.
@@ -14,7 +15,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .call.events import BargeIn, CallEnded, Event, KeyPressed, ResponseFinished, RunTool, Transcript
+
+if TYPE_CHECKING:
+    from .tools.registry import ToolResult
 
 __all__ = ["CallRecord", "CallRecorder", "CallStore", "SqliteCallStore"]
 
@@ -48,11 +54,11 @@ class CallRecord:
 
 
 class CallRecorder:
-    """Turns one call's notices into a ``CallRecord``. Times in the notices are
-    the loop's monotonic clock; ``wall_offset`` converts them to unix time."""
+    """Builds one call's ``CallRecord`` from what the call reports (its notices,
+    the tools it ran). Times are the loop's monotonic clock; the record keeps
+    seconds since the call started, and unix time for its start and end."""
 
     def __init__(self, call_sid: str, now_mono: float, parameters: dict[str, str] | None = None) -> None:
-        self.wall_offset = time.time() - now_mono
         params = parameters or {}
         self.record = CallRecord(call_sid, params.get("From"), params.get("To"), started_at=time.time(),
                                  parameters=dict(params))
@@ -62,38 +68,42 @@ class CallRecorder:
     def _t(self, mono: float) -> float:
         return round(mono - self._started_mono, 3)
 
-    def on_notice(self, kind: str, data: dict[str, Any], now: float) -> None:
+    def observe(self, event: Event, now: float) -> None:
         r = self.record
-        if kind == "transcript":
-            entry = {"t": self._t(data.get("at", now)), "role": data["role"], "text": data["text"]}
-            r.transcript.append(entry)
-            r.transcript.sort(key=lambda e: e["t"])
-        elif kind == "tool.call":
-            call = {"t": self._t(now), "call_id": data["call_id"], "name": data["name"],
-                    "arguments": data["arguments"], "ok": None, "result": None, "error": None, "duration_ms": None}
-            self._calls[data["call_id"]] = call
-            r.tool_calls.append(call)
-        elif kind == "tool.result":
-            call = self._calls.get(data["call_id"])
-            if call is not None:
-                call.update(ok=data.get("ok"), result=data.get("output") if data.get("ok") else None,
-                            error=data.get("error"), duration_ms=round(1000 * data.get("duration_s", 0.0), 1))
-        elif kind == "barge_in":
-            r.barge_ins.append({"t": self._t(now), "truncated": data.get("truncated", [])})
-        elif kind == "dtmf":
-            r.dtmf += data["digit"]
-        elif kind == "response.done":
-            usage = data.get("usage") or {}
-            r.usage["responses"] += 1
-            for key in ("input_tokens", "output_tokens", "total_tokens"):
-                value = usage.get(key)
-                if isinstance(value, int):
-                    r.usage[key] += value
-        elif kind == "call.end":
-            r.outcome, r.reason = data["outcome"], data["reason"]
-            r.apologized = bool(data.get("apologize"))
-            r.ended_at = time.time()
-            r.duration_s = round(now - self._started_mono, 3)
+        match event:
+            case Transcript():
+                r.transcript.append({"t": self._t(event.at), "role": event.role, "text": event.text})
+                r.transcript.sort(key=lambda e: e["t"])
+            case RunTool():
+                call = {"t": self._t(now), "call_id": event.call_id, "name": event.name,
+                        "arguments": event.arguments, "ok": None, "result": None, "error": None,
+                        "duration_ms": None}
+                self._calls[event.call_id] = call
+                r.tool_calls.append(call)
+            case BargeIn():
+                r.barge_ins.append({"t": self._t(now), "truncated": [asdict(t) for t in event.truncated]})
+            case KeyPressed():
+                r.dtmf += event.digit
+            case ResponseFinished():
+                usage = event.usage or {}
+                r.usage["responses"] += 1
+                for key in ("input_tokens", "output_tokens", "total_tokens"):
+                    value = usage.get(key)
+                    if isinstance(value, int):
+                        r.usage[key] += value
+            case CallEnded():
+                r.outcome, r.reason = event.outcome, event.reason
+                r.apologized = event.apologize
+                r.ended_at = time.time()
+                r.duration_s = round(now - self._started_mono, 3)
+            case _:
+                pass
+
+    def tool_finished(self, result: ToolResult) -> None:
+        call = self._calls.get(result.call_id)
+        if call is not None:
+            call.update(ok=result.ok, result=result.output if result.ok else None, error=result.error,
+                        duration_ms=round(1000 * result.duration_s, 1))
 
 
 class CallStore(Protocol):

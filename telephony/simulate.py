@@ -21,10 +21,12 @@ from pydantic import SecretStr
 
 from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
 from .audio.wav import read_wav, resample, write_wav
-from .call import Notice
+from .call import BargeIn, CallEnded, CallStarted, FirstAudio, RealtimeErrorReported, RunTool, Transcript
 from .config import Settings
+from .io.observe import Observed
 from .io.server import listen_socket, uvicorn_config
 from .tools import ToolRegistry
+from .tools.registry import ToolResult
 
 __all__ = ["simulate", "SimulationResult", "caller_ulaw"]
 
@@ -56,35 +58,35 @@ class _Printer:
         self.tool_calls = 0
         self.barge_ins = 0
         self.outcome: str | None = None
-        self._tools: dict[str, str] = {}
 
-    def __call__(self, session: Any, notice: Notice) -> None:
+    def __call__(self, call_sid: str, ev: Observed) -> None:
         t = time.monotonic() - self.t0
-        kind, d = notice.kind, notice.data
         line = None
-        if kind == "call.start":
-            line = f"call started ({session.call_sid})"
-        elif kind == "transcript":
-            self.transcript.append((d["role"], d["text"]))
-            line = f"{d['role']}: {d['text']}"
-        elif kind == "tool.call":
-            self.tool_calls += 1
-            self._tools[d["call_id"]] = d["name"]
-            line = f"tool call {d['name']}({d['arguments']})"
-        elif kind == "tool.result":
-            verdict = d["output"] if d.get("ok") else f"ERROR {d.get('error')}"
-            line = f"tool result {d.get('name')}: {verdict} ({1000 * d.get('duration_s', 0):.0f} ms)"
-        elif kind == "barge_in":
-            self.barge_ins += 1
-            cut = ", ".join(f"{c['audio_end_ms']} of {c['received_ms']} ms" for c in d["truncated"])
-            line = f"barge-in: the caller spoke over the agent; agent cut at {cut or 'nothing'}"
-        elif kind == "latency.first_audio":
-            line = f"agent started answering {1000 * d['seconds']:.0f} ms after the caller stopped"
-        elif kind == "realtime.error":
-            line = f"Realtime error {d.get('code')}: {d.get('message')}"
-        elif kind == "call.end":
-            self.outcome = d["outcome"]
-            line = f"call ended: {d['outcome']} ({d['reason']})"
+        match ev:
+            case CallStarted():
+                line = f"call started ({call_sid})"
+            case Transcript():
+                self.transcript.append((ev.role, ev.text))
+                line = f"{ev.role}: {ev.text}"
+            case RunTool():
+                self.tool_calls += 1
+                line = f"tool call {ev.name}({ev.arguments})"
+            case ToolResult():
+                verdict = ev.output if ev.ok else f"ERROR {ev.error}"
+                line = f"tool result {ev.name}: {verdict} ({1000 * ev.duration_s:.0f} ms)"
+            case BargeIn():
+                self.barge_ins += 1
+                cut = ", ".join(f"{c.audio_end_ms} of {c.received_ms} ms" for c in ev.truncated)
+                line = f"barge-in: the caller spoke over the agent; agent cut at {cut or 'nothing'}"
+            case FirstAudio():
+                line = f"agent started answering {1000 * ev.seconds:.0f} ms after the caller stopped"
+            case RealtimeErrorReported():
+                line = f"Realtime error {ev.code}: {ev.message}"
+            case CallEnded():
+                self.outcome = ev.outcome
+                line = f"call ended: {ev.outcome} ({ev.reason})"
+            case _:
+                pass
         if line:
             self.emit(f"[{t:6.2f}s] {line}")
 
@@ -113,7 +115,7 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
     state = app.state.telephony
     t0 = time.monotonic()
     printer = _Printer(emit, t0)
-    state.listeners.append(printer)
+    state.observer.listeners.append(printer)
     server = uvicorn.Server(uvicorn_config(app, sim_settings.max_message_bytes))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -137,15 +139,16 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
             await call.send_audio(silence * 5, pace=speed)  # 100 ms
             media = len(call.events("media"))
             playing = len(call.echoed) < len(call.events("mark"))
-            if media != seen or playing or state.sessions and any(s.call.pending_tools for s in state.sessions):
+            sessions = state.admission.sessions
+            if media != seen or playing or any(s.call.pending_tools for s in sessions):
                 seen, quiet_since = media, time.monotonic()
             elif time.monotonic() - quiet_since >= tail_seconds and media:
                 break
         if not call.closed.is_set():
             await call.hang_up()
-        for s in list(state.sessions):
+        for s in list(state.admission.sessions):
             await asyncio.wait_for(s.wait_ended(), 5)
-        await state.flush_records()
+        await state.observer.flush_records()
     finally:
         await call.close()
         server.should_exit = True

@@ -50,6 +50,16 @@ class Bridge:
     def state(self) -> Any:
         return self.app.state.telephony
 
+    @property
+    def observer(self) -> Any:
+        """Logs, metrics, counters and records of the app under test."""
+        return self.state.observer
+
+    @property
+    def admission(self) -> Any:
+        """The app's live calls and limits."""
+        return self.state.admission
+
     def twilio(self, **kwargs: Any) -> FakeTwilioCall:
         call = FakeTwilioCall(f"ws://127.0.0.1:{self.port}/media-stream", auth_token=self.token,
                               signed_url=f"wss://127.0.0.1:{self.port}/media-stream", **kwargs)
@@ -114,7 +124,7 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
             # Every stream took the I/O path this server offers: the direct channel
             # under our uvicorn protocol, plain ASGI otherwise (catches an upgrade
             # of uvicorn that silently loses the fast path).
-            counters = b.state.counters
+            counters = b.observer.counters
             if (server_options or {}).get("ws") is None:
                 assert counters["media_streams_asgi"] == 0, "a stream fell back to plain ASGI"
             else:

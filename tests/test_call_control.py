@@ -77,7 +77,7 @@ def test_end_call_hangs_up_only_after_the_goodbye_has_played():
             # ...no new response was asked for, and the Realtime session is closed.
             assert not session.events("response.create")
             await asyncio.wait_for(session.closed.wait(), 1)
-            assert b.state.counters["calls_hung_up_by_agent"] == 1
+            assert b.observer.counters["calls_hung_up_by_agent"] == 1
 
     run(scenario())
 
@@ -108,7 +108,7 @@ def test_transfer_redirects_the_live_call_with_dial_after_playback():
                 assert "<Dial callerId=\"+15550002222\"><Number>+15557770000</Number></Dial>" in req.field("Twiml")
                 await call.wait_closed()
                 await asyncio.wait_for(session.closed.wait(), 1)
-                assert b.state.counters["calls_transferred"] == 1
+                assert b.observer.counters["calls_transferred"] == 1
 
     run(scenario())
 
@@ -165,7 +165,7 @@ def test_status_callbacks_are_signed_and_counted():
             params = {"CallSid": "CA" + "d" * 32, "CallStatus": "completed", "CallDuration": "42"}
             assert (await b.post("/call-status", params)).status_code == 204
             assert (await b.post("/call-status", params, sign=False)).status_code == 403
-            assert b.state.counters["status_completed"] == 1
+            assert b.observer.counters["status_completed"] == 1
 
     run(scenario())
 

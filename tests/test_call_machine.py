@@ -6,7 +6,19 @@ import json
 
 import pytest
 
-from telephony.call import Call, CallConfig, CloseRealtime, EndCall, Notice, OpenRealtime, Phase, RunTool, TransferCall
+from telephony.call import (
+    BargeIn,
+    Call,
+    CallConfig,
+    CloseRealtime,
+    EndCall,
+    InvalidTwilioMessage,
+    OpenRealtime,
+    Phase,
+    RealtimeErrorReported,
+    RunTool,
+    TransferCall,
+)
 from telephony.call.playback import PlaybackClock
 from telephony.wire import realtime as rt
 from telephony.wire import twilio as tw
@@ -24,11 +36,9 @@ def live(config: CallConfig | None = None) -> Call:
 
 
 def drain(c: Call) -> tuple[list[dict], list[dict], list]:
-    tw_out = [json.loads(m) for m in c.to_twilio]
-    rt_out = [json.loads(m) for m in c.to_realtime]
-    actions = c.actions
-    c.to_twilio, c.to_realtime, c.actions = [], [], []
-    return tw_out, rt_out, actions
+    tw_out = [json.loads(m) for m in c.drain_twilio()]
+    rt_out = [json.loads(m) for m in c.drain_realtime()]
+    return tw_out, rt_out, list(c.drain_actions())
 
 
 def kinds(actions, kind):
@@ -55,7 +65,7 @@ def test_start_opens_realtime_once_and_buffers_audio_until_open():
     c = Call()
     c.receive_twilio(tw.Connected("Call"), 0.0)
     c.receive_twilio(tw.Media(b"\xff" * 160), 0.0)  # before start: dropped
-    assert c.media_before_start == 1 and not c.to_realtime
+    assert c.media_before_start == 1 and not c.drain_realtime()
     c.receive_twilio(START, 0.1)
     _, _, actions = drain(c)
     assert kinds(actions, OpenRealtime) == [OpenRealtime(START)]
@@ -82,7 +92,7 @@ def test_greeting_is_requested_once_the_session_is_configured():
     _, out, _ = drain(c)
     assert out[0]["type"] == "response.create" and "Thanks for calling Acme!" in out[0]["response"]["instructions"]
     c.receive_realtime(rt.SessionUpdated(), 0.2)  # a later update does not greet again
-    assert not c.to_realtime
+    assert not c.drain_realtime()
 
 
 def test_unsupported_media_format_ends_the_call():
@@ -133,7 +143,7 @@ def test_barge_in_truncates_to_exactly_what_was_heard():
     # heard 3200 bytes = 400 ms at 8 kHz, minus the 2.125 ms filter delay.
     assert out_rt == [{"type": "conversation.item.truncate", "item_id": "item_a", "content_index": 0,
                        "audio_end_ms": 397}]
-    assert kinds(actions, Notice)[-1].kind == "barge_in"
+    assert isinstance(actions[-1], BargeIn)
 
 
 def test_truncation_is_clamped_to_audio_received():
@@ -165,7 +175,7 @@ def test_audio_of_a_truncated_item_and_response_is_dropped_after_clear():
     c.receive_realtime(rt.AudioDelta("r1", "item_a", audio(100)), 0.11)
     c.receive_realtime(rt.AudioDelta("r1", "item_b", audio(100)), 0.12)  # same response, new item
     c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.13)
-    assert c.to_twilio == []
+    assert not c.drain_twilio()
     c.receive_realtime(rt.ResponseDone("r1", "cancelled", "turn_detected", None), 0.2)
     c.receive_realtime(rt.ResponseCreated("r2"), 0.3)
     assert play(c, "item_c", 100, now=0.3, resp="r2")  # the next answer plays
@@ -194,7 +204,7 @@ def test_speech_started_with_nothing_playing_sends_nothing():
     for m in marks + tail_mark:
         c.receive_twilio(tw.Mark(m), 0.2)
     c.receive_realtime(rt.SpeechStarted("u", 0), 0.3)
-    assert c.to_twilio == [] and c.to_realtime == []
+    assert not c.drain_twilio() and not c.drain_realtime()
 
 
 def test_fully_heard_item_is_not_truncated_but_the_one_playing_is():
@@ -230,7 +240,7 @@ def test_benign_errors_are_ignored_and_a_refused_create_does_not_wedge_gating():
     c = live()
     c.receive_realtime(rt.Error("invalid_request_error", "response_cancel_not_active", "", None), 0.0)
     c.receive_realtime(rt.Error("invalid_request_error", "conversation_already_has_active_response", "", None), 0.0)
-    assert not [a for a in c.actions if isinstance(a, Notice) and a.kind == "realtime.error"]
+    assert not kinds(c.drain_actions(), RealtimeErrorReported)
     c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "f", "{}"), 0.0)
     c.tool_finished("call_1", '"ok"', 0.0)
     drain(c)  # response.create sent (REQUESTED)
@@ -322,7 +332,7 @@ def test_dtmf_digits_are_batched_for_the_model():
     c = live()
     for i, d in enumerate("123"):
         c.receive_twilio(tw.Dtmf(d), 1.0 + i * 0.2)
-    assert c.to_realtime == []
+    assert not c.drain_realtime()
     assert c.next_deadline() == pytest.approx(1.4 + 1.5)
     c.tick(3.0)
     _, out, _ = drain(c)
@@ -356,7 +366,7 @@ def test_stop_twice_and_events_after_the_end_are_harmless():
     c.receive_twilio(tw.Mark("3"), 1.2)
     c.receive_realtime(rt.AudioDelta("r", "i", audio(10)), 1.3)
     c.twilio_closed(1.4)
-    assert c.to_twilio == [] and c.to_realtime == [] and c.actions == []
+    assert not c.drain_twilio() and not c.drain_realtime() and not c.drain_actions()
 
 
 def test_too_many_invalid_messages_end_the_call():
@@ -364,5 +374,5 @@ def test_too_many_invalid_messages_end_the_call():
     for _ in range(6):
         c.receive_twilio(tw.Invalid("junk"), 0.0)
     assert c.phase is Phase.ENDED
-    notices = [a for a in c.actions if isinstance(a, Notice) and a.kind == "twilio.invalid"]
+    notices = kinds(c.drain_actions(), InvalidTwilioMessage)
     assert len(notices) == 3  # logged a few times, not per message

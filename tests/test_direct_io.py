@@ -7,6 +7,8 @@ import base64
 import json
 from types import SimpleNamespace
 
+from starlette.websockets import WebSocketState
+
 from telephony.call import Phase
 from telephony.config import Settings
 from telephony.io.app import create_app
@@ -29,7 +31,7 @@ def test_fragmented_and_binary_messages_arrive_whole(io):
             await call.send_raw(media.encode())  # one binary frame
             audio = await session.wait_audio(2 * 960)
             assert len(audio) == 2 * 960
-            assert b.state.counters["twilio.invalid"] == 0
+            assert b.observer.counters["twilio.invalid"] == 0
             await call.hang_up()
 
     run(scenario())
@@ -59,19 +61,16 @@ def test_a_twilio_socket_that_stops_reading_ends_the_call_instead_of_buffering_f
     async def scenario():
         app = create_app(Settings(_env_file=None, openai_api_key="sk-x", records_path=""))
         channel = _StuckChannel()
-        ws = SimpleNamespace(scope={"extensions": {EXTENSION: channel}})
-        session = CallSession(ws, app.state.telephony)  # type: ignore[arg-type]
+        ws = SimpleNamespace(scope={"extensions": {EXTENSION: channel}}, application_state=WebSocketState.DISCONNECTED)
+        state = app.state.telephony
+        session = CallSession(ws, state.services, state.observer.call())  # type: ignore[arg-type]
         assert session.direct
         chunk = "x" * 65536
         for _ in range(MAX_TWILIO_BUFFER // len(chunk)):
-            session.call.to_twilio.append(chunk)
-            session._pump(False)
+            session.send_to_twilio([chunk])
             assert session.call.phase is Phase.WAITING  # under the limit: nothing happens
-        session.call.to_twilio.append(chunk)
-        session._pump(False)
+        session.send_to_twilio([chunk])
         assert session.call.phase is Phase.ENDED and session.call.outcome == "failed"
-        for task in list(session._tasks):
-            task.cancel()
-        await asyncio.gather(*session._tasks, return_exceptions=True)
+        await session.shutdown()
 
     run(scenario())

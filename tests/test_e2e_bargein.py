@@ -56,7 +56,7 @@ def test_barge_in_clears_truncates_exactly_and_drops_stale_audio(io):
                 await call.wait_for("media", count=len(call.events("media")) + 1, timeout=5)
             assert await after_clear() == expected_bytes  # nothing stale, nothing lost
             assert len(call.events("media")) > media_before
-            assert b.state.counters["barge_ins"] == 1
+            assert b.observer.counters["barge_ins"] == 1
 
     run(scenario())
 

@@ -55,6 +55,6 @@ def test_whole_call_audio_both_ways_and_session_closed(io):
 
             await call.hang_up()
             await asyncio.wait_for(session.closed.wait(), 1.0)  # closed within a second
-            assert b.state.open_realtime == 0
+            assert b.observer.open_realtime == 0
 
     run(scenario())

@@ -82,7 +82,7 @@ def test_media_stream_upgrade_refused_without_valid_signature(how):
                 await call.connect()
             assert info.value.response.status_code == 403
             assert b.fake.sessions == []  # no Realtime session was opened
-            assert b.state.counters["stream_rejected_signature"] == 1
+            assert b.observer.counters["stream_rejected_signature"] == 1
 
     run(scenario())
 
@@ -136,7 +136,7 @@ def test_bad_input_on_one_call_leaves_the_other_call_and_server_alone(io):
             await bad.send_raw(json.dumps({"event": "media", "media": {"payload": "%%%"}}))
             await bad.send_audio(b"\xff" * 160)
             await bad_session.wait_audio(960)  # still alive after garbage: it was dropped
-            assert b.state.counters["twilio.invalid"] >= 3
+            assert b.observer.counters["twilio.invalid"] >= 3
 
             # A huge frame ends that call only, and its Realtime session is closed.
             await bad.send_raw("x" * (b.settings.max_message_bytes + 10))
@@ -169,6 +169,6 @@ def test_realtime_refusal_ends_the_call_cleanly():
             await call.connect()
             await call.start()
             await call.wait_closed()
-            assert b.state.counters["calls_failed"] == 1
+            assert b.observer.counters["calls_failed"] == 1
 
     run(scenario())

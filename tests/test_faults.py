@@ -63,7 +63,7 @@ def test_realtime_drop_mid_answer_reconnects_and_restores_the_conversation():
             await s2.respond_audio(agent_pcm24()[:4800].tobytes())
             await call.wait_for("media", count=len(call.events("media")) + 1)
             assert s1.closed_at <= s2.opened_at  # never two live sessions for one call
-            assert b.state.counters["calls_failed"] == 0 and b.state.open_realtime == 1
+            assert b.observer.counters["calls_failed"] == 0 and b.observer.open_realtime == 1
             metrics = (await b.get("/metrics")).text
             assert "telephony_realtime_reconnects_total 1.0" in metrics
 
@@ -146,7 +146,7 @@ def test_after_n_failed_tries_the_call_ends_with_a_spoken_apology():
             b.fake.refuse_status = 503
             await s1.close(1011)
             await call.wait_closed(5)
-            assert b.state.counters["calls_failed"] == 1 and b.state.open_realtime == 0
+            assert b.observer.counters["calls_failed"] == 1 and b.observer.open_realtime == 0
             r = await b.post("/stream-ended", {"CallSid": call.call_sid, "CallStatus": "in-progress"})
             assert r.status_code == 200 and "<Say>Sorry, we are having technical difficulties" in r.text
             assert "<Hangup />" in r.text
@@ -199,7 +199,7 @@ def test_quiet_stream_ends_the_call():
             call, s1 = await _live(b)
             await call.wait_closed(3)
             await asyncio.wait_for(s1.closed.wait(), 1)
-            assert b.state.counters["calls_failed"] == 1
+            assert b.observer.counters["calls_failed"] == 1
 
     run(scenario())
 
@@ -270,6 +270,6 @@ def test_abrupt_connection_loss_without_close_frame_reconnects():
             await s2.wait_for("session.update")
             await call.send_audio(b"\xff" * 160)
             await s2.wait_audio(960)
-            assert b.state.open_realtime == 1
+            assert b.observer.open_realtime == 1
 
     run(scenario())

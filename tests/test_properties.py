@@ -113,7 +113,7 @@ class Harness:
 
     def drain(self, check_no_media: bool = False) -> None:
         c = self.call
-        for text in c.to_twilio:
+        for text in c.drain_twilio():
             msg = json.loads(text)
             assert msg["event"] in ("media", "mark", "clear")
             assert not (check_no_media and msg["event"] in ("media", "mark")), "audio of a truncated item played"
@@ -121,7 +121,7 @@ class Harness:
                 self.marks.append(msg["mark"]["name"])
             elif msg["event"] == "clear":
                 self.pending_clear = True
-        for text in c.to_realtime:
+        for text in c.drain_realtime():
             event = json.loads(text)
             validate_client_event(event)
             assert self.live, f"{event['type']} sent with no live session"
@@ -138,9 +138,7 @@ class Harness:
                     for cid in self.tools_started:
                         if f"({cid})" in it["content"][0]["text"]:
                             self.outputs[cid] = self.outputs.get(cid, 0) + 1
-        c.to_twilio.clear()
-        c.to_realtime.clear()
-        for action in c.actions:
+        for action in c.drain_actions():
             if isinstance(action, OpenRealtime):
                 assert not self.open_pending, "a second session opened while one was opening"
                 self.live = False  # the bridge closes the old socket before opening
@@ -153,7 +151,6 @@ class Harness:
                 self.tools_started.append(action.call_id)
             elif isinstance(action, EndCall):
                 self.ended = True
-        c.actions.clear()
         for cid, n in self.outputs.items():
             assert n <= 1, f"tool call {cid} answered {n} times"
 
@@ -247,7 +244,7 @@ def test_state_machine_invariants_under_random_event_orders(steps):
     # unless its answer is still waiting for a session that is being opened.
     for cid in getattr(h, "finished_live", set()):
         answered = h.outputs.get(cid, 0)
-        waiting = any(f"({cid})" in text for text in h.call._deferred)
+        waiting = any(f"({cid})" in text for text in h.call.deferred)
         assert answered == 1 or waiting or h.ended, (cid, answered)
     # Every RunTool is answered at most once (checked per step); the machine never
     # holds more than one session: checked on every OpenRealtime.

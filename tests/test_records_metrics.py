@@ -57,8 +57,8 @@ def test_records_and_metrics_follow_a_call(tmp_path):
             assert _metric(before, "telephony_calls_total") == 0
             call = await _full_call(b)
             # The session's cleanup runs after the socket closes: wait for it, then the write.
-            await asyncio.gather(*(s.wait_ended() for s in list(b.state.sessions)))
-            await b.state.flush_records()
+            await asyncio.gather(*(s.wait_ended() for s in list(b.admission.sessions)))
+            await b.observer.flush_records()
 
             text = (await b.get("/metrics")).text
             assert _metric(text, 'telephony_calls_total{outcome="completed"}') == 1

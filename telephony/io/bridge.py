@@ -2,11 +2,12 @@
 
 Thin by design: take a socket's message, feed the state machine with the
 loop's clock, carry out what it asks (send, open/close the session, run tools,
-end or transfer the call). Callback driven: each message is handled where the
-socket's reader delivers it (``on_twilio_message``, ``_on_realtime_message``)
-and the machine's outboxes are written at once, synchronously, so messages
-leave in the order the machine queued them with no task, queue or lock per
-frame. Only slow things (opening a session, tools, transfers) run as tasks.
+end or transfer the call) and report what it tells to the call's
+``CallReport``. Callback driven: each message is handled where the socket's
+reader delivers it (``on_twilio_message``, ``_on_realtime_message``) and the
+machine's outboxes are written at once, synchronously, so messages leave in the
+order the machine queued them with no task, queue or lock per frame. Only slow
+things (opening a session, tools, transfers) run as tasks.
 """
 
 from __future__ import annotations
@@ -15,14 +16,25 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from ..call import Call, CallConfig, CloseRealtime, EndCall, Notice, OpenRealtime, Phase, RunTool, TransferCall
+from ..call import (
+    Call,
+    CallConfig,
+    CallStarted,
+    CloseRealtime,
+    EndCall,
+    Event,
+    OpenRealtime,
+    Phase,
+    RunTool,
+    TransferCall,
+)
 from ..logs import log_event
 from ..tools import CallContext
 from ..tools.context import CallControl
@@ -30,13 +42,12 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
 from .direct_ws import EXTENSION as DIRECT
+from .observe import CallReport
 from .realtime_client import RealtimeConnectError, RealtimeConnection
+from .services import Services
 from .twilio_rest import TwilioRestError, validate_e164
 
-if TYPE_CHECKING:
-    from .app import AppState
-
-__all__ = ["CallSession"]
+__all__ = ["CallSession", "MAX_TWILIO_BUFFER", "call_config"]
 
 log = logging.getLogger("telephony.call")
 
@@ -48,21 +59,24 @@ _parse_realtime = rt.parse
 MAX_TWILIO_BUFFER = 4 * 1024 * 1024
 
 
+def call_config(services: Services) -> CallConfig:
+    settings = services.settings
+    return CallConfig(
+        greeting=settings.greeting,
+        quiet_timeout_s=settings.quiet_timeout,
+        max_duration_s=settings.max_call_seconds,
+        reconnect_attempts=settings.reconnect_attempts,
+        reconnect_backoff_s=settings.reconnect_backoff,
+        rollover_after_s=settings.session_rollover_seconds,
+    )
+
+
 class CallSession(CallControl):
-    def __init__(self, ws: WebSocket, state: AppState) -> None:
+    def __init__(self, ws: WebSocket, services: Services, report: CallReport) -> None:
         self.ws = ws
-        self.state = state
-        settings = state.settings
-        self.call = Call(
-            CallConfig(
-                greeting=settings.greeting,
-                quiet_timeout_s=settings.quiet_timeout,
-                max_duration_s=settings.max_call_seconds,
-                reconnect_attempts=settings.reconnect_attempts,
-                reconnect_backoff_s=settings.reconnect_backoff,
-                rollover_after_s=settings.session_rollover_seconds,
-            )
-        )
+        self.services = services
+        self.report = report
+        self.call = Call(call_config(services))
         self.loop = asyncio.get_running_loop()
         self.call_sid = ""
         self.context: CallContext | None = None
@@ -72,7 +86,6 @@ class CallSession(CallControl):
         self._timer_at: float | None = None
         self._ended = asyncio.Event()
         self._thread = threading.get_ident()
-        self.recorder: Any = None  # a CallRecorder when records are on
         self._in_ns = self._in_frames = self._out_ns = self._out_frames = 0
         # Writing to Twilio: straight to the socket when the server offers the
         # direct channel (see direct_ws), else through ASGI send by a writer task.
@@ -96,7 +109,7 @@ class CallSession(CallControl):
                 message = await ws.receive()
                 if message["type"] != "websocket.receive":
                     call.twilio_closed(self.loop.time())
-                    self._pump()
+                    self.flush()
                     break
                 data = message.get("text")
                 self.on_twilio_message(data if data is not None else message.get("bytes") or b"")
@@ -107,7 +120,7 @@ class CallSession(CallControl):
         finally:
             if self._channel is not None:
                 self._channel.detach()
-            await self._shutdown()
+            await self.shutdown()
 
     def on_twilio_message(self, data: str | bytes) -> None:
         """One Media Streams message (called for every frame: keep it lean)."""
@@ -126,6 +139,11 @@ class CallSession(CallControl):
         except Exception:
             self._crashed("twilio")
 
+    def end_now(self, outcome: str, reason: str) -> None:
+        """End the call at once (server shutdown): the stream closes, the session too."""
+        self.call.end(outcome, reason)
+        self.flush()
+
     def _crashed(self, side: str) -> None:
         log_event(log, "call.error", logging.ERROR, call_sid=self.call_sid, side=side, exc_info=True)
         if self.call.phase is not Phase.ENDED:
@@ -135,11 +153,12 @@ class CallSession(CallControl):
             except Exception:
                 pass
 
-    async def _shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """End the call if it is still up, cancel its tasks, close both sockets."""
         call = self.call
         if call.phase is not Phase.ENDED:
             call.end("failed", "bridge stopped")
-        self._handle_actions()
+        self._handle(call.drain_actions())
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._tasks):
@@ -148,39 +167,45 @@ class CallSession(CallControl):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_realtime()
         await self._close_twilio()
-        m = self.state.metrics
-        m.transcode_seconds.labels("in").inc(self._in_ns / 1e9)
-        m.transcode_frames.labels("in").inc(self._in_frames)
-        m.transcode_seconds.labels("out").inc(self._out_ns / 1e9)
-        m.transcode_frames.labels("out").inc(self._out_frames)
+        self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
         self._ended.set()
 
-    # --- pumping the machine's output -------------------------------------------
+    # --- carrying out what the machine queued ------------------------------------
+
+    def flush(self) -> None:
+        """Carry out everything the machine has queued and re-arm its timer."""
+        self._pump()
 
     def _pump(self, reschedule: bool = True) -> None:
         """Carry out what the machine queued: actions, then messages, in order.
         Sends are synchronous writes, so nothing interleaves between two pumps."""
         call = self.call
-        if call.actions:
-            self._handle_actions()
-        if call.to_realtime:
-            conn = self._rt
-            if conn is not None:  # else they wait for the session (the machine defers)
-                batch, call.to_realtime = call.to_realtime, []
+        actions = call.drain_actions()
+        if actions:
+            self._handle(actions)
+        conn = self._rt
+        if conn is not None:  # else they wait for the session (the machine defers)
+            messages = call.drain_realtime()
+            if messages:
                 send = conn.send
-                for text in batch:
-                    send(text)
-        if call.to_twilio:
-            batch, call.to_twilio = call.to_twilio, []
-            send = self._send_twilio
-            for text in batch:
-                send(text)
-            channel = self._channel
-            if channel is not None and channel.buffered() > MAX_TWILIO_BUFFER and call.phase is not Phase.ENDED:
-                call.end("failed", "Twilio stopped reading the media stream")
-                self._handle_actions()
+                for message in messages:
+                    send(message)
+        to_twilio = call.drain_twilio()
+        if to_twilio:
+            self.send_to_twilio(to_twilio)
         if reschedule:
             self._schedule_timer()
+
+    def send_to_twilio(self, messages: Iterable[str]) -> None:
+        """Write to the Twilio socket; a socket that stopped reading (more than
+        ``MAX_TWILIO_BUFFER`` unsent) ends the call instead of growing forever."""
+        send = self._send_twilio
+        for text in messages:
+            send(text)
+        channel = self._channel
+        if channel is not None and channel.buffered() > MAX_TWILIO_BUFFER and self.call.phase is not Phase.ENDED:
+            self.call.end("failed", "Twilio stopped reading the media stream")
+            self._handle(self.call.drain_actions())
 
     def _asgi_send(self, text: str) -> bool:
         """Without the direct channel: queue for the writer task (ASGI send is async)."""
@@ -203,28 +228,28 @@ class CallSession(CallControl):
         finally:
             self._asgi_writer = None
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _handle_actions(self) -> None:
-        actions, self.call.actions = self.call.actions, []
-        for action in actions:
-            kind = type(action)
-            if kind is Notice:
-                self._on_notice(action)  # type: ignore[arg-type]
-            elif kind is RunTool:
-                self._spawn(self._run_tool(action))  # type: ignore[arg-type]
-            elif kind is OpenRealtime:
-                self._spawn(self._open_realtime(action.start, action.reconnect))  # type: ignore[union-attr]
-            elif kind is CloseRealtime:
-                self._spawn(self._close_realtime())
-            elif kind is TransferCall:
-                self._spawn(self._transfer(action))  # type: ignore[arg-type]
-            elif kind is EndCall:
-                self.state.call_ended(self.call_sid, action)  # type: ignore[arg-type]
-                self._spawn(self._close_twilio())
+    def _handle(self, events: Iterable[Event]) -> None:
+        report, now = self.report, self.loop.time()
+        for ev in events:
+            match ev:
+                case CallStarted():
+                    self._on_start(ev.start)
+                case RunTool():
+                    self._spawn(self._run_tool(ev))
+                case OpenRealtime():
+                    self._spawn(self._open_realtime(ev.start, ev.reconnect))
+                case CloseRealtime():
+                    self._spawn(self._close_realtime())
+                case TransferCall():
+                    self._spawn(self._transfer(ev))
+                case EndCall():
+                    self._spawn(self._close_twilio())
+            report.event(ev, now)
 
     # --- timers ------------------------------------------------------------------
 
@@ -261,21 +286,12 @@ class CallSession(CallControl):
             dtmf=self.call.dtmf,
             _controller=self,
         )
-        self.state.on_call_start(self)
-
-    def _session_update(self, start: tw.Start) -> str:
-        settings = self.state.settings
-        instructions = None
-        override = start.custom_parameters.get("instructions")
-        if override and settings.allow_instruction_override:
-            instructions = override
-        return rt.session_update(settings.session(self.state.tool_schemas, instructions))
 
     async def _open_realtime(self, start: tw.Start, reconnect: bool) -> None:
         if self._rt is not None:  # replacing a session: never two live ones per call
             await self._close_realtime()
         try:
-            conn = await self.state.connect_realtime()
+            conn = await self.services.connect_realtime()
         except RealtimeConnectError as exc:
             self._report_realtime_closed(str(exc), exc.retryable)
             return
@@ -286,11 +302,9 @@ class CallSession(CallControl):
             await _quiet_close(conn)
             return
         self._rt = conn
-        self.state.realtime_opened()
-        if reconnect:
-            self.state.metrics.reconnects.inc()
+        self.report.realtime_opened(reconnect)
         log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
-        self.call.realtime_opened(self._session_update(start), self.loop.time())
+        self.call.realtime_opened(self.services.session_update(start), self.loop.time())
         self._pump()
         conn.start(partial(self._on_realtime_message, conn), partial(self._on_realtime_lost, conn))
 
@@ -326,19 +340,20 @@ class CallSession(CallControl):
         self._pump()
 
     async def _release(self, conn: RealtimeConnection) -> None:
-        self.state.realtime_closed()  # counted closed from here: nothing more is sent or read
+        self.report.realtime_closed()  # counted closed from here: nothing more is sent or read
         await _quiet_close(conn)
 
     async def _close_realtime(self) -> None:
         conn, self._rt = self._rt, None
         if conn is not None:
-            self.state.realtime_closed()
+            self.report.realtime_closed()
             log_event(log, "realtime.close", call_sid=self.call_sid)
             await _quiet_close(conn)
 
     async def _close_twilio(self) -> None:
-        if self.call.to_twilio:
-            self._pump(False)
+        to_twilio = self.call.drain_twilio()
+        if to_twilio:
+            self.send_to_twilio(to_twilio)
         writer = self._asgi_writer
         if writer is not None:
             await asyncio.shield(writer)  # what was queued leaves before the close
@@ -352,46 +367,34 @@ class CallSession(CallControl):
 
     async def _run_tool(self, action: RunTool) -> None:
         assert self.context is not None
-        result = await self.state.registry.run(action.call_id, action.name, action.arguments, self.context)
-        log_event(
-            log,
-            "tool.call",
-            logging.INFO if result.ok else logging.WARNING,
-            call_sid=self.call_sid,
-            tool=action.name,
-            ok=result.ok,
-            error=result.error,
-            duration_ms=round(result.duration_s * 1000, 1),
-        )
-        self.call.tool_finished(
-            action.call_id, result.output, self.loop.time(), name=action.name, ok=result.ok, error=result.error,
-            duration_s=result.duration_s,
-        )
+        result = await self.services.registry.run(action.call_id, action.name, action.arguments, self.context)
+        self.report.tool_finished(result)
+        self.call.tool_finished(action.call_id, result.output, self.loop.time())
         self._pump()
 
     # --- call control (CallControl, used by CallContext and built-in tools) -----
 
-    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+    def _in_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the event loop (tools may call from a worker thread)."""
         if threading.get_ident() == self._thread:
-            fn(*args)
+            fn()
             self._pump()
         else:
-            self.loop.call_soon_threadsafe(lambda: (fn(*args), self._pump()))
+            self.loop.call_soon_threadsafe(lambda: (fn(), self._pump()))
 
     def request_hangup(self, reason: str) -> None:
         self._in_loop(lambda: self.call.request_hangup(reason, self.loop.time()))
 
     async def request_transfer(self, target: str) -> str:
         """Resolve ``target`` (directory name or E.164 number) and schedule it."""
-        number, label = self.state.resolve_transfer_target(target)
-        if self.state.rest is None:
+        number, label = self.services.resolve_transfer_target(target)
+        if self.services.rest is None:
             raise TwilioRestError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         self._in_loop(lambda: self.call.request_transfer(number, label, self.loop.time()))
         return f"Transferring the caller to {label} once you finish speaking."
 
     async def _transfer(self, action: TransferCall) -> None:
-        rest = self.state.rest
+        rest = self.services.rest
         try:
             if rest is None:
                 raise TwilioRestError("Twilio REST credentials are not configured")
@@ -399,19 +402,11 @@ class CallSession(CallControl):
             caller_id = self.context.to_number if self.context else None
             await rest.redirect(self.call_sid, dial(action.number, caller_id))
         except (TwilioRestError, ValueError) as exc:
-            log_event(log, "transfer.failed", logging.WARNING, call_sid=self.call_sid, error=str(exc))
-            self.call.transfer_failed(str(exc), self.loop.time())
+            self.call.transfer_failed(str(exc), self.loop.time())  # logged once, as the machine's notice
         else:
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
         self._pump()
-
-    # --- notices -----------------------------------------------------------------
-
-    def _on_notice(self, notice: Notice) -> None:
-        if notice.kind == "call.start" and self.call.start is not None:
-            self._on_start(self.call.start)
-        self.state.on_notice(self, notice)
 
     async def wait_ended(self) -> None:
         await self._ended.wait()

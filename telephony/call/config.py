@@ -1,0 +1,45 @@
+"""The call core's configuration and its phases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..wording import Wording
+
+__all__ = ["CallConfig", "Phase"]
+
+
+class Phase(Enum):
+    WAITING = "waiting"  # socket open, no ``start`` yet
+    STARTING = "starting"  # ``start`` seen, Realtime session opening
+    LIVE = "live"
+    RECONNECTING = "reconnecting"  # session lost or rolling over: caller audio is held
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    greeting: str | None = None
+    #: caller audio held while the Realtime session opens (ms of 24 kHz PCM)
+    max_buffer_ms: int = 5000
+    #: DTMF digits are sent to the model after this pause, or at once on '#'
+    dtmf_pause_s: float = 1.5
+    #: no Twilio media for this long ends the call (0 = never)
+    quiet_timeout_s: float = 20.0
+    #: hard limit on a call's length (0 = none)
+    max_duration_s: float = 0.0
+    #: wait this long past the estimated end of playback for the last mark echo
+    playback_grace_s: float = 2.0
+    #: invalid Twilio messages tolerated on one call before it is ended
+    max_invalid_messages: int = 100
+    #: tries to (re)open the Realtime session before the call is ended with an apology
+    reconnect_attempts: int = 5
+    #: wait before the 2nd try; doubles each try (the 1st try is immediate), capped at 4 s
+    reconnect_backoff_s: float = 0.25
+    #: open a fresh session between turns once this old (the API's cap is 60 minutes)
+    rollover_after_s: float = 55 * 60
+    #: conversation text restored into a new session (most recent first), in characters
+    restore_chars: int = 16000
+    #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
+    wording: Wording = field(default_factory=Wording)

@@ -1,0 +1,258 @@
+"""What the call core asks of the I/O layer (actions) and tells observers (notices).
+
+Every value is a small frozen dataclass, matched by type. Actions need the I/O
+layer to do something (open or close the Realtime session, run a tool, end or
+transfer the call); notices are facts worth a log line, a record entry or a
+metric, and need nothing done. Both come out of ``Call.drain_actions()`` in the
+order they happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..wire import twilio as tw
+
+__all__ = [
+    "Action",
+    "BargeIn",
+    "CallEnded",
+    "CallStarted",
+    "CloseRealtime",
+    "DuplicateStart",
+    "EndCall",
+    "Event",
+    "FirstAudio",
+    "HangupRequested",
+    "InvalidRealtimeEvent",
+    "InvalidTwilioMessage",
+    "KeyPressed",
+    "MediaBeforeStart",
+    "Notice",
+    "OpenRealtime",
+    "RealtimeErrorReported",
+    "RealtimeGaveUp",
+    "RealtimeLost",
+    "RealtimeReconnected",
+    "RealtimeRollover",
+    "ResponseFinished",
+    "RunTool",
+    "Transcript",
+    "TransferCall",
+    "TransferFailed",
+    "TransferRequested",
+    "Truncation",
+]
+
+
+# --- actions: the I/O layer must do something -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRealtime:
+    """Open the call's Realtime session (Twilio's ``start`` arrived), or, with
+    ``reconnect``, replace a lost or expiring one: close the old socket first, so
+    a call never has two live sessions."""
+
+    start: tw.Start
+    reconnect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRealtime:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndCall:
+    """Close the Twilio stream (which hangs up, TwiML having nothing after it)."""
+
+    outcome: str  # completed | hung_up_by_agent | transferred | failed
+    reason: str
+    apologize: bool = False  # tell the caller we failed (TwiML after the stream) before hanging up
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCall:
+    """Redirect the live call to ``number`` (REST update with ``<Dial>``)."""
+
+    number: str
+    label: str
+
+
+Action = OpenRealtime | CloseRealtime | RunTool | EndCall | TransferCall
+
+
+# --- notices: facts for logs, records and metrics ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A valid ``start`` arrived: the call is known (CallSid, numbers, parameters)."""
+
+    start: tw.Start
+
+    @property
+    def from_number(self) -> str | None:
+        return self.start.custom_parameters.get("From")
+
+    @property
+    def to_number(self) -> str | None:
+        return self.start.custom_parameters.get("To")
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    outcome: str
+    reason: str
+    invalid_messages: int
+    pending_tools: int
+    reconnects: int
+    apologize: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateStart:
+    stream_sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaBeforeStart:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidTwilioMessage:
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRealtimeEvent:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPressed:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """One assistant item cut at a barge-in: the model keeps ``audio_end_ms`` of
+    the ``received_ms`` it sent (what the caller heard)."""
+
+    item_id: str
+    audio_end_ms: int
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    truncated: tuple[Truncation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstAudio:
+    """The agent's first audio of a turn left for the caller, ``seconds`` after the
+    caller stopped speaking (nothing of ours is queued then, so it plays at once)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    role: str  # caller | agent
+    text: str
+    item_id: str
+    at: float  # when that speech began (loop clock), for ordering
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFinished:
+    response_id: str
+    status: str
+    reason: str | None
+    usage: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeErrorReported:
+    type: str
+    code: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeLost:
+    reason: str
+    attempt: int
+    retry_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeGaveUp:
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeReconnected:
+    generation: int
+    restored_items: int
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeRollover:
+    age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRequested:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequested:
+    number: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFailed:
+    number: str
+    reason: str
+
+
+Notice = (
+    CallStarted
+    | CallEnded
+    | DuplicateStart
+    | MediaBeforeStart
+    | InvalidTwilioMessage
+    | InvalidRealtimeEvent
+    | KeyPressed
+    | BargeIn
+    | FirstAudio
+    | Transcript
+    | ResponseFinished
+    | RealtimeErrorReported
+    | RealtimeLost
+    | RealtimeGaveUp
+    | RealtimeReconnected
+    | RealtimeRollover
+    | HangupRequested
+    | TransferRequested
+    | TransferFailed
+)
+
+#: Everything ``Call.drain_actions()`` returns.
+Event = Action | Notice

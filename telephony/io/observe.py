@@ -1,0 +1,244 @@
+"""What calls report: log lines, metrics, counters, call records, listeners.
+
+The call core's notices and actions, and the tool results the I/O layer sees,
+arrive here through one ``CallReport`` per call; nothing here runs per audio
+frame. Records are written off the event loop, once per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from ..call import (
+    BargeIn,
+    CallEnded,
+    CallStarted,
+    DuplicateStart,
+    EndCall,
+    Event,
+    FirstAudio,
+    HangupRequested,
+    InvalidRealtimeEvent,
+    InvalidTwilioMessage,
+    KeyPressed,
+    MediaBeforeStart,
+    RealtimeErrorReported,
+    RealtimeGaveUp,
+    RealtimeLost,
+    RealtimeReconnected,
+    RealtimeRollover,
+    Transcript,
+    TransferFailed,
+    TransferRequested,
+)
+from ..logs import log_event
+from ..metrics import Metrics
+from ..records import CallRecord, CallRecorder, CallStore
+from ..tools.registry import ToolResult
+
+__all__ = ["CallObserver", "CallReport", "Listener", "Observed"]
+
+log = logging.getLogger("telephony.call")
+
+#: What a listener is shown: every event of the call core, and each tool result.
+Observed = Event | ToolResult
+#: ``listener(call_sid, observed)``: extra observers (the simulator prints with one).
+Listener = Callable[[str, Observed], None]
+
+#: How many recent call endings are kept in memory for ``/stream-ended``.
+RECENT_ENDINGS = 2000
+
+
+class CallObserver:
+    """Shared by every call of one app."""
+
+    def __init__(self, store: CallStore | None = None) -> None:
+        self.metrics = Metrics()
+        self.store = store
+        self.counters: Counter[str] = Counter()
+        self.listeners: list[Listener] = []
+        self.open_realtime = 0  # Realtime sessions open right now
+        self.ended: OrderedDict[str, EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    def call(self) -> CallReport:
+        return CallReport(self)
+
+    # --- Realtime sessions ----------------------------------------------------------------
+
+    def realtime_opened(self, reconnect: bool) -> None:
+        self.open_realtime += 1
+        self.counters["realtime_sessions_opened"] += 1
+        if reconnect:
+            self.metrics.reconnects.inc()
+
+    def realtime_closed(self) -> None:
+        self.open_realtime -= 1
+
+    # --- records ------------------------------------------------------------------------------
+
+    def save(self, record: CallRecord) -> None:
+        """Write a finished call's record off the event loop."""
+        store = self.store
+        if store is None:
+            return
+
+        def write() -> None:
+            try:
+                store.save(record)
+            except Exception as exc:  # a full disk must not break calls
+                log_event(log, "records.save_failed", logging.ERROR, call_sid=record.call_sid,
+                          error=f"{type(exc).__name__}: {exc}")
+
+        future = asyncio.get_running_loop().run_in_executor(None, write)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+
+    async def flush_records(self) -> None:
+        """Wait until every finished call's record is written."""
+        if self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    async def apologized(self, call_sid: str, wait_s: float = 1.0) -> bool:
+        """Whether the bridge gave up on this call (so the caller is owed an apology).
+        Known here if this process ran the stream; else the call's record (written
+        by whichever worker ran it, to the shared records file) says so. The record
+        is written as the stream closes, so it may land a moment after Twilio asks:
+        look a few times within ``wait_s``."""
+        end = self.ended.get(call_sid)
+        if end is not None or not call_sid or self.store is None:
+            return end is not None and end.apologize
+        store = self.store
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            try:
+                record = await loop.run_in_executor(None, store.get, call_sid)
+            except Exception:
+                return False
+            if record is not None and record.outcome is not None:
+                return record.apologized
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.1)  # the other worker's write is a file away: poll briefly
+
+    def _ended(self, call_sid: str, end: EndCall) -> None:
+        if call_sid:
+            self.ended[call_sid] = end
+            while len(self.ended) > RECENT_ENDINGS:
+                self.ended.popitem(last=False)
+
+
+class CallReport:
+    """One call's reporting: its log lines, metrics and record."""
+
+    __slots__ = ("_observer", "call_sid", "recorder")
+
+    def __init__(self, observer: CallObserver) -> None:
+        self._observer = observer
+        self.call_sid = ""
+        self.recorder: CallRecorder | None = None
+
+    def event(self, ev: Event, now: float) -> None:
+        """A notice or action of the call core, in order."""
+        o = self._observer
+        if isinstance(ev, CallStarted):
+            self.call_sid = ev.start.call_sid
+            o.counters["calls_started"] += 1
+            if o.store is not None:
+                self.recorder = CallRecorder(self.call_sid, now, ev.start.custom_parameters)
+        if self.recorder is not None:
+            self.recorder.observe(ev, now)
+        for listener in o.listeners:
+            listener(self.call_sid, ev)
+        sid = self.call_sid or None
+        m = o.metrics
+        match ev:
+            case CallStarted():
+                log_event(log, "call.start", call_sid=sid, stream_sid=ev.start.stream_sid,
+                          from_number=ev.from_number, to_number=ev.to_number)
+            case CallEnded():
+                o.counters[f"calls_{ev.outcome}"] += 1
+                m.calls.labels(ev.outcome).inc()
+                log_event(log, "call.end", call_sid=sid, **asdict(ev))
+                if self.recorder is not None:
+                    o.save(self.recorder.record)
+            case EndCall():
+                o._ended(self.call_sid, ev)
+            case BargeIn():
+                o.counters["barge_ins"] += 1
+                m.barge_ins.inc()
+                log_event(log, "barge_in", call_sid=sid, truncated=[asdict(t) for t in ev.truncated])
+            case FirstAudio():
+                m.response_latency.observe(ev.seconds)
+            case RealtimeErrorReported():
+                o.counters["realtime.error"] += 1
+                m.realtime_errors.labels(ev.code or "none").inc()
+                log_event(log, "realtime.error", logging.WARNING, call_sid=sid, type=ev.type, code=ev.code,
+                          message=ev.message)
+            case InvalidTwilioMessage():
+                o.counters["twilio.invalid"] += 1
+                log_event(log, "twilio.invalid", logging.WARNING, call_sid=sid, reason=ev.reason, count=ev.count)
+            case InvalidRealtimeEvent():
+                o.counters["realtime.invalid"] += 1
+                log_event(log, "realtime.invalid", logging.WARNING, call_sid=sid, reason=ev.reason)
+            case MediaBeforeStart():
+                o.counters["twilio.media_before_start"] += 1
+                log_event(log, "twilio.media_before_start", logging.WARNING, call_sid=sid)
+            case DuplicateStart():
+                log_event(log, "twilio.duplicate_start", call_sid=sid, stream_sid=ev.stream_sid)
+            case KeyPressed():
+                log_event(log, "dtmf", call_sid=sid, digit=ev.digit)
+            case HangupRequested():
+                log_event(log, "hangup.requested", call_sid=sid, reason=ev.reason)
+            case TransferRequested():
+                log_event(log, "transfer.requested", call_sid=sid, number=ev.number, label=ev.label)
+            case TransferFailed():
+                log_event(log, "transfer.failed", logging.WARNING, call_sid=sid, number=ev.number,
+                          reason=ev.reason)
+            case RealtimeLost():
+                log_event(log, "realtime.lost", logging.WARNING, call_sid=sid, reason=ev.reason,
+                          attempt=ev.attempt, retry_in_s=ev.retry_in_s)
+            case RealtimeGaveUp():
+                log_event(log, "realtime.gave_up", logging.ERROR, call_sid=sid, reason=ev.reason,
+                          attempts=ev.attempts)
+            case RealtimeReconnected():
+                log_event(log, "realtime.reconnected", call_sid=sid, generation=ev.generation,
+                          restored_items=ev.restored_items)
+            case RealtimeRollover():
+                log_event(log, "realtime.rollover", call_sid=sid, age_s=ev.age_s)
+            case Transcript():
+                log_event(log, "transcript", logging.DEBUG, call_sid=sid, role=ev.role, text=ev.text)
+            case _:
+                pass
+
+    def realtime_opened(self, reconnect: bool) -> None:
+        self._observer.realtime_opened(reconnect)
+
+    def realtime_closed(self) -> None:
+        self._observer.realtime_closed()
+
+    def tool_finished(self, result: ToolResult) -> None:
+        """A tool returned or failed (the I/O layer ran it)."""
+        o = self._observer
+        o.metrics.tool_calls.labels(result.name, "ok" if result.ok else "error").inc()
+        o.metrics.tool_seconds.labels(result.name).observe(result.duration_s)
+        log_event(log, "tool.call", logging.INFO if result.ok else logging.WARNING, call_sid=self.call_sid,
+                  tool=result.name, ok=result.ok, error=result.error, duration_ms=round(result.duration_s * 1000, 1))
+        if self.recorder is not None:
+            self.recorder.tool_finished(result)
+        for listener in o.listeners:
+            listener(self.call_sid, result)
+
+    def transcoding(self, in_ns: int, in_frames: int, out_ns: int, out_frames: int) -> None:
+        """The call's audio handling time, added once at its end."""
+        m = self._observer.metrics
+        m.transcode_seconds.labels("in").inc(in_ns / 1e9)
+        m.transcode_frames.labels("in").inc(in_frames)
+        m.transcode_seconds.labels("out").inc(out_ns / 1e9)
+        m.transcode_frames.labels("out").inc(out_frames)

@@ -1,0 +1,43 @@
+"""Every sentence the product says to a caller or tells the model, in one place.
+
+The call core takes a ``Wording`` in its configuration and never spells text
+itself, so wording can change (or be translated) without touching the protocol
+logic. Placeholders are ``str.format`` fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Wording", "DEFAULT_INSTRUCTIONS", "BUSY_MESSAGE", "DRAINING_MESSAGE", "APOLOGY"]
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
+    "so keep answers short and conversational, one idea at a time, and never read out markup or lists. "
+    "Use the tools you have to look things up or act; never invent facts. If you cannot help, say so."
+)
+#: Said (TwiML ``<Say>``) when every call slot is taken.
+BUSY_MESSAGE = "All of our agents are busy right now. Please call again in a few minutes. Goodbye."
+#: Said while the server drains before a restart.
+DRAINING_MESSAGE = "We are restarting our phone system. Please call back in a minute. Goodbye."
+#: Said when the bridge gives up on a call (default of ``TELEPHONY_APOLOGY``).
+APOLOGY = "Sorry, we are having technical difficulties. Please call back in a few minutes. Goodbye."
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """What the call core tells the model, as templates."""
+
+    #: ``response.create`` instructions for the greeting; ``{greeting}`` is the setting
+    greeting: str = (
+        "Greet the caller now to open the call. If the following is a greeting, say it "
+        "word for word; if it is an instruction, follow it: {greeting}"
+    )
+    #: a batch of keypad digits, ``{keys}`` space-separated
+    keypad: str = "[The caller pressed these keys on the phone keypad: {keys}]"
+    #: a redirect to a human failed
+    transfer_failed: str = (
+        "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
+    )
+    #: a tool result whose call was made in a Realtime session that is gone
+    late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"
