@@ -1,13 +1,15 @@
 """telephony: put an OpenAI Realtime voice agent on a Twilio phone number.
 
 Public API: ``tool`` (decorator), ``CallContext``, ``ToolError``, ``Settings``,
-``create_app``.
+``create_app``, and ``TelephonyError``, the root of every error telephony raises
+(the tree is in ``telephony.errors``).
 """
 
+from .errors import TelephonyError
 from .tools import CallContext, ToolError, tool
 
 __version__ = "0.1.0"
-__all__ = ["tool", "CallContext", "ToolError", "Settings", "create_app", "__version__"]
+__all__ = ["tool", "CallContext", "ToolError", "TelephonyError", "Settings", "create_app", "__version__"]
 
 
 def __getattr__(name: str):  # keep `import telephony` light for tool modules

@@ -1,8 +1,11 @@
 """Structured logs: one line per call event worth knowing, never per frame.
 
 ``log_event(logger, "call.start", call_sid=..., ...)``. JSON lines by default
-(``TELEPHONY_LOG_FORMAT=text`` for ``event key=value``). Known secrets are
-replaced by ``[redacted]`` in every record, whatever logged them.
+(``TELEPHONY_LOG_FORMAT=text`` for ``event key=value``). ``exc_info=True`` (in an
+``except`` block) adds the traceback: the ``exception`` field of the JSON line, or
+the lines after the text line; ``stack_info=True`` adds the caller's stack
+(``stack``). Known secrets are replaced by ``[redacted]`` in every record,
+tracebacks included, whatever logged them.
 """
 
 from __future__ import annotations
@@ -11,21 +14,39 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from types import TracebackType
+from typing import IO, Any, TypeAlias
 
-__all__ = ["log_event", "setup_logging", "JsonFormatter", "TextFormatter", "RedactSecrets"]
+__all__ = ["log_event", "setup_logging", "log_handler", "JsonFormatter", "TextFormatter", "RedactSecrets"]
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+ExcInfo: TypeAlias = (
+    bool | BaseException | tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    | None
+)
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, *, exc_info: ExcInfo = None,
+              stack_info: bool = False, **fields: Any) -> None:
+    """Log ``event`` with ``fields``. ``exc_info`` and ``stack_info`` go to the logging
+    call as in ``Logger.log`` (they are not fields); the record points at our caller."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        logger.log(level, event, exc_info=exc_info, stack_info=stack_info, stacklevel=2, extra={"fields": fields})
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = getattr(record, "fields", None)
     return dict(fields) if isinstance(fields, dict) else {}
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """The record's traceback text, formatted once and cached in ``exc_text`` as
+    ``logging.Formatter`` does (``RedactSecrets`` cleans that cache)."""
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    return record.exc_text or None
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,8 +57,11 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         out.update(_fields(record))
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+        exc = _exception_text(self, record)
+        if exc:
+            out["exception"] = exc
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
@@ -46,13 +70,20 @@ class TextFormatter(logging.Formatter):
         parts = [time.strftime("%H:%M:%S", time.localtime(record.created)), record.levelname.lower(), record.getMessage()]
         parts += [f"{k}={v!r}" if isinstance(v, str) and " " in v else f"{k}={v}" for k, v in _fields(record).items()]
         line = " ".join(parts)
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        exc = _exception_text(self, record)
+        if exc:
+            line += "\n" + exc
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
         return line
 
 
 class RedactSecrets(logging.Filter):
-    """Replace known secret values wherever they appear in a record."""
+    """Replace known secret values wherever they appear in a record: the message,
+    the fields, the traceback text and the stack. The traceback is formatted here
+    and its cleaned text cached in ``exc_text``, which every ``logging.Formatter``
+    prints instead of formatting ``exc_info`` again (``exc_info`` is kept, so
+    handlers that want the exception object still get it)."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -76,19 +107,27 @@ class RedactSecrets(logging.Filter):
         record.msg = self._clean(record.getMessage())
         record.args = ()
         if isinstance(getattr(record, "fields", None), dict):
-            record.fields = self._clean(record.fields)
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
-            record.exc_text = None
-            record.msg = f"{record.msg}\n{self._clean(text)}"
+            setattr(record, "fields", self._clean(getattr(record, "fields")))
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._clean(record.stack_info)
         return True
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def log_handler(fmt: str = "json", secrets: list[str] | None = None, stream: IO[str] | None = None) -> logging.Handler:
+    """The handler ``setup_logging`` installs: ``fmt`` lines, secrets redacted, to
+    ``stream`` (stderr)."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactSecrets(secrets or []))
+    return handler
+
+
+def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None) -> None:
+    handler = log_handler(fmt, secrets)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

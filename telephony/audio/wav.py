@@ -13,15 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import WavError
 from .g711 import ULAW_TO_INT
 
 __all__ = ["WavError", "WavAudio", "read_wav", "write_wav", "write_ulaw_wav", "to_mono_int16", "resample"]
 
 _PCM, _FLOAT, _ALAW, _ULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
-
-
-class WavError(ValueError):
-    """The file is not a WAV this reader understands."""
 
 
 @dataclass(frozen=True, slots=True)

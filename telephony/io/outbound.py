@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Settings
+from ..errors import ConfigError, OutboundCallError
 from ..wire.twiml import connect_stream, stream_url
-from .twilio_rest import TwilioRest, TwilioRestError, validate_e164
+from .twilio_rest import TwilioRest, validate_e164
 
 __all__ = ["place_call", "configure_number", "outbound_twiml", "rest_client"]
 
@@ -21,7 +22,7 @@ def rest_client(settings: Settings) -> TwilioRest:
 
 def _public_url(settings: Settings) -> str:
     if not settings.public_url:
-        raise TwilioRestError("PUBLIC_URL must be set: Twilio needs to reach this server's /media-stream")
+        raise ConfigError("PUBLIC_URL must be set: Twilio needs to reach this server's /media-stream")
     return settings.public_url
 
 
@@ -33,7 +34,7 @@ def outbound_twiml(settings: Settings, to: str, from_: str, instructions: str | 
     params.update(parameters or {})
     twiml = connect_stream(stream_url(_public_url(settings)), params, action=_public_url(settings) + "/stream-ended")
     if len(twiml) > MAX_TWIML:
-        raise ValueError(f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
+        raise OutboundCallError(f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
                          "shorten the instructions or parameters")
     return twiml
 

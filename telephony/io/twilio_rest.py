@@ -10,26 +10,24 @@ import asyncio
 import re
 from typing import Any
 
-__all__ = ["TwilioRest", "TwilioRestError", "E164", "validate_e164"]
+from ..errors import ConfigError, InvalidPhoneNumber, TwilioRestError
+
+__all__ = ["TwilioRest", "TwilioRestError", "InvalidPhoneNumber", "E164", "validate_e164"]
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-
-
-class TwilioRestError(Exception):
-    """A REST action failed; the message names what and why, never credentials."""
 
 
 def validate_e164(number: str) -> str:
     number = (number or "").strip()
     if not E164.match(number):
-        raise ValueError(f"{number!r} is not an E.164 phone number (like +15551234567)")
+        raise InvalidPhoneNumber(f"{number!r} is not an E.164 phone number (like +15551234567)")
     return number
 
 
 class TwilioRest:
     def __init__(self, account_sid: str | None, auth_token: str | None, base_url: str | None = None) -> None:
         if not account_sid or not auth_token:
-            raise TwilioRestError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set for Twilio REST actions")
+            raise ConfigError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set for Twilio REST actions")
         from twilio.rest import Client
 
         self._client = Client(account_sid, auth_token)

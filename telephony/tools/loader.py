@@ -9,13 +9,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from ..errors import ToolLoadError
 from .registry import Tool
 
 __all__ = ["load_tools", "ToolLoadError"]
-
-
-class ToolLoadError(Exception):
-    pass
 
 
 def _import(target: str) -> ModuleType:

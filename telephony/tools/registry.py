@@ -17,20 +17,17 @@ import time
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import pydantic
 
+from ..errors import ToolArgumentsError, ToolDefinitionError, ToolError
 from .context import CallContext
 
 __all__ = ["tool", "Tool", "ToolRegistry", "ToolResult", "DEFAULT_TIMEOUT", "ToolError"]
 
 DEFAULT_TIMEOUT = 10.0
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-class ToolError(Exception):
-    """Raise from a tool to give the model a clean error text (no traceback type)."""
 
 
 @dataclass(frozen=True)
@@ -135,23 +132,23 @@ class _Recursive(Exception):
 def _build(fn: Callable[..., Any], name: str | None, timeout: float | None, description: str | None) -> Tool:
     tool_name = name or fn.__name__
     if not _NAME_RE.match(tool_name):
-        raise ValueError(f"tool name {tool_name!r} must match {_NAME_RE.pattern}")
+        raise ToolDefinitionError(f"tool name {tool_name!r} must match {_NAME_RE.pattern}")
     doc_desc, param_docs = _doc_parts(fn.__doc__ or "")
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
     except Exception as exc:
-        raise TypeError(f"tool {tool_name!r}: cannot resolve type hints: {exc}") from exc
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve type hints: {exc}") from exc
     fields: dict[str, Any] = {}
     context_param = None
     for pname, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TypeError(f"tool {tool_name!r}: *args/**kwargs cannot be described to the model")
+            raise ToolDefinitionError(f"tool {tool_name!r}: *args/**kwargs cannot be described to the model")
         hint = hints.get(pname, Any)
         if hint is CallContext:
             context_param = pname
             continue
         if pname not in hints:
-            raise TypeError(f"tool {tool_name!r}: parameter {pname!r} needs a type hint")
+            raise ToolDefinitionError(f"tool {tool_name!r}: parameter {pname!r} needs a type hint")
         default = ... if param.default is param.empty else param.default
         fields[pname] = (hint, pydantic.Field(default, description=param_docs.get(pname)))
     model = pydantic.create_model(f"{tool_name}_args", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
@@ -170,17 +167,30 @@ def _build(fn: Callable[..., Any], name: str | None, timeout: float | None, desc
     )
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@overload
+def tool(fn: _F) -> _F: ...
+
+
+@overload
+def tool(fn: None = None, *, name: str | None = None, timeout: float | None = None,
+         description: str | None = None) -> Callable[[_F], _F]: ...
+
+
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float | None = None,
          description: str | None = None) -> Any:
     """Offer a plain function (sync or async) to the model.
 
     ``@tool`` or ``@tool(timeout=5, name="lookup")``. Without ``timeout`` the
     server's default applies (``TELEPHONY_TOOL_TIMEOUT``, 10 s). The function itself is
-    returned unchanged (so it stays testable); its description is attached as
-    ``fn.__telephony_tool__``.
+    returned unchanged, with its type (so it stays testable and type checkers see
+    its signature); its description is attached as ``fn.__telephony_tool__``.
+    A function that cannot be described raises ``ToolDefinitionError`` here.
     """
 
-    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(f: _F) -> _F:
         f.__telephony_tool__ = _build(f, name, timeout, description)  # type: ignore[attr-defined]
         return f
 
@@ -221,7 +231,7 @@ class ToolRegistry:
         if spec is None:
             spec = _build(t, None, None, None)  # a plain function: describe it now
         if spec.name in self._tools and self._tools[spec.name].function is not spec.function:
-            raise ValueError(f"two tools are named {spec.name!r}")
+            raise ToolDefinitionError(f"two tools are named {spec.name!r}")
         self._tools[spec.name] = spec
         return spec
 
@@ -255,9 +265,9 @@ class ToolRegistry:
         try:
             raw = json.loads(arguments) if arguments.strip() else {}
             if not isinstance(raw, dict):
-                raise ValueError("arguments must be a JSON object")
+                raise ToolArgumentsError("arguments must be a JSON object")
             args = spec.args_model.model_validate(raw)
-        except (ValueError, pydantic.ValidationError) as exc:
+        except (ValueError, pydantic.ValidationError) as exc:  # JSONDecodeError, ToolArgumentsError
             detail = exc.errors(include_url=False) if isinstance(exc, pydantic.ValidationError) else str(exc)
             if isinstance(detail, list):
                 detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in detail)
