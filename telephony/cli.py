@@ -204,13 +204,13 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 def cmd_call(args: argparse.Namespace) -> int:
     from .io.outbound import place_call
-    from .io.twilio_rest import TwilioRestError
+    from .errors import TelephonyError
 
     settings = _settings()
     try:
         sid = asyncio.run(place_call(args.number, settings=settings, from_number=args.from_number,
                                      instructions=args.instructions, parameters=_params(args.param)))
-    except (TwilioRestError, ValueError) as exc:
+    except TelephonyError as exc:
         _die(str(exc))
     print(f"calling {args.number}: call {sid}")
     return 0
@@ -218,12 +218,12 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 def cmd_configure(args: argparse.Namespace) -> int:
     from .io.outbound import configure_number
-    from .io.twilio_rest import TwilioRestError
+    from .errors import TelephonyError
 
     settings = _settings()
     try:
         changes = asyncio.run(configure_number(args.number, settings=settings))
-    except (TwilioRestError, ValueError) as exc:
+    except TelephonyError as exc:
         _die(str(exc))
     if not changes:
         print(f"{args.number} already points at {settings.public_url}: nothing changed")

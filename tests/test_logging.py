@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from telephony.call import CallStarted
 from telephony.logs import JsonFormatter, RedactSecrets, TextFormatter, log_event, log_handler
 from tests.harness import IO_MODES, bridge, run
 
@@ -115,14 +116,14 @@ def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io_mode,
     only: the next call on the same server works."""
     crashed: list[str] = []
 
-    def listener(session, notice) -> None:
-        if notice.kind == "call.start" and not crashed:
-            crashed.append(session.call_sid)
+    def listener(call_sid, observed) -> None:
+        if isinstance(observed, CallStarted) and not crashed:
+            crashed.append(call_sid)
             raise RuntimeError(f"listener exploded (key {KEY})")
 
     async def scenario():
         async with bridge(server_options=IO_MODES[io_mode]) as b:
-            b.state.listeners.append(listener)
+            b.observer.listeners.append(listener)
             with captured("telephony", b.settings.secrets()) as (json_out, text_out):
                 first = b.twilio()
                 await first.connect()
@@ -133,7 +134,7 @@ def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io_mode,
                 second, session = await b.live_call()
                 await second.hang_up()
                 await second.wait_closed()
-            return b.state.counters, json_out.getvalue(), text_out.getvalue(), first.call_sid, second.call_sid
+            return b.observer.counters, json_out.getvalue(), text_out.getvalue(), first.call_sid, second.call_sid
 
     with caplog.at_level(logging.INFO, "telephony"):
         counters, json_text, text, first_sid, second_sid = run(scenario())

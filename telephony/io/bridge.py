@@ -35,6 +35,7 @@ from ..call import (
     RunTool,
     TransferCall,
 )
+from ..errors import ConfigError, TelephonyError
 from ..logs import log_event
 from ..tools import CallContext
 from ..tools.context import CallControl
@@ -45,7 +46,7 @@ from .direct_ws import EXTENSION as DIRECT
 from .observe import CallReport
 from .realtime_client import RealtimeConnectError, RealtimeConnection
 from .services import Services
-from .twilio_rest import TwilioRestError, validate_e164
+from .twilio_rest import validate_e164
 
 __all__ = ["CallSession", "MAX_TWILIO_BUFFER", "call_config"]
 
@@ -389,7 +390,7 @@ class CallSession(CallControl):
         """Resolve ``target`` (directory name or E.164 number) and schedule it."""
         number, label = self.services.resolve_transfer_target(target)
         if self.services.rest is None:
-            raise TwilioRestError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+            raise ConfigError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         self._in_loop(lambda: self.call.request_transfer(number, label, self.loop.time()))
         return f"Transferring the caller to {label} once you finish speaking."
 
@@ -397,11 +398,11 @@ class CallSession(CallControl):
         rest = self.services.rest
         try:
             if rest is None:
-                raise TwilioRestError("Twilio REST credentials are not configured")
+                raise ConfigError("Twilio REST credentials are not configured")
             validate_e164(action.number)
             caller_id = self.context.to_number if self.context else None
             await rest.redirect(self.call_sid, dial(action.number, caller_id))
-        except (TwilioRestError, ValueError) as exc:
+        except TelephonyError as exc:
             self.call.transfer_failed(str(exc), self.loop.time())  # logged once, as the machine's notice
         else:
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Settings
+from ..errors import TransferTargetError
 from ..tools import ToolRegistry
 from ..wire import realtime as rt
 from ..wire import twilio as tw
@@ -62,4 +63,4 @@ class Services:
         if key.startswith("+") and (key in directory.values() or key == settings.transfer_number):
             return validate_e164(target), target
         names = ", ".join(sorted(directory)) or "none"
-        raise ValueError(f"unknown transfer target {target!r}; known: {names}")
+        raise TransferTargetError(f"unknown transfer target {target!r}; known: {names}")
