@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from telephony import CallContext, ToolError, tool
 
-ORDERS = {
+ORDERS: dict[str, dict[str, Any]] = {
     "A100": {"status": "ready for pickup", "item": "laptop screen repair", "phone": "+15550001111"},
     "A101": {"status": "waiting for parts", "item": "phone battery", "eta_days": 3, "phone": "+15550003333"},
 }

@@ -5,14 +5,17 @@ Public API: ``tool`` (decorator), ``CallContext``, ``ToolError``, ``Settings``,
 (the tree is in ``telephony.errors``).
 """
 
+from typing import Any
+
 from .errors import TelephonyError
+
 from .tools import CallContext, ToolError, tool
 
 __version__ = "0.1.0"
 __all__ = ["tool", "CallContext", "ToolError", "TelephonyError", "Settings", "create_app", "__version__"]
 
 
-def __getattr__(name: str):  # keep `import telephony` light for tool modules
+def __getattr__(name: str) -> Any:  # keep `import telephony` light for tool modules
     if name == "Settings":
         from .config import Settings
 

@@ -9,15 +9,21 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .tools import ToolRegistry
 
 __all__ = ["main"]
 
 log = logging.getLogger("telephony.server")
 
 
-def _settings(**overrides):
+def _settings(**overrides: Any) -> Settings:
     from .config import Settings
 
     try:
@@ -27,12 +33,12 @@ def _settings(**overrides):
         _die("invalid settings:\n" + "\n".join(lines))
 
 
-def _die(message: str, code: int = 2):
+def _die(message: str, code: int = 2) -> NoReturn:
     print(f"telephony: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 
-def build_registry(settings, tools_target: str | None):
+def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry:
     from .tools import ToolLoadError, ToolRegistry, load_tools
     from .tools.builtin import end_call_tool, transfer_call_tool
 
@@ -98,14 +104,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     class Server(uvicorn.Server):
         draining = False
 
-        def handle_exit(self, sig, frame):  # first SIGTERM/SIGINT drains, the second stops now
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # first SIGTERM/SIGINT drains, the second stops now
             if self.draining:
                 return super().handle_exit(sig, frame)
             self.draining = True
             loop = asyncio.get_event_loop()
             loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
 
-        async def _drain(self):
+        async def _drain(self) -> None:
             await drain(state, settings.drain_seconds)
             self.should_exit = True
 
@@ -122,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace, settings, workers: int) -> int:
+def _serve_workers(args: argparse.Namespace, settings: Settings, workers: int) -> int:
     """Run ``workers`` copies of ``telephony serve`` on one port (SO_REUSEPORT: the
     kernel spreads connections). Signals are passed on (the first drains, the
     second stops); if a worker dies the others are stopped and the exit code
@@ -148,7 +154,7 @@ def _serve_workers(args: argparse.Namespace, settings, workers: int) -> int:
     stopping = False
     children: list[subprocess.Popen[bytes]] = []
 
-    def pass_on(signum, frame):
+    def pass_on(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         for child in children:
@@ -160,13 +166,14 @@ def _serve_workers(args: argparse.Namespace, settings, workers: int) -> int:
     # Own sessions: a Ctrl-C reaches the workers once, through us, not twice.
     children.extend(subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True) for _ in range(workers))
     for child in children:
+        assert child.stdout is not None
         if not child.stdout.readline():  # "listening on": or it died starting
             pass_on(signal.SIGTERM, None)
             for c in children:
                 c.wait()
             return child.returncode or 1
 
-    def relay(stream) -> None:
+    def relay(stream: IO[bytes]) -> None:
         for line in stream:
             sys.stdout.buffer.write(line)
             sys.stdout.flush()
@@ -178,9 +185,9 @@ def _serve_workers(args: argparse.Namespace, settings, workers: int) -> int:
     alive = {child.pid: child for child in children}
     while alive:
         pid, status = os.wait()
-        child = alive.pop(pid, None)
-        if child is None:
+        if pid not in alive:
             continue
+        child = alive.pop(pid)
         child.returncode = os.waitstatus_to_exitcode(status)
         if not stopping:
             print(f"telephony: worker {pid} exited ({child.returncode}); stopping the others", file=sys.stderr)
@@ -257,9 +264,10 @@ def cmd_calls(args: argparse.Namespace) -> int:
         return 0
     if args.action != "show" or not args.sid:
         _die("usage: telephony calls [--limit N] | telephony calls show CALL_SID")
-    r = store.get(args.sid)
-    if r is None:
+    found = store.get(args.sid)
+    if found is None:
         _die(f"no call {args.sid} in {settings.records_path}")
+    r = found
     print(f"call {r.call_sid}: {r.from_number or '?'} -> {r.to_number or '?'}, {when(r.started_at)}, "
           f"{r.duration_s or 0:.1f} s, {r.outcome} ({r.reason})")
     events = [(e["t"], f"{e['role']}: {e['text']}") for e in r.transcript]
@@ -338,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls.set_defaults(func=cmd_calls)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,7 +38,7 @@ def _build_encode_table() -> np.ndarray:
     seg_end = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
     seg = np.searchsorted(seg_end, mag, side="left")  # first segment with mag <= end
     code = (seg << 4) | ((mag >> (seg + 1)) & 0x0F)
-    code = np.where(seg >= 8, 0x7F, code) ^ mask
+    code = np.where(seg >= 8, 0x7F, code) ^ mask  # type: ignore[assignment]  # numpy stubs: int array
     table = np.empty(65536, dtype=np.uint8)
     # Index the table by the int16 bit pattern read as uint16.
     table[np.arange(-32768, 32768).astype(np.uint16)] = code.astype(np.uint8)

@@ -38,8 +38,8 @@ def design_filter(num_taps: int = NUM_TAPS, beta: float = KAISER_BETA, cutoff_hz
     """Windowed-sinc low-pass at 24 kHz with unit DC gain (float64)."""
     n = np.arange(num_taps) - (num_taps - 1) / 2
     fc = cutoff_hz / 24000.0
-    h = 2 * fc * np.sinc(2 * fc * n) * np.kaiser(num_taps, beta)
-    return h / h.sum()
+    h: np.ndarray = 2 * fc * np.sinc(2 * fc * n) * np.kaiser(num_taps, beta)
+    return h / h.sum()  # type: ignore[no-any-return]
 
 
 FILTER_TAPS = design_filter()

@@ -39,7 +39,8 @@ class CallerToModel:
         what ``input_audio_buffer.append`` carries."""
         if not ulaw:
             return _EMPTY
-        return b2a_base64(self._up.process_codes(np.frombuffer(ulaw, dtype=np.uint8), ULAW_TO_FLOAT), newline=False)
+        pcm = self._up.process_codes(np.frombuffer(ulaw, dtype=np.uint8), ULAW_TO_FLOAT)
+        return b2a_base64(pcm, newline=False)  # type: ignore[arg-type]  # ndarray is a buffer
 
 
 class ModelToCaller:

@@ -8,6 +8,7 @@ file's rate. Anything else raises ``WavError`` with the reason.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _alaw_table() -> np.ndarray:
     return np.where(a & 0x80, t, -t).astype(np.int16)
 
 
-def _chunks(data: bytes):
+def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     pos = 12
     while pos + 8 <= len(data):
         cid, size = struct.unpack_from("<4sI", data, pos)
@@ -48,7 +49,8 @@ def _chunks(data: bytes):
 def to_mono_int16(frames: np.ndarray, channels: int) -> np.ndarray:
     if channels > 1:
         frames = frames.reshape(-1, channels).mean(axis=1)
-    return np.clip(np.rint(frames), -32768, 32767).astype(np.int16)
+    out: np.ndarray = np.clip(np.rint(frames), -32768, 32767).astype(np.int16)
+    return out
 
 
 def read_wav(path: str | Path) -> WavAudio:

@@ -381,7 +381,11 @@ class CallSession(CallControl):
             fn()
             self._pump()
         else:
-            self.loop.call_soon_threadsafe(lambda: (fn(), self._pump()))
+            self.loop.call_soon_threadsafe(self._run_and_flush, fn)
+
+    def _run_and_flush(self, fn: Callable[[], None]) -> None:
+        fn()
+        self._pump()
 
     def request_hangup(self, reason: str) -> None:
         self._in_loop(lambda: self.call.request_hangup(reason, self.loop.time()))

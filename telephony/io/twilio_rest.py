@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, InvalidPhoneNumber, TwilioRestError
@@ -35,7 +36,7 @@ class TwilioRest:
             self._client.api.base_url = base_url.rstrip("/")
         self.account_sid = account_sid
 
-    async def _run(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
         try:
@@ -60,7 +61,7 @@ class TwilioRest:
             kwargs["status_callback"] = status_callback
             kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
         call = await self._run(f"calling {to}", lambda: self._client.calls.create(**kwargs))
-        return call.sid
+        return str(call.sid)
 
     async def configure_number(self, number: str, voice_url: str, status_callback: str | None) -> dict[str, Any]:
         """Point ``number``'s voice webhook (and status callback) at us. Returns

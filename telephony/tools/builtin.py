@@ -5,10 +5,16 @@
 from typing import Literal, Optional
 
 from .context import CallContext
-from .registry import Tool, tool
+from .registry import Tool, tool, tool_spec
 
 __all__ = ["end_call_tool", "transfer_call_tool"]
 
+
+
+def _spec(fn: object) -> Tool:
+    spec = tool_spec(fn)
+    assert spec is not None
+    return spec
 
 def end_call_tool() -> Tool:
     @tool(name="end_call")
@@ -22,7 +28,7 @@ def end_call_tool() -> Tool:
         ctx.end_call(reason)
         return "The call ends once your last words have played. Say nothing more."
 
-    return end_call.__telephony_tool__  # type: ignore[attr-defined]
+    return _spec(end_call)
 
 
 def transfer_call_tool(names: list[str], has_default: bool) -> Tool:
@@ -51,8 +57,8 @@ def transfer_call_tool(names: list[str], has_default: bool) -> Tool:
 
         transfer_call.__doc__ = doc
     if names:  # real objects, not strings: the Literal is built at run time
-        target = Optional[Target] if has_default else Target  # type: ignore[valid-type]
+        target = Optional[Target] if has_default else Target  # noqa: UP045 (built at run time)
         transfer_call.__annotations__ = {"ctx": CallContext, "target": target, "return": str}
     else:
         transfer_call.__annotations__ = {"ctx": CallContext, "return": str}
-    return tool(transfer_call).__telephony_tool__  # type: ignore[attr-defined]
+    return _spec(tool(transfer_call))

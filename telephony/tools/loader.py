@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import ToolLoadError
-from .registry import Tool
+from .registry import Tool, tool_spec
 
 __all__ = ["load_tools", "ToolLoadError"]
 
@@ -40,5 +40,5 @@ def _import(target: str) -> ModuleType:
 
 def load_tools(target: str) -> list[Tool]:
     module = _import(target)
-    found = [getattr(v, "__telephony_tool__") for v in vars(module).values() if hasattr(v, "__telephony_tool__")]
+    found = [spec for v in vars(module).values() if (spec := tool_spec(v)) is not None]
     return [t for t in found if isinstance(t, Tool)]

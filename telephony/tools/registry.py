@@ -15,7 +15,7 @@ import json
 import re
 import time
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -120,7 +120,8 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return node
 
     try:
-        return walk(schema, frozenset())
+        resolved: dict[str, Any] = walk(schema, frozenset())
+        return resolved
     except _Recursive:
         return schema
 
@@ -168,6 +169,12 @@ def _build(fn: Callable[..., Any], name: str | None, timeout: float | None, desc
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def tool_spec(fn: object) -> Tool | None:
+    """The ``Tool`` that ``@tool`` attached to ``fn``, if any."""
+    spec = getattr(fn, "__telephony_tool__", None)
+    return spec if isinstance(spec, Tool) else None
 
 
 @overload
@@ -227,9 +234,11 @@ class ToolRegistry:
             self.add(t)
 
     def add(self, t: Tool | Callable[..., Any]) -> Tool:
-        spec = t if isinstance(t, Tool) else getattr(t, "__telephony_tool__", None)
-        if spec is None:
-            spec = _build(t, None, None, None)  # a plain function: describe it now
+        if isinstance(t, Tool):
+            spec = t
+        else:
+            found = tool_spec(t)
+            spec = found if found is not None else _build(t, None, None, None)  # a plain function: describe it now
         if spec.name in self._tools and self._tools[spec.name].function is not spec.function:
             raise ToolDefinitionError(f"two tools are named {spec.name!r}")
         self._tools[spec.name] = spec
@@ -241,7 +250,7 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tool]:
         return iter(self._tools.values())
 
     def get(self, name: str) -> Tool | None:

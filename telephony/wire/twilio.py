@@ -113,6 +113,8 @@ def parse(text: str | bytes) -> TwilioEvent:
         return Mark(name) if name is not None else Invalid("mark without name")
     if event == "start":
         start = msg.get("start")
+        if not isinstance(start, dict):
+            start = {}
         stream_sid = _str(start, "streamSid") or _str(msg, "streamSid")
         call_sid = _str(start, "callSid")
         if not stream_sid or not call_sid:
