@@ -1,27 +1,47 @@
 """telephony: put an OpenAI Realtime voice agent on a Twilio phone number.
 
 Public API: ``tool`` (decorator), ``CallContext``, ``ToolError``, ``Settings``,
-``create_app``, and ``TelephonyError``, the root of every error telephony raises
-(the tree is in ``telephony.errors``).
+``create_app``, ``place_call`` and ``configure_number`` (Twilio REST), and
+``TelephonyError``, the root of every error telephony raises (the tree is in
+``telephony.errors``).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import TelephonyError
-
 from .tools import CallContext, ToolError, tool
 
+if TYPE_CHECKING:
+    from .config import Settings
+    from .io.app import create_app
+    from .io.twilio.outbound import configure_number, place_call
+
 __version__ = "0.1.0"
-__all__ = ["tool", "CallContext", "ToolError", "TelephonyError", "Settings", "create_app", "__version__"]
+__all__ = [
+    "CallContext",
+    "Settings",
+    "TelephonyError",
+    "ToolError",
+    "__version__",
+    "configure_number",
+    "create_app",
+    "place_call",
+    "tool",
+]
+
+# Imported on first use: tool modules ``import telephony`` and must stay light.
+_LAZY = {
+    "Settings": ("telephony.config", "Settings"),
+    "create_app": ("telephony.io.app", "create_app"),
+    "place_call": ("telephony.io.twilio.outbound", "place_call"),
+    "configure_number": ("telephony.io.twilio.outbound", "configure_number"),
+}
 
 
-def __getattr__(name: str) -> Any:  # keep `import telephony` light for tool modules
-    if name == "Settings":
-        from .config import Settings
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-        return Settings
-    if name == "create_app":
-        from .io.app import create_app
-
-        return create_app
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(name)

@@ -210,7 +210,7 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from .io.outbound import place_call
+    from .io.twilio.outbound import place_call
     from .errors import TelephonyError
 
     settings = _settings()
@@ -224,7 +224,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_configure(args: argparse.Namespace) -> int:
-    from .io.outbound import configure_number
+    from .io.twilio.outbound import configure_number
     from .errors import TelephonyError
 
     settings = _settings()

@@ -25,7 +25,7 @@ such. New code should catch the telephony class.
 
 The classes are also importable from where they were defined before
 (``telephony.ToolError``, ``telephony.tools.ToolLoadError``,
-``telephony.audio.wav.WavError``, ``telephony.io.twilio_rest.TwilioRestError``).
+``telephony.audio.wav.WavError``, ``telephony.io.twilio.rest.TwilioRestError``).
 
 Settings validation is not here: pydantic reports it as ``ValidationError``.
 """

@@ -15,8 +15,8 @@ import pytest
 from benchmarks.audio_quality import agent_pcm24
 from telephony import CallContext, tool
 from telephony.config import Settings
-from telephony.io.outbound import place_call
-from telephony.io.twilio_rest import TwilioRest
+from telephony.io.twilio.outbound import place_call
+from telephony.io.twilio.rest import TwilioRest
 from telephony.testing.fake_twilio_rest import FakeTwilioRest
 from telephony.tools.builtin import end_call_tool, transfer_call_tool
 from tests.harness import TOKEN, bridge, run

@@ -24,8 +24,8 @@ from telephony.errors import (
     TwilioRestError,
     WavError,
 )
-from telephony.io.outbound import configure_number, outbound_twiml, place_call
-from telephony.io.twilio_rest import TwilioRest, validate_e164
+from telephony.io.twilio.outbound import configure_number, outbound_twiml, place_call
+from telephony.io.twilio.rest import TwilioRest, validate_e164
 from telephony.testing.fake_twilio_rest import FakeTwilioRest
 from telephony.tools import ToolRegistry, load_tools, tool
 
@@ -64,7 +64,7 @@ def test_errors_that_were_value_errors_still_are(name):
 
 def test_old_import_paths_still_work():
     import telephony.audio.wav
-    import telephony.io.twilio_rest
+    import telephony.io.twilio.rest
     import telephony.tools
     import telephony.tools.registry
 
@@ -72,7 +72,7 @@ def test_old_import_paths_still_work():
     assert telephony.TelephonyError is TelephonyError
     assert telephony.tools.ToolLoadError is ToolLoadError
     assert telephony.audio.wav.WavError is WavError
-    assert telephony.io.twilio_rest.TwilioRestError is TwilioRestError
+    assert telephony.io.twilio.rest.TwilioRestError is TwilioRestError
 
 
 def test_wav_reader_raises_wav_error(tmp_path):

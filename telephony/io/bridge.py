@@ -46,7 +46,7 @@ from .direct_ws import EXTENSION as DIRECT
 from .observe import CallReport
 from .realtime_client import RealtimeConnectError, RealtimeConnection
 from .services import Services
-from .twilio_rest import validate_e164
+from .twilio.rest import validate_e164
 
 __all__ = ["CallSession", "MAX_TWILIO_BUFFER", "call_config"]
 

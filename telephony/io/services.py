@@ -15,7 +15,7 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.session import session_config
 from .realtime_client import RealtimeConnector, WebsocketsConnector
-from .twilio_rest import TwilioRest, validate_e164
+from .twilio.rest import TwilioRest, validate_e164
 
 __all__ = ["Services"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from ..config import Settings
+from ...config import Settings
 
 __all__ = ["Signatures"]
 

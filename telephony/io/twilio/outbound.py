@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Settings
-from ..errors import ConfigError, OutboundCallError
-from ..wire.twiml import connect_stream, stream_url
-from .twilio_rest import TwilioRest, validate_e164
+from ...config import Settings
+from ...errors import ConfigError, OutboundCallError
+from ...wire.twiml import connect_stream, stream_url
+from .rest import TwilioRest, validate_e164
 
 __all__ = ["place_call", "configure_number", "outbound_twiml", "rest_client"]
 

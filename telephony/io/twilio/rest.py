@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError, InvalidPhoneNumber, TwilioRestError
+from ...errors import ConfigError, InvalidPhoneNumber, TwilioRestError
 
 __all__ = ["TwilioRest", "TwilioRestError", "InvalidPhoneNumber", "E164", "validate_e164"]
 

@@ -1,0 +1,66 @@
+"""The operators' HTTP API: health, Prometheus metrics, call records."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from ..records import CallRecord, CallStore
+from .state import AppState
+
+__all__ = ["add_operator_routes"]
+
+
+def add_operator_routes(app: FastAPI, state: AppState) -> None:
+    settings, admission, observer = state.settings, state.admission, state.observer
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        body = {"status": "draining" if admission.draining else "ok", "active_calls": admission.active,
+                "pid": os.getpid()}
+        return JSONResponse(body, status_code=503 if admission.draining else 200)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(observer.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def _records(request: Request) -> CallStore | Response:
+        """The store, if the request may read it; else the refusal."""
+        token = settings.api_token.get_secret_value() if settings.api_token else ""
+        if not token:
+            return JSONResponse({"error": "set TELEPHONY_API_TOKEN to enable the call records API"}, status_code=403)
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+        if observer.store is None:
+            return JSONResponse({"error": "call records are off (TELEPHONY_RECORDS_PATH is empty)"}, status_code=404)
+        return observer.store
+
+    @app.get("/calls")
+    async def list_calls(request: Request, limit: int = 50) -> Response:
+        store = _records(request)
+        if isinstance(store, Response):
+            return store
+        records = await asyncio.to_thread(store.list, max(1, min(limit, 1000)))
+        return JSONResponse([_summary(r) for r in records])
+
+    @app.get("/calls/{call_sid}")
+    async def get_call(request: Request, call_sid: str) -> Response:
+        store = _records(request)
+        if isinstance(store, Response):
+            return store
+        record = await asyncio.to_thread(store.get, call_sid)
+        if record is None:
+            return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
+        return JSONResponse(record.to_dict())
+
+
+def _summary(r: CallRecord) -> dict[str, Any]:
+    return {"call_sid": r.call_sid, "from_number": r.from_number, "to_number": r.to_number,
+            "started_at": r.started_at, "duration_s": r.duration_s, "outcome": r.outcome,
+            "turns": len(r.transcript), "tool_calls": len(r.tool_calls), "barge_ins": len(r.barge_ins)}
