@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from time import perf_counter_ns
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
 from ..call import (
     Call,
@@ -42,10 +41,10 @@ from ..tools.context import CallControl
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
-from .direct_ws import EXTENSION as DIRECT
 from .observe import CallReport
 from .realtime_client import RealtimeConnectError, RealtimeConnection
 from .services import Services
+from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
 
 __all__ = ["CallSession", "MAX_TWILIO_BUFFER", "call_config"]
@@ -56,8 +55,6 @@ _MEDIA = tw.Media
 _AUDIO_DELTA = rt.AudioDelta
 _parse_twilio = tw.parse
 _parse_realtime = rt.parse
-#: Unsent bytes on the Twilio socket before the call is given up (Twilio stopped reading).
-MAX_TWILIO_BUFFER = 4 * 1024 * 1024
 
 
 def call_config(services: Services) -> CallConfig:
@@ -88,13 +85,8 @@ class CallSession(CallControl):
         self._ended = asyncio.Event()
         self._thread = threading.get_ident()
         self._in_ns = self._in_frames = self._out_ns = self._out_frames = 0
-        # Writing to Twilio: straight to the socket when the server offers the
-        # direct channel (see direct_ws), else through ASGI send by a writer task.
-        self._channel: Any = ws.scope.get("extensions", {}).get(DIRECT)
-        self._send_twilio: Callable[[str], Any] = self._channel.send_text if self._channel else self._asgi_send
-        self._asgi_queue: deque[str] = deque()
-        self._asgi_writer: asyncio.Task[None] | None = None
-        self.direct = self._channel is not None
+        self.twilio = MediaSocket(ws, self.loop)
+        self.direct = self.twilio.direct
 
     # --- main loop ---------------------------------------------------------------
 
@@ -103,8 +95,7 @@ class CallSession(CallControl):
         messages arrive through ``on_twilio_message`` from the socket's reader and
         ``receive()`` only brings the disconnect; without it, this loop feeds them."""
         ws, call = self.ws, self.call
-        if self._channel is not None:
-            self._channel.attach(self.on_twilio_message)
+        self.twilio.attach(self.on_twilio_message)
         try:
             while True:
                 message = await ws.receive()
@@ -119,8 +110,7 @@ class CallSession(CallControl):
         except Exception:  # a bug here must end this call only
             self._crashed("twilio")
         finally:
-            if self._channel is not None:
-                self._channel.detach()
+            self.twilio.detach()
             await self.shutdown()
 
     def on_twilio_message(self, data: str | bytes) -> None:
@@ -200,34 +190,12 @@ class CallSession(CallControl):
     def send_to_twilio(self, messages: Iterable[str]) -> None:
         """Write to the Twilio socket; a socket that stopped reading (more than
         ``MAX_TWILIO_BUFFER`` unsent) ends the call instead of growing forever."""
-        send = self._send_twilio
+        send = self.twilio.send
         for text in messages:
             send(text)
-        channel = self._channel
-        if channel is not None and channel.buffered() > MAX_TWILIO_BUFFER and self.call.phase is not Phase.ENDED:
+        if self.twilio.overflowing() and self.call.phase is not Phase.ENDED:
             self.call.end("failed", "Twilio stopped reading the media stream")
             self._handle(self.call.drain_actions())
-
-    def _asgi_send(self, text: str) -> bool:
-        """Without the direct channel: queue for the writer task (ASGI send is async)."""
-        self._asgi_queue.append(text)
-        if self._asgi_writer is None:
-            self._asgi_writer = self.loop.create_task(self._asgi_write())
-        return True
-
-    async def _asgi_write(self) -> None:
-        ws, queue = self.ws, self._asgi_queue
-        try:
-            while queue:
-                text = queue.popleft()
-                if ws.application_state is not WebSocketState.CONNECTED:
-                    queue.clear()
-                    break
-                await ws.send_text(text)
-        except Exception:  # the socket went away under us: the reader reports it
-            queue.clear()
-        finally:
-            self._asgi_writer = None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self.loop.create_task(coro)
@@ -355,14 +323,7 @@ class CallSession(CallControl):
         to_twilio = self.call.drain_twilio()
         if to_twilio:
             self.send_to_twilio(to_twilio)
-        writer = self._asgi_writer
-        if writer is not None:
-            await asyncio.shield(writer)  # what was queued leaves before the close
-        if self.ws.application_state is WebSocketState.CONNECTED:
-            try:
-                await self.ws.close(1000)
-            except Exception:
-                pass
+        await self.twilio.close()
 
     # --- tools -------------------------------------------------------------------
 
