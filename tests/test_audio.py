@@ -7,7 +7,7 @@ import audioop  # stdlib on 3.11/3.12, audioop-lts on 3.13+
 import numpy as np
 import pytest
 
-from benchmarks.audio_quality import agent_pcm24, caller_pcm8
+from tests.audio_data import agent_pcm24, caller_pcm8
 from telephony.audio import (
     DELAY_8K,
     DELAY_24K,

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from benchmarks.audio_quality import agent_pcm24
+from tests.audio_data import agent_pcm24
 from telephony import CallContext, tool
 from telephony.config import Settings
 from telephony.io.outbound import place_call

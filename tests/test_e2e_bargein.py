@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from benchmarks.audio_quality import agent_pcm24
+from tests.audio_data import agent_pcm24
 from telephony.audio import DELAY_MS, ModelToCaller
 from tests.harness import IO_MODES, bridge, run
 

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-
-from benchmarks.audio_quality import agent_pcm24
 from telephony.audio import ModelToCaller
+from tests.audio_data import agent_pcm24, caller_ulaw
 from tests.harness import IO_MODES, bridge, run
-from benchmarks.audio_quality import DATA
-
-
-def caller_ulaw() -> bytes:
-    raw = (DATA / "caller-8k-ulaw.wav").read_bytes()
-    return raw[raw.index(b"data") + 8 :]
 
 
 def test_whole_call_audio_both_ways_and_session_closed(io):

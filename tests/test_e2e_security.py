@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from benchmarks.audio_quality import agent_pcm24
+from tests.audio_data import agent_pcm24
 from tests.harness import IO_MODES, TOKEN, bridge, run
 
 TWIML = Path(__file__).resolve().parent.parent / "twiml"

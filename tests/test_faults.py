@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 
-from benchmarks.audio_quality import agent_pcm24
+from tests.audio_data import agent_pcm24
 from telephony import tool
 from telephony.logs import JsonFormatter, RedactSecrets
 from telephony.testing.fake_twilio import sign_webhook

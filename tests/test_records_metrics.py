@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from benchmarks.audio_quality import agent_pcm24
+from tests.audio_data import agent_pcm24
 from telephony import tool
 from telephony.records import SqliteCallStore
 from tests.harness import bridge, run

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.audio_quality import agent_pcm24
+from tests.audio_data import agent_pcm24
 from telephony.testing import FakeRealtimeServer, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
 from tests.harness import run
