@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
@@ -18,6 +17,8 @@ from telephony.testing.offline_agent import example_arguments
 from telephony.tools import ToolRegistry, load_tools
 from tests.audio_data import AGENT_WAV, CALLER_WAV, agent_pcm24, caller_pcm8
 
+pytestmark = pytest.mark.anyio
+
 
 def _stereo_16k(path):
     """The caller sample as a 16 kHz stereo 16-bit WAV (a format conversion case)."""
@@ -31,14 +32,14 @@ def _stereo_16k(path):
     return path
 
 
-def test_offline_simulation_end_to_end(tmp_path):
+@pytest.mark.async_timeout(60)
+async def test_offline_simulation_end_to_end(tmp_path):
     wav = _stereo_16k(tmp_path / "caller.wav")
     settings = Settings(_env_file=None, records_path=str(tmp_path / "calls.db"))
     registry = ToolRegistry(load_tools("examples.tools"))
     lines: list[str] = []
-    result = asyncio.run(asyncio.wait_for(
-        simulate(wav, settings=settings, registry=registry, offline=True, out=tmp_path / "heard.wav",
-                 emit=lines.append, speed=4.0, tail_seconds=0.5), 60))
+    result = await simulate(wav, settings=settings, registry=registry, offline=True, out=tmp_path / "heard.wav",
+                            emit=lines.append, speed=4.0, tail_seconds=0.5)
     text = "\n".join(lines)
     assert result.outcome == "completed", text
     assert result.tool_calls == 4 and "tool result lookup_order" in text and "ERROR" not in text
