@@ -40,8 +40,8 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
-from benchmarks.audio_quality import DATA, agent_pcm24
 from telephony.audio import ModelToCaller
+from tests.audio_data import agent_pcm24, caller_ulaw
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -51,8 +51,7 @@ DELTA_MS = 100
 
 
 def _caller_frames() -> list[str]:
-    raw = (DATA / "caller-8k-ulaw.wav").read_bytes()
-    ulaw = raw[raw.index(b"data") + 8 :]
+    ulaw = caller_ulaw()
     return [base64.b64encode(ulaw[i : i + 160]).decode() for i in range(0, len(ulaw) - 160, 160)]
 
 

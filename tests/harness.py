@@ -1,13 +1,15 @@
 """End-to-end harness: the real app on a real loopback port (uvicorn), a fake
-Realtime server, and fake Twilio calls. Tests are plain functions that run a
-scenario with ``run(coro)``; every wait has a timeout, none is a sleep."""
+Realtime server, and fake Twilio calls. Tests are ``async def`` functions (see
+conftest.py for how they run) that start the app with ``async with bridge(...) as b``
+and open calls with ``await b.live_call()``; every wait has a timeout, none is a sleep."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -16,21 +18,34 @@ import uvicorn
 from telephony.config import Settings
 from telephony.io.server import listen_socket, uvicorn_config
 from telephony.io.app import create_app
-from telephony.testing import FakeRealtimeServer, FakeTwilioCall
+from telephony.testing import FakeRealtimeServer, FakeSession, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
 from telephony.tools import ToolRegistry
 from tests.openai_models import validate_client_event
 
 TOKEN = "test-auth-token-0123456789"
 #: The media stream's two I/O paths: uvicorn with our direct channel, and plain ASGI.
-IO_MODES = {"direct": None, "asgi": {"ws": "websockets-sansio"}}
+IO_MODES = MappingProxyType({"direct": None, "asgi": MappingProxyType({"ws": "websockets-sansio"})})
 
 
 def run(coro: Any, timeout: float = 30.0) -> Any:
+    """Run ``coro`` in a new event loop, with a timeout. Only test_realtime_client.py
+    still drives its own loop this way; the other modules are ``async def`` tests."""
+
     async def main() -> Any:
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(main())
+
+
+async def start_call(call: FakeTwilioCall, fake: FakeRealtimeServer) -> FakeSession:
+    """Connect ``call``, start its stream, and return its Realtime session once the
+    bridge has configured it (``session.events("session.update")[0]`` is that update)."""
+    await call.connect()
+    await call.start()
+    session = await fake.next_session()
+    await session.wait_for("session.update")
+    return session
 
 
 @dataclass
@@ -66,16 +81,13 @@ class Bridge:
         self.calls.append(call)
         return call
 
-    async def live_call(self, **kwargs: Any) -> tuple[FakeTwilioCall, Any]:
-        """A call whose Realtime session is open and configured: (Twilio side, session)."""
+    async def live_call(self, **kwargs: Any) -> tuple[FakeTwilioCall, FakeSession]:
+        """A call whose Realtime session is open and configured: (Twilio side, session).
+        ``kwargs`` go to ``FakeTwilioCall`` (e.g. ``parameters``)."""
         call = self.twilio(**kwargs)
-        await call.connect()
-        await call.start()
-        session = await self.fake.next_session()
-        await session.wait_for("session.update")
-        return call, session
+        return call, await start_call(call, self.fake)
 
-    async def post(self, path: str, params: dict[str, str], sign: bool = True, **headers: str) -> httpx.Response:
+    async def post(self, path: str, params: Mapping[str, str], sign: bool = True, **headers: str) -> httpx.Response:
         hdrs = dict(headers)
         if sign and self.token:
             hdrs["X-Twilio-Signature"] = sign_webhook(self.token, self.origin + path, params)
@@ -92,7 +104,7 @@ class Bridge:
 
 @contextlib.asynccontextmanager
 async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = None,
-                 server_options: dict[str, Any] | None = None, **overrides: Any) -> AsyncIterator[Bridge]:
+                 server_options: Mapping[str, Any] | None = None, **overrides: Any) -> AsyncIterator[Bridge]:
     """The real app on uvicorn. ``server_options`` override ``uvicorn.Config``
     (``{"ws": "websockets-sansio"}`` runs the plain-ASGI path without the direct channel)."""
     async with FakeRealtimeServer(validator=validate_client_event) as fake:

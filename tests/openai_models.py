@@ -4,24 +4,29 @@ models, unknown keys included, so our fakes cannot drift from the real API."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pydantic
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
-_CLIENT: dict[str, type[pydantic.BaseModel]] = {}
-for _cls in typing.get_args(typing.get_args(RealtimeClientEvent)[0]):
-    _CLIENT[typing.get_args(_cls.model_fields["type"].annotation)[0]] = _cls
 
-_SERVER: dict[str, type[pydantic.BaseModel]] = {}
-for _cls in typing.get_args(typing.get_args(RealtimeServerEvent)[0]):
-    ann = _cls.model_fields["type"].annotation
-    for _t in typing.get_args(ann):
-        _SERVER.setdefault(_t, _cls)
+def _models_by_type(union: Any) -> Mapping[str, type[pydantic.BaseModel]]:
+    """Event type -> the SDK model for it (the first model naming a type wins)."""
+    models: dict[str, type[pydantic.BaseModel]] = {}
+    for cls in typing.get_args(typing.get_args(union)[0]):
+        for kind in typing.get_args(cls.model_fields["type"].annotation):
+            models.setdefault(kind, cls)
+    return MappingProxyType(models)
+
+
+_CLIENT = _models_by_type(RealtimeClientEvent)
+_SERVER = _models_by_type(RealtimeServerEvent)
 
 #: Beta-only names the GA API rejects.
-BETA_ONLY = {"input_audio_format", "output_audio_format", "modalities", "turn_detection", "voice",
-             "input_audio_transcription", "temperature"}
+BETA_ONLY = frozenset({"input_audio_format", "output_audio_format", "modalities", "turn_detection", "voice",
+                       "input_audio_transcription", "temperature"})
 
 
 def _extras(node: Any, path: str) -> list[str]:

@@ -7,7 +7,6 @@ import audioop  # stdlib on 3.11/3.12, audioop-lts on 3.13+
 import numpy as np
 import pytest
 
-from benchmarks.audio_quality import agent_pcm24, caller_pcm8
 from telephony.audio import (
     DELAY_8K,
     DELAY_24K,
@@ -18,6 +17,7 @@ from telephony.audio import (
     ulaw_decode,
     ulaw_encode,
 )
+from tests.audio_data import agent_pcm24, caller_pcm8
 
 
 def test_ulaw_decode_matches_audioop_and_formula_for_all_codes():

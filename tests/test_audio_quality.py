@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import audio_quality as q
+from tests import audio_quality as q
+from tests.audio_data import agent_pcm24, caller_pcm8
 
 soxr = pytest.importorskip("soxr")
 
 
 @pytest.fixture(scope="module")
 def caller():
-    return q.caller_pcm8()
+    return caller_pcm8()
 
 
 @pytest.fixture(scope="module")
 def agent():
-    return q.agent_pcm24()
+    return agent_pcm24()
 
 
 def test_upsampling_snr_and_images(caller):

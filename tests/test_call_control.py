@@ -9,17 +9,20 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.audio_quality import agent_pcm24
 from telephony import CallContext, tool
 from telephony.config import Settings
 from telephony.io.twilio.outbound import place_call
 from telephony.io.twilio.rest import TwilioRest
 from telephony.testing.fake_twilio_rest import FakeTwilioRest
 from telephony.tools.builtin import end_call_tool, transfer_call_tool
-from tests.harness import TOKEN, bridge, run
+from tests.audio_data import agent_pcm24
+from tests.harness import TOKEN, bridge
+
+pytestmark = pytest.mark.anyio
 
 ACCOUNT = "AC" + "1" * 32
 
@@ -30,154 +33,129 @@ def keys(ctx: CallContext) -> str:
     return "".join(ctx.dtmf)
 
 
-async def _live(b, **kwargs):
-    call = b.twilio(**kwargs)
-    await call.connect()
-    await call.start()
-    session = await b.fake.next_session()
-    update = await session.wait_for("session.update")
-    return call, session, update
+@pytest.fixture
+def rest_fake() -> Iterator[FakeTwilioRest]:
+    """Twilio's REST API, faked on a loopback port."""
+    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as fake:
+        yield fake
 
 
-def test_greeting_is_spoken_first_and_can_be_interrupted():
-    async def scenario():
-        async with bridge(greeting="Thanks for calling Acme Repairs!") as b:
-            call, session, _ = await _live(b)
-            create = await session.wait_for("response.create")
-            assert "Thanks for calling Acme Repairs!" in create["response"]["instructions"]
-            rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
-            await call.wait_echoed(2)
-            await session.speech_started()
-            await call.wait_for("clear")
-            assert (await session.wait_for("conversation.item.truncate"))["item_id"] == item
-
-    run(scenario())
+async def test_greeting_is_spoken_first_and_can_be_interrupted():
+    async with bridge(greeting="Thanks for calling Acme Repairs!") as b:
+        call, session = await b.live_call()
+        create = await session.wait_for("response.create")
+        assert "Thanks for calling Acme Repairs!" in create["response"]["instructions"]
+        rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
+        await call.wait_echoed(2)
+        await session.speech_started()
+        await call.wait_for("clear")
+        assert (await session.wait_for("conversation.item.truncate"))["item_id"] == item
 
 
-def test_end_call_hangs_up_only_after_the_goodbye_has_played():
-    async def scenario():
-        async with bridge(tools=[end_call_tool()]) as b:
-            call, session, update = await _live(b)
-            assert "end_call" in {t["name"] for t in update["session"]["tools"]}
-            goodbye = agent_pcm24()[:12000].tobytes()  # 0.5 s
-            rid, item = await session.respond_audio(goodbye, finish=False)
-            await session.audio_done(rid, item, "Goodbye!")
-            await session.send({"type": "response.function_call_arguments.done", "event_id": "e1",
-                                "response_id": rid, "item_id": "fc1", "output_index": 1, "call_id": "call_end",
-                                "name": "end_call", "arguments": '{"reason": "caller is done"}'})
-            await session.response_done(rid)
-            sent_at = time.monotonic()
-            output = await session.wait_for("conversation.item.create")
-            assert output["item"]["call_id"] == "call_end"
-            await call.wait_closed(5)
-            closed_at = time.monotonic()
-            # The socket closed after the whole goodbye played at real-time pace...
-            assert len(call.heard()) == len(call.media_bytes())
-            assert closed_at - sent_at >= 0.45
-            # ...no new response was asked for, and the Realtime session is closed.
-            assert not session.events("response.create")
-            await asyncio.wait_for(session.closed.wait(), 1)
-            assert b.observer.counters["calls_hung_up_by_agent"] == 1
-
-    run(scenario())
+async def test_end_call_hangs_up_only_after_the_goodbye_has_played():
+    async with bridge(tools=[end_call_tool()]) as b:
+        call, session = await b.live_call()
+        update = session.events("session.update")[0]
+        assert "end_call" in {t["name"] for t in update["session"]["tools"]}
+        goodbye = agent_pcm24()[:12000].tobytes()  # 0.5 s
+        rid, item = await session.respond_audio(goodbye, finish=False)
+        await session.audio_done(rid, item, "Goodbye!")
+        await session.send({"type": "response.function_call_arguments.done", "event_id": "e1",
+                            "response_id": rid, "item_id": "fc1", "output_index": 1, "call_id": "call_end",
+                            "name": "end_call", "arguments": '{"reason": "caller is done"}'})
+        await session.response_done(rid)
+        sent_at = time.monotonic()
+        output = await session.wait_for("conversation.item.create")
+        assert output["item"]["call_id"] == "call_end"
+        await call.wait_closed(5)
+        closed_at = time.monotonic()
+        # The socket closed after the whole goodbye played at real-time pace...
+        assert len(call.heard()) == len(call.media_bytes())
+        assert closed_at - sent_at >= 0.45
+        # ...no new response was asked for, and the Realtime session is closed.
+        assert not session.events("response.create")
+        await asyncio.wait_for(session.closed.wait(), 1)
+        assert b.observer.counters["calls_hung_up_by_agent"] == 1
 
 
-def test_transfer_redirects_the_live_call_with_dial_after_playback():
-    async def scenario():
-        with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as rest_fake:
-            rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
-            tools = [transfer_call_tool(["billing", "front desk"], has_default=False)]
-            async with bridge(tools=tools, rest=rest,
-                              transfer_directory={"billing": "+15557770000", "front desk": "+15558880000"}) as b:
-                call, session, update = await _live(b)
-                schema = next(t for t in update["session"]["tools"] if t["name"] == "transfer_call")
-                assert schema["parameters"]["properties"]["target"]["enum"] == ["billing", "front desk"]
-                words = agent_pcm24()[:7200].tobytes()  # 0.3 s "let me transfer you"
-                rid, item = await session.respond_audio(words, finish=False)
-                await session.audio_done(rid, item)
-                await session.send({"type": "response.function_call_arguments.done", "event_id": "e2",
-                                    "response_id": rid, "item_id": "fc2", "output_index": 1,
-                                    "call_id": "call_tr", "name": "transfer_call",
-                                    "arguments": '{"target": "billing"}'})
-                await session.response_done(rid)
-                requests = await asyncio.to_thread(rest_fake.wait_requests, 1)
-                assert len(call.heard()) == len(call.media_bytes())  # words played before the redirect
-                req = requests[0]
-                assert req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call.call_sid}.json"
-                assert req.user == ACCOUNT and req.password == TOKEN
-                assert "<Dial callerId=\"+15550002222\"><Number>+15557770000</Number></Dial>" in req.field("Twiml")
-                await call.wait_closed()
-                await asyncio.wait_for(session.closed.wait(), 1)
-                assert b.observer.counters["calls_transferred"] == 1
-
-    run(scenario())
+async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing", "front desk"], has_default=False)]
+    async with bridge(tools=tools, rest=rest,
+                      transfer_directory={"billing": "+15557770000", "front desk": "+15558880000"}) as b:
+        call, session = await b.live_call()
+        update = session.events("session.update")[0]
+        schema = next(t for t in update["session"]["tools"] if t["name"] == "transfer_call")
+        assert schema["parameters"]["properties"]["target"]["enum"] == ["billing", "front desk"]
+        words = agent_pcm24()[:7200].tobytes()  # 0.3 s "let me transfer you"
+        rid, item = await session.respond_audio(words, finish=False)
+        await session.audio_done(rid, item)
+        await session.send({"type": "response.function_call_arguments.done", "event_id": "e2",
+                            "response_id": rid, "item_id": "fc2", "output_index": 1,
+                            "call_id": "call_tr", "name": "transfer_call",
+                            "arguments": '{"target": "billing"}'})
+        await session.response_done(rid)
+        requests = await asyncio.to_thread(rest_fake.wait_requests, 1)
+        assert len(call.heard()) == len(call.media_bytes())  # words played before the redirect
+        req = requests[0]
+        assert req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call.call_sid}.json"
+        assert req.user == ACCOUNT and req.password == TOKEN
+        assert "<Dial callerId=\"+15550002222\"><Number>+15557770000</Number></Dial>" in req.field("Twiml")
+        await call.wait_closed()
+        await asyncio.wait_for(session.closed.wait(), 1)
+        assert b.observer.counters["calls_transferred"] == 1
 
 
-def test_failed_transfer_is_told_to_the_model_and_the_call_goes_on():
-    async def scenario():
-        with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as rest_fake:
-            rest_fake.fail_next = (400, "The phone number is not valid")
-            rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
-            async with bridge(tools=[transfer_call_tool([], has_default=True)], rest=rest,
-                              transfer_number="+15557770000") as b:
-                call, session, _ = await _live(b)
-                await session.function_call("transfer_call", {}, call_id="call_tr")
-                note = await session.wait_for(
-                    "conversation.item.create", lambda e: e["item"].get("role") == "system")
-                assert "The phone number is not valid" in note["item"]["content"][0]["text"]
-                await session.wait_for("response.create")
-                await call.send_audio(b"\xff" * 160)
-                await session.wait_audio(960)
-                assert not call.closed.is_set()
-
-    run(scenario())
+async def test_failed_transfer_is_told_to_the_model_and_the_call_goes_on(rest_fake):
+    rest_fake.fail_next = (400, "The phone number is not valid")
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    async with bridge(tools=[transfer_call_tool([], has_default=True)], rest=rest,
+                      transfer_number="+15557770000") as b:
+        call, session = await b.live_call()
+        await session.function_call("transfer_call", {}, call_id="call_tr")
+        note = await session.wait_for(
+            "conversation.item.create", lambda e: e["item"].get("role") == "system")
+        assert "The phone number is not valid" in note["item"]["content"][0]["text"]
+        await session.wait_for("response.create")
+        await call.send_audio(b"\xff" * 160)
+        await session.wait_audio(960)
+        assert not call.closed.is_set()
 
 
-def test_dtmf_reaches_the_model_and_tools():
-    async def scenario():
-        async with bridge(tools=[keys]) as b:
-            call, session, _ = await _live(b)
-            for d in "42#":
-                await call.dtmf(d)
-            item = await session.wait_for("conversation.item.create")
-            assert item["item"]["role"] == "user" and "4 2 #" in item["item"]["content"][0]["text"]
-            await session.wait_for("response.create")
-            await session.function_call("keys", {})
-            out = await session.wait_for("conversation.item.create", count=2)
-            assert json.loads(out["item"]["output"]) == "42#"
-
-    run(scenario())
+async def test_dtmf_reaches_the_model_and_tools():
+    async with bridge(tools=[keys]) as b:
+        call, session = await b.live_call()
+        for d in "42#":
+            await call.dtmf(d)
+        item = await session.wait_for("conversation.item.create")
+        assert item["item"]["role"] == "user" and "4 2 #" in item["item"]["content"][0]["text"]
+        await session.wait_for("response.create")
+        await session.function_call("keys", {})
+        out = await session.wait_for("conversation.item.create", count=2)
+        assert json.loads(out["item"]["output"]) == "42#"
 
 
-def test_instructions_parameter_overrides_the_agent_for_that_call():
-    async def scenario():
-        async with bridge() as b:
-            _, _, update = await _live(b, parameters={"From": "+1555", "To": "+1666",
-                                                      "instructions": "Remind Sam about Tuesday."})
-            assert update["session"]["instructions"] == "Remind Sam about Tuesday."
-
-    run(scenario())
+async def test_instructions_parameter_overrides_the_agent_for_that_call():
+    async with bridge() as b:
+        _, session = await b.live_call(parameters={"From": "+1555", "To": "+1666",
+                                                   "instructions": "Remind Sam about Tuesday."})
+        update = session.events("session.update")[0]
+        assert update["session"]["instructions"] == "Remind Sam about Tuesday."
 
 
-def test_status_callbacks_are_signed_and_counted():
-    async def scenario():
-        async with bridge() as b:
-            params = {"CallSid": "CA" + "d" * 32, "CallStatus": "completed", "CallDuration": "42"}
-            assert (await b.post("/call-status", params)).status_code == 204
-            assert (await b.post("/call-status", params, sign=False)).status_code == 403
-            assert b.observer.counters["status_completed"] == 1
-
-    run(scenario())
+async def test_status_callbacks_are_signed_and_counted():
+    async with bridge() as b:
+        params = {"CallSid": "CA" + "d" * 32, "CallStatus": "completed", "CallDuration": "42"}
+        assert (await b.post("/call-status", params)).status_code == 204
+        assert (await b.post("/call-status", params, sign=False)).status_code == 403
+        assert b.observer.counters["status_completed"] == 1
 
 
-def test_busy_beyond_max_calls():
-    async def scenario():
-        async with bridge(max_calls=1) as b:
-            await _live(b)
-            r = await b.post("/incoming-call", {"CallSid": "CA" + "e" * 32, "From": "+1", "To": "+2"})
-            assert "<Say>" in r.text and "<Stream" not in r.text and len(b.fake.sessions) == 1
-
-    run(scenario())
+async def test_busy_beyond_max_calls():
+    async with bridge(max_calls=1) as b:
+        await b.live_call()
+        r = await b.post("/incoming-call", {"CallSid": "CA" + "e" * 32, "From": "+1", "To": "+2"})
+        assert "<Say>" in r.text and "<Stream" not in r.text and len(b.fake.sessions) == 1
 
 
 # --- REST commands --------------------------------------------------------------------------
@@ -188,27 +166,25 @@ def _settings(rest_fake, **kw):
                     twilio_api_base_url=rest_fake.base_url, public_url="https://voice.example.com", **kw)
 
 
-def test_place_call_sends_inline_twiml_to_our_stream():
-    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as rest_fake:
-        sid = asyncio.run(place_call("+15551234567", settings=_settings(rest_fake, from_number="+15550009999"),
-                                     instructions="Confirm the booking.", parameters={"booking": "B7"}))
-        req = rest_fake.requests[-1]
-        assert sid.startswith("CA") and req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
-        assert req.field("To") == "+15551234567" and req.field("From") == "+15550009999"
-        assert req.field("StatusCallback") == "https://voice.example.com/call-status"
-        twiml = req.field("Twiml")
-        assert '<Stream url="wss://voice.example.com/media-stream">' in twiml
-        assert '<Parameter name="instructions" value="Confirm the booking." />' in twiml
-        assert '<Parameter name="booking" value="B7" />' in twiml
+async def test_place_call_sends_inline_twiml_to_our_stream(rest_fake):
+    sid = await place_call("+15551234567", settings=_settings(rest_fake, from_number="+15550009999"),
+                           instructions="Confirm the booking.", parameters={"booking": "B7"})
+    req = rest_fake.requests[-1]
+    assert sid.startswith("CA") and req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
+    assert req.field("To") == "+15551234567" and req.field("From") == "+15550009999"
+    assert req.field("StatusCallback") == "https://voice.example.com/call-status"
+    twiml = req.field("Twiml")
+    assert '<Stream url="wss://voice.example.com/media-stream">' in twiml
+    assert '<Parameter name="instructions" value="Confirm the booking." />' in twiml
+    assert '<Parameter name="booking" value="B7" />' in twiml
 
 
 @pytest.mark.parametrize("to,from_", [("5551234567", "+15550009999"), ("+15551234567", None),
                                       ("+1555abc", "+15550009999")])
-def test_place_call_validates_numbers_before_any_request(to, from_):
-    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as rest_fake:
-        with pytest.raises(ValueError, match="E.164"):
-            asyncio.run(place_call(to, settings=_settings(rest_fake), from_number=from_))
-        assert rest_fake.requests == []
+async def test_place_call_validates_numbers_before_any_request(rest_fake, to, from_):
+    with pytest.raises(ValueError, match="E.164"):
+        await place_call(to, settings=_settings(rest_fake), from_number=from_)
+    assert rest_fake.requests == []
 
 
 def _cli(rest_fake, *args, **env):
@@ -219,26 +195,25 @@ def _cli(rest_fake, *args, **env):
                           timeout=60)
 
 
-def test_cli_configure_and_call(tmp_path):
-    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as rest_fake:
-        rest_fake.add_number("+15550009999", voice_url="https://old.example.com/voice")
-        out = _cli(rest_fake, "configure", "--number", "+15550009999")
-        assert out.returncode == 0, out.stderr
-        assert "voice_url: https://old.example.com/voice -> https://voice.example.com/incoming-call" in out.stdout
-        assert "status_callback: (unset) -> https://voice.example.com/call-status" in out.stdout
-        assert rest_fake.numbers["+15550009999"]["voice_url"] == "https://voice.example.com/incoming-call"
-        again = _cli(rest_fake, "configure", "--number", "+15550009999")
-        assert "nothing changed" in again.stdout
+def test_cli_configure_and_call(rest_fake):
+    rest_fake.add_number("+15550009999", voice_url="https://old.example.com/voice")
+    out = _cli(rest_fake, "configure", "--number", "+15550009999")
+    assert out.returncode == 0, out.stderr
+    assert "voice_url: https://old.example.com/voice -> https://voice.example.com/incoming-call" in out.stdout
+    assert "status_callback: (unset) -> https://voice.example.com/call-status" in out.stdout
+    assert rest_fake.numbers["+15550009999"]["voice_url"] == "https://voice.example.com/incoming-call"
+    again = _cli(rest_fake, "configure", "--number", "+15550009999")
+    assert "nothing changed" in again.stdout
 
-        out = _cli(rest_fake, "call", "+15551234567", "--from", "+15550009999", "--param", "tier=gold")
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.startswith("calling +15551234567: call CA")
-        assert '<Parameter name="tier" value="gold" />' in rest_fake.requests[-1].field("Twiml")
+    out = _cli(rest_fake, "call", "+15551234567", "--from", "+15550009999", "--param", "tier=gold")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("calling +15551234567: call CA")
+    assert '<Parameter name="tier" value="gold" />' in rest_fake.requests[-1].field("Twiml")
 
-        bad = _cli(rest_fake, "call", "555")
-        assert bad.returncode == 2 and "E.164" in bad.stderr
-        unknown = _cli(rest_fake, "configure", "--number", "+15550000000")
-        assert unknown.returncode == 2 and "not a phone number of account" in unknown.stderr
-        nocreds = _cli(rest_fake, "call", "+15551234567", "--from", "+15550009999", TWILIO_AUTH_TOKEN="")
-        assert nocreds.returncode == 2 and "TWILIO_AUTH_TOKEN" in nocreds.stderr
-        assert TOKEN not in nocreds.stderr + nocreds.stdout
+    bad = _cli(rest_fake, "call", "555")
+    assert bad.returncode == 2 and "E.164" in bad.stderr
+    unknown = _cli(rest_fake, "configure", "--number", "+15550000000")
+    assert unknown.returncode == 2 and "not a phone number of account" in unknown.stderr
+    nocreds = _cli(rest_fake, "call", "+15551234567", "--from", "+15550009999", TWILIO_AUTH_TOKEN="")
+    assert nocreds.returncode == 2 and "TWILIO_AUTH_TOKEN" in nocreds.stderr
+    assert TOKEN not in nocreds.stderr + nocreds.stdout

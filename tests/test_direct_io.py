@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from types import SimpleNamespace
 
+import pytest
 from starlette.websockets import WebSocketState
 
 from telephony.call import Phase
@@ -14,27 +14,25 @@ from telephony.config import Settings
 from telephony.io.app import create_app
 from telephony.io.bridge import MAX_TWILIO_BUFFER, CallSession
 from telephony.io.direct_ws import EXTENSION
-from tests.harness import IO_MODES, bridge, run
+from tests.harness import IO_MODES, bridge
+
+pytestmark = pytest.mark.anyio
 
 
-def test_fragmented_and_binary_messages_arrive_whole(io):
+async def test_fragmented_and_binary_messages_arrive_whole(io):
     """A message split over continuation frames (or sent as a binary frame) is
     handed to the call once, whole, on both I/O paths."""
-
-    async def scenario():
-        async with bridge(server_options=IO_MODES[io]) as b:
-            call, session = await b.live_call()
-            media = json.dumps({"event": "media", "streamSid": call.stream_sid,
-                                "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()}})
-            cut = len(media) // 3
-            await call.ws.send([media[:cut], media[cut : 2 * cut], media[2 * cut :]])  # three frames
-            await call.send_raw(media.encode())  # one binary frame
-            audio = await session.wait_audio(2 * 960)
-            assert len(audio) == 2 * 960
-            assert b.observer.counters["twilio.invalid"] == 0
-            await call.hang_up()
-
-    run(scenario())
+    async with bridge(server_options=IO_MODES[io]) as b:
+        call, session = await b.live_call()
+        media = json.dumps({"event": "media", "streamSid": call.stream_sid,
+                            "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()}})
+        cut = len(media) // 3
+        await call.ws.send([media[:cut], media[cut : 2 * cut], media[2 * cut :]])  # three frames
+        await call.send_raw(media.encode())  # one binary frame
+        audio = await session.wait_audio(2 * 960)
+        assert len(audio) == 2 * 960
+        assert b.observer.counters["twilio.invalid"] == 0
+        await call.hang_up()
 
 
 class _StuckChannel:
@@ -57,20 +55,17 @@ class _StuckChannel:
         return sum(map(len, self.sent))
 
 
-def test_a_twilio_socket_that_stops_reading_ends_the_call_instead_of_buffering_forever():
-    async def scenario():
-        app = create_app(Settings(_env_file=None, openai_api_key="sk-x", records_path=""))
-        channel = _StuckChannel()
-        ws = SimpleNamespace(scope={"extensions": {EXTENSION: channel}}, application_state=WebSocketState.DISCONNECTED)
-        state = app.state.telephony
-        session = CallSession(ws, state.services, state.observer.call())  # type: ignore[arg-type]
-        assert session.direct
-        chunk = "x" * 65536
-        for _ in range(MAX_TWILIO_BUFFER // len(chunk)):
-            session.send_to_twilio([chunk])
-            assert session.call.phase is Phase.WAITING  # under the limit: nothing happens
+async def test_a_twilio_socket_that_stops_reading_ends_the_call_instead_of_buffering_forever():
+    app = create_app(Settings(_env_file=None, openai_api_key="sk-x", records_path=""))
+    channel = _StuckChannel()
+    ws = SimpleNamespace(scope={"extensions": {EXTENSION: channel}}, application_state=WebSocketState.DISCONNECTED)
+    state = app.state.telephony
+    session = CallSession(ws, state.services, state.observer.call())  # type: ignore[arg-type]
+    assert session.direct
+    chunk = "x" * 65536
+    for _ in range(MAX_TWILIO_BUFFER // len(chunk)):
         session.send_to_twilio([chunk])
-        assert session.call.phase is Phase.ENDED and session.call.outcome == "failed"
-        await session.shutdown()
-
-    run(scenario())
+        assert session.call.phase is Phase.WAITING  # under the limit: nothing happens
+    session.send_to_twilio([chunk])
+    assert session.call.phase is Phase.ENDED and session.call.outcome == "failed"
+    await session.shutdown()

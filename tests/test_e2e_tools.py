@@ -6,30 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
+
+import pytest
 
 from telephony import CallContext, ToolError, tool
-from tests.harness import IO_MODES, bridge, run
+from tests.harness import IO_MODES, bridge
 
-RELEASE = asyncio.Event()  # re-created per test below
-SEEN: dict[str, object] = {}
-
-
-@tool
-def lookup_order(order_id: str, ctx: CallContext) -> dict:
-    """Look up an order.
-
-    Args:
-        order_id: The order number.
-    """
-    SEEN["ctx"] = ctx
-    return {"order_id": order_id, "status": "shipped"}
-
-
-@tool
-async def slow_lookup(query: str) -> str:
-    """A tool that waits for the test to release it."""
-    await RELEASE.wait()
-    return f"slow result for {query}"
+pytestmark = pytest.mark.anyio
 
 
 @tool
@@ -51,17 +35,44 @@ def sleepy(seconds: float) -> str:
     return "done"
 
 
-TOOLS = [lookup_order, slow_lookup, broken, refuses, sleepy]
+@dataclass
+class Tools:
+    """One test's tools, and what they share with the test."""
+
+    offered: list  # what the bridge offers the model
+    release: asyncio.Event  # slow_lookup answers once the test sets it
+    contexts: list[CallContext]  # the context of each lookup_order run
+
+
+@pytest.fixture
+def tools() -> Tools:
+    release = asyncio.Event()
+    contexts: list[CallContext] = []
+
+    @tool
+    def lookup_order(order_id: str, ctx: CallContext) -> dict:
+        """Look up an order.
+
+        Args:
+            order_id: The order number.
+        """
+        contexts.append(ctx)
+        return {"order_id": order_id, "status": "shipped"}
+
+    @tool
+    async def slow_lookup(query: str) -> str:
+        """A tool that waits for the test to release it."""
+        await release.wait()
+        return f"slow result for {query}"
+
+    return Tools([lookup_order, slow_lookup, broken, refuses, sleepy], release, contexts)
 
 
 async def _start(b):
-    call = b.twilio(parameters={"From": "+15550001111", "To": "+15550002222", "CallSid": "CA" + "9" * 32,
-                                "tenant": "acme"})
-    await call.connect()
-    await call.start()
-    session = await b.fake.next_session()
-    update = await session.wait_for("session.update")
-    return call, session, update
+    """A live call with custom parameters: (call, session, the session.update)."""
+    call, session = await b.live_call(parameters={"From": "+15550001111", "To": "+15550002222",
+                                                  "CallSid": "CA" + "9" * 32, "tenant": "acme"})
+    return call, session, session.events("session.update")[0]
 
 
 def _outputs(session):
@@ -69,103 +80,89 @@ def _outputs(session):
             if e["item"]["type"] == "function_call_output"}
 
 
-def test_tools_are_offered_with_schemas_and_return_results_with_context(io):
-    async def scenario():
-        async with bridge(tools=TOOLS, server_options=IO_MODES[io]) as b:
-            call, session, update = await _start(b)
-            offered = {t["name"]: t for t in update["session"]["tools"]}
-            assert set(offered) == {"lookup_order", "slow_lookup", "broken", "refuses", "sleepy"}
-            schema = offered["lookup_order"]["parameters"]
-            assert schema["properties"] == {"order_id": {"type": "string", "description": "The order number."}}
-            assert schema["required"] == ["order_id"] and "ctx" not in json.dumps(schema)
-            assert offered["lookup_order"]["description"] == "Look up an order."
+async def test_tools_are_offered_with_schemas_and_return_results_with_context(tools, io):
+    async with bridge(tools=tools.offered, server_options=IO_MODES[io]) as b:
+        call, session, update = await _start(b)
+        offered = {t["name"]: t for t in update["session"]["tools"]}
+        assert set(offered) == {"lookup_order", "slow_lookup", "broken", "refuses", "sleepy"}
+        schema = offered["lookup_order"]["parameters"]
+        assert schema["properties"] == {"order_id": {"type": "string", "description": "The order number."}}
+        assert schema["required"] == ["order_id"] and "ctx" not in json.dumps(schema)
+        assert offered["lookup_order"]["description"] == "Look up an order."
 
-            _, call_id = await session.function_call("lookup_order", {"order_id": "A-17"})
-            out = await session.wait_for("conversation.item.create")
-            assert out["item"] == {"type": "function_call_output", "call_id": call_id,
-                                   "output": json.dumps({"order_id": "A-17", "status": "shipped"})}
-            await session.wait_for("response.create")
-            ctx = SEEN["ctx"]
-            assert ctx.call_sid == call.call_sid and ctx.from_number == "+15550001111"
-            assert ctx.to_number == "+15550002222" and ctx.parameters["tenant"] == "acme"
-            assert session.rejected_creates == 0
-
-    run(scenario())
+        _, call_id = await session.function_call("lookup_order", {"order_id": "A-17"})
+        out = await session.wait_for("conversation.item.create")
+        assert out["item"] == {"type": "function_call_output", "call_id": call_id,
+                               "output": json.dumps({"order_id": "A-17", "status": "shipped"})}
+        await session.wait_for("response.create")
+        ctx = tools.contexts[-1]
+        assert ctx.call_sid == call.call_sid and ctx.from_number == "+15550001111"
+        assert ctx.to_number == "+15550002222" and ctx.parameters["tenant"] == "acme"
+        assert session.rejected_creates == 0
 
 
-def test_each_failure_gives_the_model_an_error_and_the_call_goes_on():
-    async def scenario():
-        async with bridge(tools=TOOLS) as b:
-            call, session, _ = await _start(b)
-            cases = [
-                ("broken", {"x": 1}, "database unavailable"),
-                ("refuses", {"x": 1}, "that order belongs to another customer"),
-                ("nope", {}, "unknown tool 'nope'"),
-                ("lookup_order", "{not json", "invalid arguments"),
-                ("lookup_order", {"order": 1}, "order_id: Field required"),
-                ("sleepy", {"seconds": 1.0}, "timed out after 0.2 s"),
-            ]
-            ids = []
-            for name, args, _ in cases:
-                _, cid = await session.function_call(name, args)
-                ids.append(cid)
-                await session.wait_for("response.create", count=len(ids))
-            outputs = _outputs(session)
-            for cid, (name, _, expected) in zip(ids, cases):
-                text = json.loads(outputs[cid])["error"]
-                assert expected in text, (name, text)
-            # The call is still alive: caller audio flows.
-            await call.send_audio(b"\xff" * 320)
-            await session.wait_audio(1920)
-            assert session.rejected_creates == 0
-
-    run(scenario())
+async def test_each_failure_gives_the_model_an_error_and_the_call_goes_on(tools):
+    async with bridge(tools=tools.offered) as b:
+        call, session, _ = await _start(b)
+        cases = [
+            ("broken", {"x": 1}, "database unavailable"),
+            ("refuses", {"x": 1}, "that order belongs to another customer"),
+            ("nope", {}, "unknown tool 'nope'"),
+            ("lookup_order", "{not json", "invalid arguments"),
+            ("lookup_order", {"order": 1}, "order_id: Field required"),
+            ("sleepy", {"seconds": 1.0}, "timed out after 0.2 s"),
+        ]
+        ids = []
+        for name, args, _ in cases:
+            _, cid = await session.function_call(name, args)
+            ids.append(cid)
+            await session.wait_for("response.create", count=len(ids))
+        outputs = _outputs(session)
+        for cid, (name, _, expected) in zip(ids, cases):
+            text = json.loads(outputs[cid])["error"]
+            assert expected in text, (name, text)
+        # The call is still alive: caller audio flows.
+        await call.send_audio(b"\xff" * 320)
+        await session.wait_audio(1920)
+        assert session.rejected_creates == 0
 
 
-def test_slow_tool_stalls_neither_audio_nor_other_tools_and_gating_waits():
-    async def scenario():
-        global RELEASE
-        RELEASE = asyncio.Event()
-        async with bridge(tools=TOOLS) as b:
-            call, session, _ = await _start(b)
-            # One response calls two tools; it stays active (no response.done yet).
-            rid = await session.response_created()
-            for cid, name, args in [("call_slow", "slow_lookup", {"query": "q"}),
-                                    ("call_fast", "lookup_order", {"order_id": "B-2"})]:
-                await session.send({"type": "response.function_call_arguments.done", "event_id": "e_" + cid,
-                                    "response_id": rid, "item_id": "item_" + cid, "output_index": 0,
-                                    "call_id": cid, "name": name, "arguments": json.dumps(args)})
-            # The fast tool answers while the slow one still runs.
-            fast = await session.wait_for("conversation.item.create")
-            assert fast["item"]["call_id"] == "call_fast"
-            # Audio keeps flowing both ways meanwhile.
-            await call.send_audio(b"\xff" * 1600)
-            await session.wait_audio(9600)
-            assert "call_slow" not in _outputs(session)
-            RELEASE.set()
-            slow = await session.wait_for("conversation.item.create", count=2)
-            assert slow["item"]["call_id"] == "call_slow"
-            # Barrier: audio sent now arrives after anything the bridge sent for the outputs.
-            await call.send_audio(b"\xff" * 160)
-            await session.wait_audio(9600 + 960)
-            assert not session.events("response.create")  # the response is still active: queued
-            await session.response_done(rid)
-            await session.wait_for("response.create")
-            assert len(session.events("response.create")) == 1  # one for both outputs
-            assert session.rejected_creates == 0
-
-    run(scenario())
+async def test_slow_tool_stalls_neither_audio_nor_other_tools_and_gating_waits(tools):
+    async with bridge(tools=tools.offered) as b:
+        call, session, _ = await _start(b)
+        # One response calls two tools; it stays active (no response.done yet).
+        rid = await session.response_created()
+        for cid, name, args in [("call_slow", "slow_lookup", {"query": "q"}),
+                                ("call_fast", "lookup_order", {"order_id": "B-2"})]:
+            await session.send({"type": "response.function_call_arguments.done", "event_id": "e_" + cid,
+                                "response_id": rid, "item_id": "item_" + cid, "output_index": 0,
+                                "call_id": cid, "name": name, "arguments": json.dumps(args)})
+        # The fast tool answers while the slow one still runs.
+        fast = await session.wait_for("conversation.item.create")
+        assert fast["item"]["call_id"] == "call_fast"
+        # Audio keeps flowing both ways meanwhile.
+        await call.send_audio(b"\xff" * 1600)
+        await session.wait_audio(9600)
+        assert "call_slow" not in _outputs(session)
+        tools.release.set()
+        slow = await session.wait_for("conversation.item.create", count=2)
+        assert slow["item"]["call_id"] == "call_slow"
+        # Barrier: audio sent now arrives after anything the bridge sent for the outputs.
+        await call.send_audio(b"\xff" * 160)
+        await session.wait_audio(9600 + 960)
+        assert not session.events("response.create")  # the response is still active: queued
+        await session.response_done(rid)
+        await session.wait_for("response.create")
+        assert len(session.events("response.create")) == 1  # one for both outputs
+        assert session.rejected_creates == 0
 
 
-def test_duplicate_function_call_runs_once():
-    async def scenario():
-        async with bridge(tools=TOOLS) as b:
-            call, session, _ = await _start(b)
-            await session.function_call("lookup_order", {"order_id": "C-3"}, call_id="call_dup")
-            await session.function_call("lookup_order", {"order_id": "C-3"}, call_id="call_dup")
-            await session.wait_for("response.create")
-            await call.send_audio(b"\xff" * 160)
-            await session.wait_audio(960)
-            assert len([e for e in session.events("conversation.item.create")]) == 1
-
-    run(scenario())
+async def test_duplicate_function_call_runs_once(tools):
+    async with bridge(tools=tools.offered) as b:
+        call, session, _ = await _start(b)
+        await session.function_call("lookup_order", {"order_id": "C-3"}, call_id="call_dup")
+        await session.function_call("lookup_order", {"order_id": "C-3"}, call_id="call_dup")
+        await session.wait_for("response.create")
+        await call.send_audio(b"\xff" * 160)
+        await session.wait_audio(960)
+        assert len([e for e in session.events("conversation.item.create")]) == 1

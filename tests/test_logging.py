@@ -12,7 +12,7 @@ import pytest
 
 from telephony.call import CallStarted
 from telephony.logs import JsonFormatter, RedactSecrets, TextFormatter, log_event, log_handler
-from tests.harness import IO_MODES, bridge, run
+from tests.harness import IO_MODES, bridge
 
 KEY = "sk-test-key-abcdef"  # the harness's OpenAI key
 
@@ -109,8 +109,9 @@ def test_redaction_also_cleans_a_traceback_another_handler_formatted_first():
     assert record.exc_info is not None and record.exc_info[1] is err  # kept for handlers that want it
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("io_mode", list(IO_MODES))
-def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io_mode, caplog):
+async def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io_mode, caplog):
     """An exception inside one call's handling (here a notice listener that raises
     once) logs ``call.error`` with the traceback, redacted, and fails that call
     only: the next call on the same server works."""
@@ -121,7 +122,7 @@ def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io_mode,
             crashed.append(call_sid)
             raise RuntimeError(f"listener exploded (key {KEY})")
 
-    async def scenario():
+    with caplog.at_level(logging.INFO, "telephony"):
         async with bridge(server_options=IO_MODES[io_mode]) as b:
             b.observer.listeners.append(listener)
             with captured("telephony", b.settings.secrets()) as (json_out, text_out):
@@ -131,13 +132,11 @@ def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io_mode,
                 await first.wait_closed()  # the failed call is hung up
                 assert crashed == [first.call_sid]
 
-                second, session = await b.live_call()
+                second, _session = await b.live_call()
                 await second.hang_up()
                 await second.wait_closed()
-            return b.observer.counters, json_out.getvalue(), text_out.getvalue(), first.call_sid, second.call_sid
-
-    with caplog.at_level(logging.INFO, "telephony"):
-        counters, json_text, text, first_sid, second_sid = run(scenario())
+        counters, json_text, text = b.observer.counters, json_out.getvalue(), text_out.getvalue()
+        first_sid, second_sid = first.call_sid, second.call_sid
 
     (record,) = [r for r in caplog.records if r.getMessage() == "call.error"]
     assert record.exc_info is not None

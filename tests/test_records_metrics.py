@@ -7,10 +7,14 @@ import os
 import subprocess
 import sys
 
-from benchmarks.audio_quality import agent_pcm24
+import pytest
+
 from telephony import tool
 from telephony.records import SqliteCallStore
-from tests.harness import bridge, run
+from tests.audio_data import agent_pcm24
+from tests.harness import bridge
+
+pytestmark = pytest.mark.anyio
 
 
 @tool
@@ -49,46 +53,43 @@ async def _full_call(b, session_hook=None):
     return call
 
 
-def test_records_and_metrics_follow_a_call(tmp_path):
-    async def scenario():
-        db = tmp_path / "calls.db"
-        async with bridge(tools=[weather], records_path=str(db), api_token="records-token-xyz") as b:
-            before = (await b.get("/metrics")).text
-            assert _metric(before, "telephony_calls_total") == 0
-            call = await _full_call(b)
-            # The session's cleanup runs after the socket closes: wait for it, then the write.
-            await asyncio.gather(*(s.wait_ended() for s in list(b.admission.sessions)))
-            await b.observer.flush_records()
+async def test_records_and_metrics_follow_a_call(tmp_path):
+    db = tmp_path / "calls.db"
+    async with bridge(tools=[weather], records_path=str(db), api_token="records-token-xyz") as b:
+        before = (await b.get("/metrics")).text
+        assert _metric(before, "telephony_calls_total") == 0
+        call = await _full_call(b)
+        # The session's cleanup runs after the socket closes: wait for it, then the write.
+        await asyncio.gather(*(s.wait_ended() for s in list(b.admission.sessions)))
+        await b.observer.flush_records()
 
-            text = (await b.get("/metrics")).text
-            assert _metric(text, 'telephony_calls_total{outcome="completed"}') == 1
-            assert _metric(text, "telephony_barge_ins_total") == 1
-            assert _metric(text, 'telephony_tool_calls_total{result="ok",tool="weather"}') == 1
-            assert _metric(text, "telephony_tool_duration_seconds_count") == 1
-            assert _metric(text, "telephony_response_latency_seconds_count") == 1
-            assert _metric(text, 'telephony_transcode_frames_total{direction="out"}') >= 1
-            assert _metric(text, "telephony_active_calls") == 0
+        text = (await b.get("/metrics")).text
+        assert _metric(text, 'telephony_calls_total{outcome="completed"}') == 1
+        assert _metric(text, "telephony_barge_ins_total") == 1
+        assert _metric(text, 'telephony_tool_calls_total{result="ok",tool="weather"}') == 1
+        assert _metric(text, "telephony_tool_duration_seconds_count") == 1
+        assert _metric(text, "telephony_response_latency_seconds_count") == 1
+        assert _metric(text, 'telephony_transcode_frames_total{direction="out"}') >= 1
+        assert _metric(text, "telephony_active_calls") == 0
 
-            # The API needs the token.
-            assert (await b.get("/calls")).status_code == 401
-            auth = {"Authorization": "Bearer records-token-xyz"}
-            listing = (await b.get("/calls", **auth)).json()
-            assert [c["call_sid"] for c in listing] == [call.call_sid]
-            assert listing[0]["outcome"] == "completed" and listing[0]["tool_calls"] == 1
-            record = (await b.get(f"/calls/{call.call_sid}", **auth)).json()
-            assert record["from_number"] == "+15550001111" and record["to_number"] == "+15550002222"
-            assert [(e["role"], e["text"]) for e in record["transcript"]] == [
-                ("caller", "What's the weather in Oslo?"), ("agent", "It is clear in Oslo today, and")]
-            tool_call = record["tool_calls"][0]
-            assert tool_call["name"] == "weather" and tool_call["ok"] is True
-            assert '"sky": "clear"' in tool_call["result"] and tool_call["duration_ms"] >= 0
-            assert record["barge_ins"][0]["truncated"][0]["audio_end_ms"] > 0
-            assert record["usage"]["total_tokens"] == 80 and record["dtmf"] == "7"
-            assert record["duration_s"] > 0 and record["outcome"] == "completed"
-            assert (await b.get("/calls/CA404", **auth)).status_code == 404
-        return call.call_sid
-
-    sid = run(scenario())
+        # The API needs the token.
+        assert (await b.get("/calls")).status_code == 401
+        auth = {"Authorization": "Bearer records-token-xyz"}
+        listing = (await b.get("/calls", **auth)).json()
+        assert [c["call_sid"] for c in listing] == [call.call_sid]
+        assert listing[0]["outcome"] == "completed" and listing[0]["tool_calls"] == 1
+        record = (await b.get(f"/calls/{call.call_sid}", **auth)).json()
+        assert record["from_number"] == "+15550001111" and record["to_number"] == "+15550002222"
+        assert [(e["role"], e["text"]) for e in record["transcript"]] == [
+            ("caller", "What's the weather in Oslo?"), ("agent", "It is clear in Oslo today, and")]
+        tool_call = record["tool_calls"][0]
+        assert tool_call["name"] == "weather" and tool_call["ok"] is True
+        assert '"sky": "clear"' in tool_call["result"] and tool_call["duration_ms"] >= 0
+        assert record["barge_ins"][0]["truncated"][0]["audio_end_ms"] > 0
+        assert record["usage"]["total_tokens"] == 80 and record["dtmf"] == "7"
+        assert record["duration_s"] > 0 and record["outcome"] == "completed"
+        assert (await b.get("/calls/CA404", **auth)).status_code == 404
+    sid = call.call_sid
     # Read back by a new store (the file outlives the server), and by the CLI.
     store = SqliteCallStore(tmp_path / "calls.db")
     assert store.get(sid).outcome == "completed"
@@ -105,10 +106,7 @@ def test_records_and_metrics_follow_a_call(tmp_path):
     assert missing.returncode == 2 and "no call CAnope" in missing.stderr
 
 
-def test_records_api_is_off_without_a_token():
-    async def scenario():
-        async with bridge() as b:
-            r = await b.get("/calls")
-            assert r.status_code == 403 and "TELEPHONY_API_TOKEN" in r.json()["error"]
-
-    run(scenario())
+async def test_records_api_is_off_without_a_token():
+    async with bridge() as b:
+        r = await b.get("/calls")
+        assert r.status_code == 403 and "TELEPHONY_API_TOKEN" in r.json()["error"]

@@ -9,15 +9,19 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 
-from benchmarks.audio_quality import agent_pcm24
-from telephony.testing import FakeRealtimeServer, FakeTwilioCall
+from telephony.testing import FakeRealtimeServer, FakeSession, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
-from tests.harness import run
+from tests.audio_data import agent_pcm24
+from tests.harness import start_call
 from tests.openai_models import validate_client_event
+
+pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "process-test-token-123456"
@@ -34,6 +38,13 @@ def test_serve_without_api_key_exits_at_once_naming_it(tmp_path):
                           env=_env(), capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert "OPENAI_API_KEY" in proc.stderr
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeRealtimeServer]:
+    """The Realtime API the process connects to."""
+    async with FakeRealtimeServer(validator=validate_client_event) as server:
+        yield server
 
 
 class Server:
@@ -81,15 +92,11 @@ class Server:
             await asyncio.wait_for(self.proc.wait(), 15)
         await asyncio.wait_for(self._stderr, 5)
 
-    async def live_call(self) -> tuple[FakeTwilioCall, object]:
+    async def live_call(self) -> tuple[FakeTwilioCall, FakeSession]:
         """A signed media stream to this server, with its Realtime session configured."""
         call = FakeTwilioCall(f"ws://127.0.0.1:{self.port}/media-stream", auth_token=TOKEN,
                               signed_url=f"wss://127.0.0.1:{self.port}/media-stream")
-        await call.connect()
-        await call.start()
-        session = await self.fake.next_session()
-        await session.wait_for("session.update")
-        return call, session
+        return call, await start_call(call, self.fake)
 
     def events(self) -> list[dict]:
         out = []
@@ -99,138 +106,124 @@ class Server:
         return out
 
 
-def test_scripted_call_through_the_real_process():
-    async def scenario():
-        async with FakeRealtimeServer(validator=validate_client_event) as fake:
-            async with Server(fake, PUBLIC_URL="https://voice.example.com") as server:
-                origin = f"http://127.0.0.1:{server.port}"
-                async with httpx.AsyncClient() as http:
-                    assert (await http.get(origin + "/healthz")).status_code == 200
-                    params = {"CallSid": "CA" + "b" * 32, "From": "+15550001111", "To": "+15550002222"}
-                    sig = sign_webhook(TOKEN, "https://voice.example.com/incoming-call", params)
-                    r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
-                    assert r.status_code == 200 and 'url="wss://voice.example.com/media-stream"' in r.text
-                    r = await http.post(origin + "/incoming-call", data=params)
-                    assert r.status_code == 403
+@pytest.mark.async_timeout(60)
+async def test_scripted_call_through_the_real_process(fake):
+    async with Server(fake, PUBLIC_URL="https://voice.example.com") as server:
+        origin = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(origin + "/healthz")).status_code == 200
+            params = {"CallSid": "CA" + "b" * 32, "From": "+15550001111", "To": "+15550002222"}
+            sig = sign_webhook(TOKEN, "https://voice.example.com/incoming-call", params)
+            r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
+            assert r.status_code == 200 and 'url="wss://voice.example.com/media-stream"' in r.text
+            r = await http.post(origin + "/incoming-call", data=params)
+            assert r.status_code == 403
 
-                call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
-                                      signed_url="wss://voice.example.com/media-stream", call_sid=params["CallSid"])
-                await call.connect()
-                await call.start()
-                session = await fake.next_session()
-                update = await session.wait_for("session.update")
-                assert {t["name"] for t in update["session"]["tools"]} >= {"lookup_order", "book_appointment"}
+        call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
+                              signed_url="wss://voice.example.com/media-stream", call_sid=params["CallSid"])
+        session = await start_call(call, fake)
+        update = session.events("session.update")[0]
+        assert {t["name"] for t in update["session"]["tools"]} >= {"lookup_order", "book_appointment"}
 
-                await call.send_audio(b"\xff" * 1600)
-                await session.wait_audio(9600)
-                _, call_id = await session.function_call("lookup_order", {"order_id": "A100"})
-                out = await session.wait_for("conversation.item.create")
-                assert json.loads(out["item"]["output"])["status"] == "ready for pickup"
-                await session.wait_for("response.create")
+        await call.send_audio(b"\xff" * 1600)
+        await session.wait_audio(9600)
+        _, call_id = await session.function_call("lookup_order", {"order_id": "A100"})
+        out = await session.wait_for("conversation.item.create")
+        assert json.loads(out["item"]["output"])["status"] == "ready for pickup"
+        await session.wait_for("response.create")
 
-                rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
-                await call.wait_echoed(3)
-                await session.speech_started()
-                await call.wait_for("clear")
-                truncate = await session.wait_for("conversation.item.truncate")
-                assert truncate["item_id"] == item and 0 < truncate["audio_end_ms"] < 2000
+        rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
+        await call.wait_echoed(3)
+        await session.speech_started()
+        await call.wait_for("clear")
+        truncate = await session.wait_for("conversation.item.truncate")
+        assert truncate["item_id"] == item and 0 < truncate["audio_end_ms"] < 2000
 
-                await call.hang_up()
-                await asyncio.wait_for(session.closed.wait(), 1.0)
-                assert session.validation_errors == []
-            events = server.events()
-            names = [e["event"] for e in events]
-            for expected in ("server.ready", "call.start", "tool.call", "barge_in", "call.end", "realtime.close"):
-                assert expected in names, (expected, names)
-            start = next(e for e in events if e["event"] == "call.start")
-            assert start["call_sid"] == params["CallSid"]
-            assert "sk-process-secret-999" not in "\n".join(server.log)
-            assert "media" not in names  # no per-frame logging
-
-    run(scenario(), timeout=60)
+        await call.hang_up()
+        await asyncio.wait_for(session.closed.wait(), 1.0)
+        assert session.validation_errors == []
+    events = server.events()
+    names = [e["event"] for e in events]
+    for expected in ("server.ready", "call.start", "tool.call", "barge_in", "call.end", "realtime.close"):
+        assert expected in names, (expected, names)
+    start = next(e for e in events if e["event"] == "call.start")
+    assert start["call_sid"] == params["CallSid"]
+    assert "sk-process-secret-999" not in "\n".join(server.log)
+    assert "media" not in names  # no per-frame logging
 
 
-def test_sigterm_drains_calls_in_progress_then_exits():
-    async def scenario():
-        async with FakeRealtimeServer(validator=validate_client_event) as fake:
-            async with Server(fake, TELEPHONY_DRAIN_SECONDS="20") as server:
-                origin = f"http://127.0.0.1:{server.port}"
-                call, session = await server.live_call()
-                server.proc.send_signal(signal.SIGTERM)
-                await server.wait_log("server.draining")
-                async with httpx.AsyncClient() as http:
-                    r = await http.get(origin + "/healthz")
-                    assert r.status_code == 503 and r.json()["status"] == "draining"
-                    params = {"CallSid": "CA" + "c" * 32, "From": "+1555", "To": "+1666"}
-                    sig = sign_webhook(TOKEN, origin + "/incoming-call", params)
-                    r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
-                    assert "<Say>" in r.text and "<Stream" not in r.text
-                # The call in progress still works during the drain.
-                await call.send_audio(b"\xff" * 800)
-                await session.wait_audio(4800)
-                assert server.proc.returncode is None
-                await call.hang_up()
-                await asyncio.wait_for(server.proc.wait(), 10)
-                assert server.proc.returncode == 0
-                await asyncio.wait_for(session.closed.wait(), 1.0)
-
-    run(scenario(), timeout=60)
+@pytest.mark.async_timeout(60)
+async def test_sigterm_drains_calls_in_progress_then_exits(fake):
+    async with Server(fake, TELEPHONY_DRAIN_SECONDS="20") as server:
+        origin = f"http://127.0.0.1:{server.port}"
+        call, session = await server.live_call()
+        server.proc.send_signal(signal.SIGTERM)
+        await server.wait_log("server.draining")
+        async with httpx.AsyncClient() as http:
+            r = await http.get(origin + "/healthz")
+            assert r.status_code == 503 and r.json()["status"] == "draining"
+            params = {"CallSid": "CA" + "c" * 32, "From": "+1555", "To": "+1666"}
+            sig = sign_webhook(TOKEN, origin + "/incoming-call", params)
+            r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
+            assert "<Say>" in r.text and "<Stream" not in r.text
+        # The call in progress still works during the drain.
+        await call.send_audio(b"\xff" * 800)
+        await session.wait_audio(4800)
+        assert server.proc.returncode is None
+        await call.hang_up()
+        await asyncio.wait_for(server.proc.wait(), 10)
+        assert server.proc.returncode == 0
+        await asyncio.wait_for(session.closed.wait(), 1.0)
 
 
-def test_accepted_connections_have_nagle_off():
+async def test_accepted_connections_have_nagle_off():
     """Guards a measured 20 ms regression: asyncio enables TCP_NODELAY only when
     the listening socket's proto is IPPROTO_TCP."""
     import socket as so
 
     from telephony.io.server import listen_socket
 
-    async def scenario():
-        sock = listen_socket("127.0.0.1", 0)
-        seen = asyncio.get_running_loop().create_future()
+    sock = listen_socket("127.0.0.1", 0)
+    seen = asyncio.get_running_loop().create_future()
 
-        def on_connect(reader, writer):
-            s = writer.get_extra_info("socket")
-            seen.set_result(s.getsockopt(so.IPPROTO_TCP, so.TCP_NODELAY))
-            writer.close()
-
-        server = await asyncio.start_server(on_connect, sock=sock)
-        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
-        assert await asyncio.wait_for(seen, 5) != 0
+    def on_connect(reader, writer):
+        s = writer.get_extra_info("socket")
+        seen.set_result(s.getsockopt(so.IPPROTO_TCP, so.TCP_NODELAY))
         writer.close()
-        server.close()
-        await server.wait_closed()
 
-    run(scenario())
+    server = await asyncio.start_server(on_connect, sock=sock)
+    _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+    assert await asyncio.wait_for(seen, 5) != 0
+    writer.close()
+    server.close()
+    await server.wait_closed()
 
 
-def test_workers_share_one_port_serve_calls_and_stop_together():
-    async def scenario():
-        async with FakeRealtimeServer(validator=validate_client_event) as fake:
-            async with Server(fake, args=("--workers", "2")) as server:
-                origin = f"http://127.0.0.1:{server.port}"
-                pids: set[int] = set()
-                async with httpx.AsyncClient() as http:
-                    for _ in range(200):  # new connections spread over the workers (SO_REUSEPORT)
-                        r = await http.get(origin + "/healthz", headers={"Connection": "close"})
-                        pids.add(r.json()["pid"])
-                        if len(pids) == 2:
-                            break
-                assert len(pids) == 2 and server.proc.pid not in pids
+@pytest.mark.async_timeout(60)
+async def test_workers_share_one_port_serve_calls_and_stop_together(fake):
+    async with Server(fake, args=("--workers", "2")) as server:
+        origin = f"http://127.0.0.1:{server.port}"
+        pids: set[int] = set()
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):  # new connections spread over the workers (SO_REUSEPORT)
+                r = await http.get(origin + "/healthz", headers={"Connection": "close"})
+                pids.add(r.json()["pid"])
+                if len(pids) == 2:
+                    break
+        assert len(pids) == 2 and server.proc.pid not in pids
 
-                call, session = await server.live_call()
-                await call.send_audio(b"\xff" * 800)
-                await session.wait_audio(4800)
-                await call.hang_up()
-                await asyncio.wait_for(session.closed.wait(), 2.0)
+        call, session = await server.live_call()
+        await call.send_audio(b"\xff" * 800)
+        await session.wait_audio(4800)
+        await call.hang_up()
+        await asyncio.wait_for(session.closed.wait(), 2.0)
 
-                server.proc.send_signal(signal.SIGTERM)  # passed on: each worker drains and exits
-                await asyncio.wait_for(server.proc.wait(), 15)
-                assert server.proc.returncode == 0
-            for pid in pids:  # no worker outlived the supervisor
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    continue
-                raise AssertionError(f"worker {pid} still running")
-
-    run(scenario(), timeout=60)
+        server.proc.send_signal(signal.SIGTERM)  # passed on: each worker drains and exits
+        await asyncio.wait_for(server.proc.wait(), 15)
+        assert server.proc.returncode == 0
+    for pid in pids:  # no worker outlived the supervisor
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"worker {pid} still running")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from benchmarks.audio_quality import DATA, agent_pcm24, caller_pcm8
 from telephony.audio import ModelToCaller
 from telephony.audio.g711 import ULAW_TO_INT
 from telephony.audio.wav import WavError, read_wav, resample
@@ -17,6 +15,9 @@ from telephony.config import Settings
 from telephony.simulate import caller_ulaw, simulate
 from telephony.testing.offline_agent import example_arguments
 from telephony.tools import ToolRegistry, load_tools
+from tests.audio_data import AGENT_WAV, CALLER_WAV, agent_pcm24, caller_pcm8
+
+pytestmark = pytest.mark.anyio
 
 
 def _stereo_16k(path):
@@ -31,14 +32,14 @@ def _stereo_16k(path):
     return path
 
 
-def test_offline_simulation_end_to_end(tmp_path):
+@pytest.mark.async_timeout(60)
+async def test_offline_simulation_end_to_end(tmp_path):
     wav = _stereo_16k(tmp_path / "caller.wav")
     settings = Settings(_env_file=None, records_path=str(tmp_path / "calls.db"))
     registry = ToolRegistry(load_tools("examples.tools"))
     lines: list[str] = []
-    result = asyncio.run(asyncio.wait_for(
-        simulate(wav, settings=settings, registry=registry, offline=True, out=tmp_path / "heard.wav",
-                 emit=lines.append, speed=4.0, tail_seconds=0.5), 60))
+    result = await simulate(wav, settings=settings, registry=registry, offline=True, out=tmp_path / "heard.wav",
+                            emit=lines.append, speed=4.0, tail_seconds=0.5)
     text = "\n".join(lines)
     assert result.outcome == "completed", text
     assert result.tool_calls == 4 and "tool result lookup_order" in text and "ERROR" not in text
@@ -47,7 +48,7 @@ def test_offline_simulation_end_to_end(tmp_path):
     # What the caller heard is exactly the agent's voice through the bridge's audio path.
     heard = read_wav(tmp_path / "heard.wav")
     assert heard.rate == 8000
-    voice = read_wav(DATA.parent.parent / "telephony" / "testing" / "data" / "agent-24k-pcm16.wav").samples
+    voice = read_wav(AGENT_WAV).samples
     m = ModelToCaller()
     expected = ULAW_TO_INT[np.frombuffer(m.convert(voice.tobytes()) + m.flush(), np.uint8)]
     assert np.array_equal(heard.samples, expected)
@@ -100,10 +101,10 @@ def test_wav_reader_mixes_channels_and_reads_g711(tmp_path):
     right = np.full(100, 3000, "<i2")
     stereo = np.stack([left, right], 1).reshape(-1).tobytes()
     assert np.all(read_wav(_wav(tmp_path / "s.wav", 1, 16, 8000, 2, stereo)).samples == 2000)
-    ulaw = read_wav(DATA / "caller-8k-ulaw.wav")
+    ulaw = read_wav(CALLER_WAV)
     assert ulaw.format == "ulaw" and ulaw.rate == 8000
-    raw = (DATA / "caller-8k-ulaw.wav").read_bytes()
-    assert caller_ulaw(DATA / "caller-8k-ulaw.wav") == raw[raw.index(b"data") + 8:][: len(ulaw.samples)]
+    raw = CALLER_WAV.read_bytes()
+    assert caller_ulaw(CALLER_WAV) == raw[raw.index(b"data") + 8:][: len(ulaw.samples)]
     alaw = read_wav(_wav(tmp_path / "a.wav", 6, 8, 8000, 1, bytes([0xD5, 0x55, 0x2A])))
     assert alaw.format == "alaw" and list(alaw.samples[:2]) == [8, -8]
 

@@ -17,6 +17,8 @@ from telephony.errors import ToolDefinitionError
 from telephony.tools import ToolRegistry, load_tools
 from tests.openai_models import validate_client_event
 
+pytestmark = pytest.mark.anyio
+
 
 class Size(enum.Enum):
     SMALL = "small"
@@ -69,15 +71,15 @@ def test_the_decorated_function_stays_a_plain_function():
     assert add(1) == 3
 
 
-def test_runner_validates_coerces_and_passes_context():
+async def test_runner_validates_coerces_and_passes_context():
     reg = ToolRegistry([book_appointment])
     ctx = CallContext(call_sid="CA1")
     args = ('{"day":"mon","hour":"9","size":"small","ratio":1,"urgent":false,"tags":[],"extra":{},'
             '"note":null,"address":{"street":"Main"}}')
-    result = asyncio.run(reg.run("c1", "book", args, ctx))
+    result = await reg.run("c1", "book", args, ctx)
     assert result.ok, result.error
     assert result.output == '{"day": "mon", "hour": 9, "size": "small", "address": "Main", "sid": "CA1"}'
-    bad = asyncio.run(reg.run("c2", "book", '{"day":"sun"}', ctx))
+    bad = await reg.run("c2", "book", '{"day":"sun"}', ctx)
     assert not bad.ok and "day" in bad.error and "hour: Field required" in bad.error
 
 
@@ -184,7 +186,7 @@ def test_load_tools_from_a_file_and_a_module(tmp_path):
     assert {t.name for t in load_tools("examples.tools")} >= {"lookup_order", "book_appointment"}
 
 
-def test_default_timeout_comes_from_the_registry():
+async def test_default_timeout_comes_from_the_registry():
     @tool
     async def waits() -> str:
         """Waits forever."""
@@ -192,5 +194,5 @@ def test_default_timeout_comes_from_the_registry():
         return "never"
 
     assert waits.__telephony_tool__.timeout is None
-    result = asyncio.run(ToolRegistry([waits], default_timeout=0.05).run("c", "waits", "{}", CallContext("CA")))
+    result = await ToolRegistry([waits], default_timeout=0.05).run("c", "waits", "{}", CallContext("CA"))
     assert not result.ok and result.error == "waits timed out after 0.05 s"

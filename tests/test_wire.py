@@ -46,7 +46,7 @@ def test_outbound_twilio_messages_are_exact_json():
     assert orjson.loads(out.clear) == {"event": "clear", "streamSid": 'MZ"odd'}
 
 
-SERVER_EVENTS = [
+SERVER_EVENTS = (
     ({"type": "response.output_audio.delta", "event_id": "e", "response_id": "r", "item_id": "i", "output_index": 0,
       "content_index": 0, "delta": base64.b64encode(b"\x01\x02").decode()}, rt.AudioDelta("r", "i", b"\x01\x02")),
     ({"type": "response.output_audio.done", "event_id": "e", "response_id": "r", "item_id": "i", "output_index": 0,
@@ -68,7 +68,7 @@ SERVER_EVENTS = [
      rt.InputTranscript("i", "hello")),
     ({"type": "response.output_audio_transcript.done", "event_id": "e", "response_id": "r", "item_id": "i",
       "output_index": 0, "content_index": 0, "transcript": "hi there"}, rt.TranscriptDone("i", "hi there")),
-]
+)
 
 
 @pytest.mark.parametrize("event,expected", SERVER_EVENTS)

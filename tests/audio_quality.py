@@ -1,4 +1,5 @@
-"""Audio quality measurements shared by tests/test_audio_quality.py and benchmarks/audio.py.
+"""Audio quality measurements shared by tests/test_audio_quality.py and benchmarks/audio.py
+(the samples they measure on come from tests/audio_data.py).
 
 Everything is measured inside the telephone band (100-3400 Hz) against an ideal
 reference (soxr VHQ), after aligning the constant, possibly fractional, delay
@@ -7,29 +8,9 @@ between the two signals (estimated from the cross-spectrum's phase slope).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 BAND = (100.0, 3400.0)
-
-
-def caller_pcm8() -> np.ndarray:
-    """The caller sample decoded from mu-law to int16 at 8 kHz."""
-    from telephony.audio.wav import read_wav
-
-    wav = read_wav(DATA / "caller-8k-ulaw.wav")
-    assert wav.rate == 8000 and wav.format == "ulaw"
-    return wav.samples
-
-
-def agent_pcm24() -> np.ndarray:
-    from telephony.audio.wav import read_wav
-
-    wav = read_wav(DATA / "agent-24k-pcm16.wav")
-    assert wav.rate == 24000 and wav.format == "pcm16"
-    return wav.samples
 
 
 def _spectra(a: np.ndarray, b: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
