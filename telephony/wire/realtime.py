@@ -32,6 +32,7 @@ __all__ = [
     "RealtimeEvent",
     "parse",
     "BENIGN_ERRORS",
+    "KNOWN_EVENT_TYPES",
     "audio_append",
     "audio_append_bytes",
     "session_update",
@@ -225,6 +226,8 @@ _PARSERS = {
     "session.updated": lambda m: SessionUpdated(),
     "error": _error,
 }
+#: The server event types ``parse`` turns into typed values (the rest become ``Unknown``).
+KNOWN_EVENT_TYPES = frozenset(_PARSERS)
 
 
 def parse(text: str | bytes) -> RealtimeEvent:
