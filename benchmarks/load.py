@@ -4,6 +4,17 @@ ours (`telephony serve`) and a minimal pass-through bridge, side by side.
     python -m benchmarks.load                      # N = 10 50 100 200, 20 s calls, 3 rounds
     python -m benchmarks.load --together           # both bridges at the same moment, ratio per round
     python -m benchmarks.load --calls 50 --seconds 30 --rounds 1 --bridges ours
+    python -m benchmarks.load --together --baseline origin/main   # and main's `telephony serve` too
+
+`--baseline REV` adds a third bridge, "baseline": `telephony serve` as of git
+revision REV, checked out for the run into a throwaway `git worktree` (removed
+at the end, also on error or Ctrl-C) and started with the same command as ours
+from that checkout (cwd and PYTHONPATH set to it; the venv's dependencies are
+shared). The server reports where it imported `telephony` from, and the run
+stops if that is not the checkout. The baseline speaks ours' protocol (PCM16
+24 kHz to the model). Alternating rounds rotate through all selected bridges;
+`--together` runs them all at once and gives ours / each other bridge's CPU,
+round by round.
 
 Each call: caller audio in at real-time pace (20 ms mu-law frames); every 3 s
 of caller audio the fake agent answers with 1.5 s of audio in 100 ms deltas
@@ -29,10 +40,14 @@ import collections
 import contextlib
 import os
 import re
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +77,7 @@ AGENT_ULAW = (_m.convert(AGENT_PCM) + _m.flush())[: int(8000 * ANSWER_S)]
 
 @dataclass
 class CallStats:
-    ours: bool
+    pcm: bool  # PCM16 24 kHz to the model (ours and the baseline), else mu-law pass-through
     frame_times: collections.deque = field(default_factory=collections.deque)
     delta_times: collections.deque = field(default_factory=collections.deque)
     in_latency: list[float] = field(default_factory=list)
@@ -77,7 +92,7 @@ class CallStats:
 
     @property
     def frame_bytes(self) -> int:
-        return 960 if self.ours else 160
+        return 960 if self.pcm else 160
 
 
 def _b64len(s: str) -> int:
@@ -85,8 +100,8 @@ def _b64len(s: str) -> int:
 
 
 class Load:
-    def __init__(self, ours: bool) -> None:
-        self.ours = ours
+    def __init__(self, pcm: bool) -> None:
+        self.pcm = pcm
         self.calls: dict[str, CallStats] = {}
         self.frames = _caller_frames()
 
@@ -127,8 +142,8 @@ class Load:
                 call.session_closed.set()
 
     async def answer(self, ws, call: CallStats) -> None:
-        audio = AGENT_PCM if call.ours else AGENT_ULAW
-        chunk = 4800 if call.ours else 800
+        audio = AGENT_PCM if call.pcm else AGENT_ULAW
+        chunk = 4800 if call.pcm else 800
         await ws.send('{"type":"response.created","event_id":"e","response":{"id":"r","object":"realtime.response",'
                       '"status":"in_progress","output":[]}}')
         head = '{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i%d",' \
@@ -138,7 +153,7 @@ class Load:
             call.delta_times.append(time.perf_counter())
             await ws.send(head + base64.b64encode(piece).decode() + '"}')
             await asyncio.sleep(DELTA_MS / 1000 / 5)
-        call.expected_out += ((len(audio) // 2 - 1 + 102) // 3 + 1) if call.ours else len(audio)
+        call.expected_out += ((len(audio) // 2 - 1 + 102) // 3 + 1) if call.pcm else len(audio)
         await ws.send('{"type":"response.output_audio.done","event_id":"e","response_id":"r","item_id":"i%d",'
                       '"output_index":0,"content_index":0}' % id(call))
         await ws.send('{"type":"response.done","event_id":"e","response":{"id":"r","object":"realtime.response",'
@@ -147,7 +162,7 @@ class Load:
     # --- the fake Twilio side ---------------------------------------------------------
 
     async def twilio(self, url: str, name: str, seconds: float) -> None:
-        call = self.calls[name] = CallStats(self.ours)
+        call = self.calls[name] = CallStats(self.pcm)
         loop = asyncio.get_running_loop()
         call.ends_at = time.monotonic() + seconds
         sid = f"MZ{abs(hash(name)):032x}"[:34]
@@ -215,18 +230,50 @@ def _rss_kb(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
-async def _start_server(ours: bool, fake_url: str, records: str):
+# `python -m telephony`, after one line saying where the package was imported from:
+# the baseline must run the code of its checkout, not ours (installed in the venv).
+_SERVE = ("import runpy, telephony; print('telephony: imported from', telephony.__file__, flush=True); "
+          "runpy.run_module('telephony', run_name='__main__', alter_sys=True)")
+
+
+async def _start_server(bridge: str, fake_url: str, records: str, baseline: Path | None = None):
     env = {**os.environ, "OPENAI_API_KEY": "sk-load", "OPENAI_BASE_URL": fake_url,
            "TELEPHONY_TRANSCRIPTION_MODEL": "", "TELEPHONY_RECORDS_PATH": records, "TELEPHONY_MAX_CALLS": "5000",
            "TELEPHONY_QUIET_TIMEOUT": "60"}
     env.pop("TWILIO_AUTH_TOKEN", None)
-    cmd = [sys.executable, "-m", "telephony", "serve", "--host", "127.0.0.1", "--port", "0"] if ours else \
-          [sys.executable, "-m", "benchmarks.passthrough", "--port", "0"]
-    proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+    cwd = ROOT
+    if bridge == "passthrough":
+        cmd = [sys.executable, "-m", "benchmarks.passthrough", "--port", "0"]
+    else:
+        cmd = [sys.executable, "-c", _SERVE, "serve", "--host", "127.0.0.1", "--port", "0"]
+        if bridge == "baseline":
+            assert baseline is not None
+            cwd = baseline
+            env["PYTHONPATH"] = str(baseline)
+    proc = await asyncio.create_subprocess_exec(*cmd, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.DEVNULL)
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    port = int(re.search(rb":(\d+)\s*$", line.strip()).group(1))
+    try:
+        imported, port = await asyncio.wait_for(_started(proc), 30)
+        # ours must run this tree's code and the baseline its checkout's, else stop here
+        if bridge != "passthrough" and not (imported and Path(imported).resolve().is_relative_to(cwd.resolve())):
+            raise RuntimeError(f"{bridge}: the server imported telephony from {imported}, not from {cwd}")
+    except BaseException:
+        await _stop(proc)
+        raise
     return proc, port
+
+
+async def _started(proc) -> tuple[str | None, int]:
+    """The server's start-up lines on stdout, up to "listening on ...:PORT": (where
+    telephony was imported from, PORT)."""
+    imported = None
+    while raw := await proc.stdout.readline():
+        line = raw.decode().strip()
+        if line.startswith("telephony: imported from "):
+            imported = line.removeprefix("telephony: imported from ")
+        elif m := re.search(r"listening on \S*:(\d+)", line):
+            return imported, int(m.group(1))
+    raise RuntimeError(f"{proc.pid}: the server exited before listening (exit code {await proc.wait()})")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -236,18 +283,19 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-async def run(bridges: list[bool], n: int, seconds: float) -> list[dict[str, float]]:
-    """N calls against each bridge in ``bridges`` (True: ours), all at the same time
-    when there are several, so that both see the same machine at the same moment."""
+async def run(bridges: list[str], n: int, seconds: float, baseline: Path | None = None) -> list[dict[str, float]]:
+    """N calls against each bridge in ``bridges`` ("ours", "passthrough", "baseline":
+    the checkout at ``baseline``), all at the same time when there are several, so
+    that they see the same machine at the same moment."""
     async with contextlib.AsyncExitStack() as stack:
         loads, procs, urls = [], [], []
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        for k, ours in enumerate(bridges):
-            load = Load(ours)
+        for k, bridge in enumerate(bridges):
+            load = Load(pcm=bridge != "passthrough")
             fake = await stack.enter_async_context(
                 serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None))
             fake_url = f"http://127.0.0.1:{fake.sockets[0].getsockname()[1]}/v1"
-            proc, port = await _start_server(ours, fake_url, str(Path(tmp) / f"calls{k}.db"))
+            proc, port = await _start_server(bridge, fake_url, str(Path(tmp) / f"calls{k}.db"), baseline)
             stack.push_async_callback(_stop, proc)
             loads.append(load)
             procs.append(proc)
@@ -306,41 +354,93 @@ def _row(bridge: str, n: int, runs: list[dict[str, float]]) -> str:
             f"| {best['out_p50']:.2f} / {best['out_p99']:.2f} ms | {lost} / {n} |")
 
 
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=120)
+
+
+@contextlib.contextmanager
+def _checkout(rev: str) -> Iterator[tuple[Path, str]]:
+    """A throwaway detached worktree of this repository at ``rev``: (its path, the commit)."""
+    found = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if found.returncode != 0:
+        raise SystemExit(f"--baseline: {rev!r} is not a commit of {ROOT}")
+    commit = found.stdout.strip()
+    path = Path(tempfile.mkdtemp(prefix="telephony-baseline-"))
+    try:
+        added = _git("worktree", "add", "--detach", str(path), commit)
+        if added.returncode != 0:
+            raise SystemExit(f"--baseline: git worktree add failed: {added.stderr.strip()}")
+        yield path, commit
+    finally:
+        removed = _git("worktree", "remove", "--force", str(path))
+        if removed.returncode != 0 and path.exists():
+            print(f"warning: could not remove the baseline worktree {path}: {removed.stderr.strip()}",
+                  file=sys.stderr)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100, 200])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs per bridge and N, alternating bridges; the table shows the median (min-max)")
-    parser.add_argument("--bridges", nargs="+", default=["ours", "passthrough"], choices=["ours", "passthrough"])
+    parser.add_argument("--bridges", nargs="+", default=["ours", "passthrough"],
+                        choices=["ours", "passthrough", "baseline"],
+                        help="baseline: `telephony serve` from --baseline REV (added when --baseline is given)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run `telephony serve` as of this git revision (e.g. origin/main), as 'baseline'")
     parser.add_argument("--together", action="store_true",
-                        help="run both bridges at the same time (N calls each) instead of alternating")
+                        help="run all selected bridges at the same time (N calls each) instead of alternating")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
-          f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, "
-          f"{'both bridges at once' if args.together else 'alternating'}\n")
+    args.bridges = list(dict.fromkeys(args.bridges))
+    if args.baseline and "baseline" not in args.bridges:
+        args.bridges.append("baseline")
+    if "baseline" in args.bridges and not args.baseline:
+        parser.error("the baseline bridge needs --baseline REV")
+    # SIGTERM unwinds like Ctrl-C: the servers are stopped and the baseline worktree removed
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.ExitStack() as stack:
+        baseline = None
+        if args.baseline:
+            baseline, commit = stack.enter_context(_checkout(args.baseline))
+        at_once = "both bridges at once" if len(args.bridges) <= 2 else f"all {len(args.bridges)} bridges at once"
+        print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
+              f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, "
+              f"{at_once if args.together else 'alternating'}")
+        if baseline is not None:
+            print(f"baseline: telephony serve at {commit[:10]} ({args.baseline}), checked out in {baseline}")
+        print()
+        return _table(args, baseline)
+
+
+def _table(args: argparse.Namespace, baseline: Path | None) -> int:
     print("| bridge | N | CPU ms / call-s, median (min-max) | server CPU (cores) | RSS / call | in p50 / p99 "
           "| out p50 / p99 | calls that lost audio (worst round) |")
     print("|---|---|---|---|---|---|---|---|")
-    ratios: list[str] = []
+    others = [b for b in args.bridges if b != "ours"] if "ours" in args.bridges else []
+    ratios: dict[str, list[str]] = {b: [] for b in others}
     for n in args.calls:
         runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
         for _ in range(args.rounds):
             if args.together:
-                results = asyncio.run(run([b == "ours" for b in args.bridges], n, args.seconds))
+                results = asyncio.run(run(args.bridges, n, args.seconds, baseline))
                 for bridge, r in zip(args.bridges, results, strict=True):
                     runs[bridge].append(r)
                 continue
-            for bridge in args.bridges:  # alternate, so slow drifts of the machine hit both alike
-                runs[bridge].append(asyncio.run(run([bridge == "ours"], n, args.seconds))[0])
+            for bridge in args.bridges:  # rotate, so slow drifts of the machine hit all alike
+                runs[bridge].append(asyncio.run(run([bridge], n, args.seconds, baseline))[0])
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)
-        if len(args.bridges) == 2:
+        for other in others:
             pairs = [o["cpu_ms_per_call_s"] / p["cpu_ms_per_call_s"]
-                     for o, p in zip(runs["ours"], runs["passthrough"], strict=True)]
-            ratios.append(f"N = {n}: {statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})")
+                     for o, p in zip(runs["ours"], runs[other], strict=True)]
+            ratios[other].append(f"N = {n}: {statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})")
     if ratios:
-        print("\nours / pass-through CPU, round by round, median (min-max): " + "; ".join(ratios))
+        print()
+    for other, parts in ratios.items():
+        label = "pass-through" if other == "passthrough" else other
+        print(f"ours / {label} CPU, round by round, median (min-max): " + "; ".join(parts))
     print("\nCPU: user + system time of the server process over the steady window, per call-second. "
           "latency: added by the bridge, measured in the load process (frame sent -> append received; "
           "delta sent -> media received), so it includes the load generator's own queueing at high N; "
