@@ -1,18 +1,21 @@
 """What we rely on in uvicorn: the internals that io/direct_ws.py extends (the
 installed uvicorn passes the guard; one that lacks something falls back to plain
-ASGI with one warning)."""
+ASGI with one warning), and the startup signal of io/server.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import socket
 
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from telephony.io import direct_ws
 from telephony.io.direct_ws import STOCK, missing_internals, ws_protocol
+from telephony.io.server import listen_socket, start_server, uvicorn_config
 from tests.harness import bridge, run
 
 
@@ -73,3 +76,28 @@ def test_a_renamed_uvicorn_attribute_falls_back_to_plain_asgi_with_one_warning(f
     run(scenario())
     assert len(_warnings(caplog)) == 1
 
+
+def test_start_server_returns_once_listening_and_reports_a_failed_startup():
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario():
+        sock = listen_socket()
+        server, task = await start_server(uvicorn_config(app, 1 << 20), [sock])
+        assert server.started
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 204")
+        writer.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # uvicorn cannot serve on it
+        try:
+            with pytest.raises(ValueError):
+                await start_server(uvicorn_config(app, 1 << 20), [udp])
+        finally:
+            udp.close()
+
+    run(scenario())
