@@ -24,7 +24,7 @@ from .audio.wav import read_wav, resample, write_wav
 from .call import BargeIn, CallEnded, CallStarted, FirstAudio, RealtimeErrorReported, RunTool, Transcript
 from .config import Settings
 from .io.observe import Observed
-from .io.server import listen_socket, uvicorn_config
+from .io.server import listen_socket, start_server, uvicorn_config
 from .tools import ToolRegistry
 from .tools.registry import ToolResult
 
@@ -94,8 +94,6 @@ class _Printer:
 async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegistry, offline: bool,
                    out: str | Path, emit: Callable[[str], None], speed: float = 1.0,
                    tail_seconds: float = 2.0, max_wait: float = 60.0) -> SimulationResult:
-    import uvicorn
-
     from .io.app import create_app
     from .testing import FakeRealtimeServer, FakeTwilioCall
     from .testing.offline_agent import OfflineAgent
@@ -116,16 +114,13 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
     t0 = time.monotonic()
     printer = _Printer(emit, t0)
     state.observer.listeners.append(printer)
-    server = uvicorn.Server(uvicorn_config(app, sim_settings.max_message_bytes))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     call = FakeTwilioCall(f"ws://127.0.0.1:{port}/media-stream",
                           parameters={"From": "+15550000000", "To": "+15550000001", "CallSid": "", "simulated": "1"},
                           play_speed=speed)
     call.parameters["CallSid"] = call.call_sid
+    server = serving = None
     try:
-        while not server.started:
-            await asyncio.sleep(0)
+        server, serving = await start_server(uvicorn_config(app, sim_settings.max_message_bytes), [sock])
         await call.connect()
         await call.start()
         emit(f"[{time.monotonic() - t0:6.2f}s] caller audio: {len(ulaw) / 8000:.1f} s from {audio}")
@@ -151,8 +146,9 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
         await state.observer.flush_records()
     finally:
         await call.close()
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
+        if serving is not None:
+            server.should_exit = True
+            await asyncio.wait_for(serving, 10)
         if fake is not None:
             await fake.stop()
     heard = call.heard()

@@ -13,10 +13,9 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
-import uvicorn
 
 from telephony.config import Settings
-from telephony.io.server import listen_socket, uvicorn_config
+from telephony.io.server import listen_socket, start_server, uvicorn_config
 from telephony.io.app import create_app
 from telephony.testing import FakeRealtimeServer, FakeSession, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
@@ -124,11 +123,7 @@ async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = N
         settings = Settings(_env_file=None, **values)
         app = create_app(settings, ToolRegistry(tools, default_timeout=settings.tool_timeout), rest=rest)
         config = uvicorn_config(app, settings.max_message_bytes, **(server_options or {}))
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0)  # yield until uvicorn has started (no fixed delay)
+        server, task = await start_server(config, [sock])
         b = Bridge(fake, port, settings, app, token)
         try:
             yield b

@@ -60,7 +60,7 @@ def test_messages_before_start_fragments_and_sends_arrive_in_order():
         async with server(handler) as url:
             conn = await WebsocketsConnector(url, "sk-x")()
             async with asyncio.timeout(5):  # both have arrived, and start() is not called yet
-                while len(conn._early) < 2:
+                while conn.pending < 2:
                     await asyncio.sleep(0)
             r = Received()
             conn.start(r.on_message, r.on_closed)
@@ -270,6 +270,50 @@ def test_wss_verifies_the_certificate_and_speaks_over_tls():
     run(scenario())
 
 
+#: Every variable websockets (through urllib) may take a proxy from.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "socks_proxy", "all_proxy", "no_proxy")
+
+
+def use_proxy(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    """Exactly these proxy variables (websockets also reads https_proxy and socks_proxy
+    for ws:// URLs: one left in the CI environment must not pick the proxy)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+@contextlib.asynccontextmanager
+async def connect_proxy(upstream_port: int, seen: list[bytes], ssl: Any = None):
+    """An HTTP CONNECT proxy on loopback (TLS to it when ``ssl`` is given) that requires
+    user:s3cret and tunnels every CONNECT to ``upstream_port``. Yields its port."""
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        if b"Proxy-Authorization: Basic dXNlcjpzM2NyZXQ=" not in head:
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy_server = await asyncio.start_server(proxy, "127.0.0.1", 0, ssl=ssl)
+    try:
+        yield proxy_server.sockets[0].getsockname()[1]
+    finally:
+        proxy_server.close()
+
+
 def test_an_http_proxy_from_the_environment_is_used_with_connect(monkeypatch):
     """HTTPS_PROXY / HTTP_PROXY as urllib reads them (the previous client honoured them too)."""
 
@@ -282,43 +326,105 @@ def test_an_http_proxy_from_the_environment_is_used_with_connect(monkeypatch):
 
         async with server(handler) as direct_url:
             upstream_port = int(direct_url.split(":")[2].split("/")[0])
+            async with connect_proxy(upstream_port, seen) as proxy_port:
+                use_proxy(monkeypatch, http_proxy=f"http://user:s3cret@127.0.0.1:{proxy_port}")
+                url = "ws://realtime.test:4443/v1/realtime?model=m"  # resolved by the proxy, not by us
+                conn = await WebsocketsConnector(url, "sk-x")()
+                r = Received()
+                conn.start(r.on_message, r.on_closed)
+                await r.wait_messages(1)
+                assert r.messages == [b'{"type":"session.created"}']
+                assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
+                await conn.close()
 
-            async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                head = await reader.readuntil(b"\r\n\r\n")
-                seen.append(head)
-                if b"Proxy-Authorization: Basic dXNlcjpzM2NyZXQ=" not in head:
-                    writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
-                    writer.close()
-                    return
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
-                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                use_proxy(monkeypatch, http_proxy=f"http://127.0.0.1:{proxy_port}")  # no credentials: 407
+                with pytest.raises(RealtimeConnectError) as info:
+                    await WebsocketsConnector(url, "sk-x")()
+                assert "proxy refused CONNECT: 407" in str(info.value)
 
-                async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                    with contextlib.suppress(Exception):
-                        while data := await src.read(65536):
-                            dst.write(data)
-                    dst.close()
+    run(scenario())
 
-                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-            proxy_server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-            proxy_port = proxy_server.sockets[0].getsockname()[1]
-            monkeypatch.delenv("no_proxy", raising=False)
-            monkeypatch.delenv("NO_PROXY", raising=False)
-            monkeypatch.setenv("http_proxy", f"http://user:s3cret@127.0.0.1:{proxy_port}")
-            url = "ws://realtime.test:4443/v1/realtime?model=m"  # resolved by the proxy, not by us
+def test_an_https_proxy_is_reached_over_tls(monkeypatch):
+    """TLS to the proxy itself (an https:// proxy URL), verified with the connector's trust store."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    proxy_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(proxy_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def scenario():
+        seen: list[bytes] = []
+
+        async def handler(ws: ServerConnection) -> None:
+            await ws.send('{"type":"session.created"}')
+            await ws.wait_closed()
+
+        async with server(handler) as direct_url:
+            upstream_port = int(direct_url.split(":")[2].split("/")[0])
+            async with connect_proxy(upstream_port, seen, ssl=proxy_ctx) as proxy_port:
+                use_proxy(monkeypatch, https_proxy=f"https://user:s3cret@127.0.0.1:{proxy_port}")
+                conn = await WebsocketsConnector("ws://realtime.test:4443/v1/realtime", "sk-x",
+                                                 ssl_context=client_ctx)()
+                r = Received()
+                conn.start(r.on_message, r.on_closed)
+                await r.wait_messages(1)
+                assert r.messages == [b'{"type":"session.created"}']
+                assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
+                await conn.close()
+
+    run(scenario())
+
+
+def test_loopback_is_never_proxied(monkeypatch):
+    """websockets would send even 127.0.0.1 through the proxy unless NO_PROXY says otherwise."""
+
+    async def scenario():
+        async def handler(ws: ServerConnection) -> None:
+            await ws.send('{"type":"session.created"}')
+            await ws.wait_closed()
+
+        async with server(handler) as url:
+            dead = "http://127.0.0.1:1"  # nothing listens there
+            use_proxy(monkeypatch, http_proxy=dead, https_proxy=dead, ws_proxy=dead, socks_proxy=dead)
             conn = await WebsocketsConnector(url, "sk-x")()
             r = Received()
             conn.start(r.on_message, r.on_closed)
             await r.wait_messages(1)
-            assert r.messages == [b'{"type":"session.created"}']
-            assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
             await conn.close()
 
-            monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy_port}")  # no credentials: 407
-            with pytest.raises(RealtimeConnectError) as info:
-                await WebsocketsConnector(url, "sk-x")()
-            assert "proxy refused CONNECT: 407" in str(info.value)
-            proxy_server.close()
+    run(scenario())
+
+
+def test_a_bad_proxy_setting_is_not_retryable_and_its_credentials_stay_out_of_the_message(monkeypatch):
+    async def scenario():
+        use_proxy(monkeypatch, https_proxy="ftp://user:s3cret@proxy.test:21")
+        with pytest.raises(RealtimeConnectError) as info:
+            await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
+        assert not info.value.retryable
+        assert "scheme ftp" in str(info.value) and "s3cret" not in str(info.value)
+
+    run(scenario())
+
+
+def test_a_socks_proxy_without_python_socks_says_what_to_install(monkeypatch):
+    """SOCKS proxies work as websockets documents them when python-socks is installed."""
+    try:
+        import python_socks  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("python-socks is installed")
+
+    async def scenario():
+        use_proxy(monkeypatch, https_proxy="socks5h://127.0.0.1:1")
+        with pytest.raises(RealtimeConnectError) as info:
+            await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
+        assert not info.value.retryable
+        assert "python-socks" in str(info.value)
 
     run(scenario())

@@ -14,24 +14,51 @@ binary, as bytes) is passed to ``on_message`` straight from ``data_received``,
 and ``channel.send_text`` writes a text message to the socket at once. The
 disconnect still arrives through ``receive()``. Apps that ignore the extension
 see plain ASGI, and the app works unchanged on servers without it.
+
+The subclass relies on uvicorn internals (private attributes and hooks). The
+first ``ws_protocol()`` call checks every one of them on the installed uvicorn;
+if any is missing, uvicorn's stock protocol is used instead (plain ASGI, same
+behaviour, more CPU) and one WARNING names what was missing.
 """
 
 from __future__ import annotations
 
+import dis
+import functools
+import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["EXTENSION", "DirectChannel", "DirectWebSocketProtocol", "ws_protocol"]
+from websockets.exceptions import InvalidState
+
+from ..logs import log_event
+
+__all__ = ["EXTENSION", "STOCK", "DirectChannel", "missing_internals", "ws_protocol"]
+
+log = logging.getLogger("telephony.server")
 
 EXTENSION = "telephony.direct"
+#: uvicorn's protocol that ours extends, and the fallback when it cannot be extended.
+STOCK = "websockets-sansio"
 
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-    from websockets.exceptions import InvalidState
-except ImportError:  # an older uvicorn or websockets: plain ASGI it is
+except ImportError:  # an older uvicorn: plain ASGI it is
     WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
 
-_REQUIRED = ("handle_connect", "send_receive_event_to_app")
+# Everything the subclass and DirectChannel touch on uvicorn's class.
+#: Methods we override (and call through super()).
+_METHODS = ("handle_connect", "send_receive_event_to_app")
+#: Frame handlers that must hand each complete message to send_receive_event_to_app
+#: (else our override never runs and messages would silently queue for receive()).
+_CALLERS = ("handle_text", "handle_bytes", "handle_cont")
+#: Instance attributes we read or write: the ASGI scope (set by handle_connect), the
+#: close flag, websockets' ServerProtocol and the asyncio transport.
+_ATTRIBUTES = ("scope", "close_sent", "conn", "transport")
+#: The current message's data, by uvicorn version: a list of frames (0.50+) or one
+#: bytes buffer (0.35 to 0.49). One of them must be there.
+_BUFFERS = ("frames", "bytes")
 
 
 class DirectChannel:
@@ -68,9 +95,61 @@ class DirectChannel:
         return self._proto.transport.get_write_buffer_size()
 
 
-if WebSocketsSansIOProtocol is not None and all(hasattr(WebSocketsSansIOProtocol, a) for a in _REQUIRED):
+# --- the guard -----------------------------------------------------------------------
+#
+# Instance attributes do not exist on the class, so they are found in uvicorn's
+# compiled methods: every ``self.<name> = ...`` is a STORE_ATTR instruction naming
+# the attribute. Reading bytecode rather than the alternatives because
+#   * inspecting the source fails on installs that ship only .pyc files;
+#   * a throwaway instance needs a loaded uvicorn Config (it imports the app and
+#     protocol classes, may set up logging, depends on the constructor's signature),
+#     and still would not show ``scope``, which only handle_connect sets.
+# The bytecode is always there, costs nothing to read, and covers every method.
 
-    class DirectWebSocketProtocol(WebSocketsSansIOProtocol):  # type: ignore[misc,valid-type]
+
+def _code(value: Any) -> Any:
+    func = getattr(value, "__func__", value)  # staticmethod / classmethod
+    if callable(func):
+        func = inspect.unwrap(func)
+    return getattr(func, "__code__", None)
+
+
+def _stored_attributes(cls: type) -> set[str]:
+    """Attribute names assigned anywhere in the methods of ``cls`` and its bases."""
+    names: set[str] = set()
+    for klass in cls.__mro__[:-1]:  # not object
+        for value in vars(klass).values():
+            code = _code(value)
+            if code is not None:
+                names.update(i.argval for i in dis.get_instructions(code) if i.opname == "STORE_ATTR")
+    return names
+
+
+def _buffer(cls: type) -> str | None:
+    stored = _stored_attributes(cls)
+    return next((name for name in _BUFFERS if name in stored or hasattr(cls, name)), None)
+
+
+def missing_internals(cls: Any = WebSocketsSansIOProtocol) -> list[str]:
+    """What the direct path needs from uvicorn's protocol class that ``cls`` lacks ([] if none)."""
+    if cls is None:
+        return ["uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol"]
+    missing = [f"method {m}" for m in _METHODS if not callable(getattr(cls, m, None))]
+    for name in _CALLERS:
+        code = _code(getattr(cls, name, None))
+        if code is None or "send_receive_event_to_app" not in code.co_names:
+            missing.append(f"{name} calling send_receive_event_to_app")
+    stored = _stored_attributes(cls)
+    missing += [f"attribute {a}" for a in _ATTRIBUTES if a not in stored and not hasattr(cls, a)]
+    if _buffer(cls) is None:
+        missing.append("attribute " + " or ".join(_BUFFERS))
+    return missing
+
+
+def _direct_protocol(base: type, buffer: str) -> type:
+    """uvicorn's protocol plus the extension; ``buffer`` is where uvicorn keeps the message."""
+
+    class DirectWebSocketProtocol(base):  # type: ignore[misc,valid-type]
         _direct: Callable[[bytes], None] | None = None
 
         def handle_connect(self, event: Any) -> None:
@@ -80,24 +159,47 @@ if WebSocketsSansIOProtocol is not None and all(hasattr(WebSocketsSansIOProtocol
                 # The app's task was created but has not run yet: it sees the extension.
                 scope.setdefault("extensions", {})[EXTENSION] = DirectChannel(self)
 
-        def send_receive_event_to_app(self) -> None:
-            direct = self._direct
-            if direct is None:
-                super().send_receive_event_to_app()
-                return
-            frames = getattr(self, "frames", None)
-            if frames is not None:  # newer uvicorn: the message's frames as a list
+        if buffer == "frames":
+
+            def send_receive_event_to_app(self) -> None:
+                direct = self._direct
+                if direct is None:
+                    super().send_receive_event_to_app()
+                    return
+                frames = self.frames
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 self.frames = []
-            else:  # uvicorn 0.35: one bytes buffer
-                data = self.bytes
-            if not self.close_sent:
-                direct(data)
+                if not self.close_sent:
+                    direct(data)
 
-else:  # pragma: no cover - depends on the installed uvicorn
-    DirectWebSocketProtocol = None  # type: ignore[assignment,misc]
+        else:  # uvicorn < 0.50: one bytes buffer
+
+            def send_receive_event_to_app(self) -> None:
+                direct = self._direct
+                if direct is None:
+                    super().send_receive_event_to_app()
+                    return
+                if not self.close_sent:
+                    direct(self.bytes)
+
+    DirectWebSocketProtocol.__qualname__ = "DirectWebSocketProtocol"
+    return DirectWebSocketProtocol
 
 
+@functools.cache
 def ws_protocol() -> Any:
-    """The ``ws`` setting for ``uvicorn.Config``: ours when this uvicorn supports it."""
-    return DirectWebSocketProtocol if DirectWebSocketProtocol is not None else "auto"
+    """The ``ws`` setting for ``uvicorn.Config``: our protocol when the installed uvicorn
+    has everything it extends, else uvicorn's stock one (plain ASGI) and one WARNING.
+
+    Checked at the first call, not at import, so the warning goes through the logging
+    that ``serve`` sets up (this module is imported before that)."""
+    missing = missing_internals(WebSocketsSansIOProtocol)
+    if missing:
+        try:
+            from uvicorn import __version__ as version
+        except ImportError:  # pragma: no cover
+            version = "?"
+        log_event(log, "server.direct_ws_unavailable", logging.WARNING, uvicorn=version, missing=", ".join(missing),
+                  fallback="plain ASGI (uvicorn's own WebSocket protocol; works, costs more CPU per message)")
+        return STOCK if WebSocketsSansIOProtocol is not None else "auto"
+    return _direct_protocol(WebSocketsSansIOProtocol, _buffer(WebSocketsSansIOProtocol))  # type: ignore[arg-type]

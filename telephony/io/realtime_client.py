@@ -12,21 +12,31 @@ call). Framing, masking, pings, close and size limits are ``websockets``'.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
-import socket
 import ssl
-import urllib.request
 from collections.abc import Callable
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidState, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    InvalidProxy,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
+    InvalidState,
+    InvalidStatus,
+    InvalidURI,
+    ProxyError,
+)
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.uri import parse_uri
+from websockets.proxy import Proxy, get_proxy, parse_proxy
+from websockets.uri import WebSocketURI, parse_uri
+
+try:  # the helpers websockets' own asyncio connect() opens proxied connections with (not in its __all__)
+    from websockets.asyncio.client import connect_http_proxy, connect_socks_proxy
+except ImportError:  # pragma: no cover - a websockets that moved them: proxies fail with a clear error
+    connect_http_proxy = connect_socks_proxy = None  # type: ignore[assignment]
 
 __all__ = [
     "RealtimeConnection",
@@ -94,6 +104,11 @@ class WebsocketsConnection(asyncio.Protocol):
         self._max_write_buffer = max_write_buffer
 
     # --- the bridge's side ---------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Messages received before ``start()``, which ``start()`` delivers first."""
+        return len(self._early)
 
     def start(self, on_message: OnMessage, on_closed: OnClosed) -> None:
         self._on_message, self._on_closed = on_message, on_closed
@@ -294,28 +309,21 @@ class WebsocketsConnector:
         request = proto.connect()
         request.headers["Authorization"] = f"Bearer {self._api_key}"
         request.headers["User-Agent"] = "telephony"
-        loop = asyncio.get_running_loop()
         conn = WebsocketsConnection(proto, self.ping_interval, self.ping_timeout, self.max_write_buffer)
-        context = None
-        if uri.secure:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
-        proxy = proxy_for(uri.host, uri.secure)
+        context = self._ssl_context() if uri.secure else None
+        proxy = proxy_for(uri)
         try:
             async with asyncio.timeout(self.open_timeout):
                 if proxy is None:
-                    await loop.create_connection(lambda: conn, uri.host, uri.port, ssl=context,
-                                                 server_hostname=uri.host if context else None)
+                    await asyncio.get_running_loop().create_connection(
+                        lambda: conn, uri.host, uri.port, ssl=context, server_hostname=uri.host if context else None)
                 else:
-                    sock = await _tunnel(proxy, uri.host, uri.port)
-                    await loop.create_connection(lambda: conn, sock=sock, ssl=context,
-                                                 server_hostname=uri.host if context else None)
+                    await self._open_through(proxy, uri, conn, context)
                 proto.send_request(request)
                 conn._write(proto.data_to_send())
                 await conn._handshake
         except ProxyError as exc:
-            raise RealtimeConnectError(f"cannot reach the Realtime API through the proxy: {exc}") from None
+            raise RealtimeConnectError(f"cannot reach the Realtime API through the proxy: {_proxy_failure(exc)}") from None
         except (OSError, TimeoutError, ConnectionError) as exc:
             if conn._transport is not None:
                 conn._transport.abort()
@@ -332,64 +340,63 @@ class WebsocketsConnector:
         conn._schedule_ping()
         return conn
 
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
 
-# --- HTTP proxies (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as urllib and websockets read them) ---
+    async def _open_through(self, proxy: Proxy, uri: WebSocketURI, conn: WebsocketsConnection,
+                            context: ssl.SSLContext | None) -> None:
+        """Connect ``conn`` to ``uri`` through ``proxy`` with websockets' own proxy helpers,
+        as its asyncio ``connect()`` does: a SOCKS socket, or an HTTP CONNECT tunnel (over
+        TLS for an https:// proxy); then TLS to the API inside it for wss://."""
+        if connect_http_proxy is None:  # pragma: no cover
+            raise RealtimeConnectError("this websockets version cannot connect through a proxy", retryable=False)
+        loop = asyncio.get_running_loop()
+        if proxy.scheme.startswith("socks"):
+            try:
+                sock = await connect_socks_proxy(proxy, uri)
+            except ImportError:
+                raise RealtimeConnectError("a SOCKS proxy needs python-socks: pip install 'python-socks[asyncio]'",
+                                           retryable=False) from None
+            await loop.create_connection(lambda: conn, sock=sock, ssl=context,
+                                         server_hostname=uri.host if context else None)
+            return
+        transport = await connect_http_proxy(proxy, uri, user_agent_header="telephony",
+                                             ssl=self._ssl_context() if proxy.scheme == "https" else None)
+        try:
+            transport.set_protocol(conn)
+            if context is not None:
+                transport = await loop.start_tls(transport, conn, context, server_hostname=uri.host)
+        except BaseException:
+            transport.abort()
+            raise
+        conn.connection_made(transport)
+
+
+# --- proxies: chosen from the environment as the websockets library chooses them ---
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-class ProxyError(Exception):
-    pass
-
-
-def proxy_for(host: str, secure: bool) -> tuple[str, int, str | None] | None:
-    """(proxy host, port, Proxy-Authorization) from the environment, or None.
-    Loopback is never proxied; NO_PROXY is honoured."""
-    if host in _LOOPBACK:
+def proxy_for(uri: WebSocketURI) -> Proxy | None:
+    """The proxy for ``uri``, or None: websockets' choice from the environment (NO_PROXY
+    first; then wss_proxy/ws_proxy, a SOCKS proxy, https_proxy, and for ws:// http_proxy).
+    Loopback is never proxied (websockets would, unless NO_PROXY says otherwise)."""
+    if uri.host in _LOOPBACK:
         return None
-    proxies = urllib.request.getproxies()
-    url = proxies.get("wss" if secure else "ws") or proxies.get("https" if secure else "http")
-    if not url or urllib.request.proxy_bypass(host):
+    url = get_proxy(uri)
+    if url is None:
         return None
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise RealtimeConnectError(f"unsupported proxy {parts.scheme}://{parts.hostname}: only http:// CONNECT proxies",
-                                   retryable=False)
-    auth = None
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        auth = "Basic " + base64.b64encode(pair).decode()
-    return parts.hostname, parts.port or 80, auth
-
-
-async def _tunnel(proxy: tuple[str, int, str | None], host: str, port: int) -> socket.socket:
-    """A TCP socket through ``proxy`` to host:port (HTTP CONNECT), ready for TLS."""
-    loop = asyncio.get_running_loop()
-    proxy_host, proxy_port, auth = proxy
-    infos = await loop.getaddrinfo(proxy_host, proxy_port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setblocking(False)
     try:
-        await loop.sock_connect(sock, address)
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
-        if auth:
-            request += f"Proxy-Authorization: {auth}\r\n"
-        await loop.sock_sendall(sock, (request + "\r\n").encode())
-        response = b""
-        while b"\r\n\r\n" not in response:
-            chunk = await loop.sock_recv(sock, 4096)
-            if not chunk or len(response) > 65536:
-                raise ProxyError("the proxy closed the connection during CONNECT")
-            response += chunk
-        head, _, rest = response.partition(b"\r\n\r\n")
-        status = head.split(b"\r\n", 1)[0].split()
-        if len(status) < 2 or status[1] != b"200":
-            raise ProxyError(f"the proxy refused CONNECT: {b' '.join(status[1:]).decode(errors='replace')}")
-        if rest:
-            raise ProxyError("the proxy sent data before the tunnel was used")
-        return sock
-    except BaseException:
-        sock.close()
-        raise
+        return parse_proxy(url)
+    except InvalidProxy as exc:  # its str() would repeat the URL, credentials included
+        raise RealtimeConnectError(f"invalid proxy setting: {exc.msg}", retryable=False) from None
+
+
+def _proxy_failure(exc: ProxyError) -> str:
+    if isinstance(exc, InvalidProxyStatus):
+        return f"the proxy refused CONNECT: {exc.response.status_code} {exc.response.reason_phrase}"
+    if isinstance(exc, InvalidProxyMessage):
+        return "the proxy's answer to CONNECT is not valid HTTP"
+    return str(exc)  # SOCKS: "failed to connect to SOCKS proxy"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import socket
 from typing import Any
 
-__all__ = ["listen_socket", "uvicorn_config"]
+__all__ = ["listen_socket", "start_server", "uvicorn_config"]
 
 
 def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048, *, reuse_port: bool = False,
@@ -55,3 +57,49 @@ def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
     )
     options.update(overrides)
     return uvicorn.Config(app, **options)
+
+
+@functools.cache
+def _server_class() -> type:
+    import uvicorn  # here, not at the top: the workers' supervisor imports this module without serving
+
+    class Server(uvicorn.Server):
+        """uvicorn's server plus a startup signal (``started`` is only a flag to poll)."""
+
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            self.listening = asyncio.Event()
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn's startup() creates the listening servers and sets ``started`` as
+            # its last step; when startup fails it returns without it (0.35) or exits.
+            await super().startup(sockets=sockets)
+            if self.started:
+                self.listening.set()
+
+    return Server
+
+
+async def start_server(config: Any, sockets: list[socket.socket], timeout: float = 10.0) -> tuple[Any, asyncio.Task[None]]:
+    """Run uvicorn with ``config`` on ``sockets`` in a task; return ``(server, task)`` once
+    it accepts connections. Stop it with ``server.should_exit = True`` and ``await task``.
+    Raises what startup raised, or ``TimeoutError`` (the server stopped) after ``timeout``."""
+    server = _server_class()(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=sockets))
+    listening = asyncio.ensure_future(server.listening.wait())
+    try:
+        await asyncio.wait((task, listening), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        listening.cancel()
+    if server.listening.is_set():
+        return server, task
+    if task.done():
+        task.result()  # startup's exception, if it raised one
+        raise RuntimeError("uvicorn stopped before it was listening")
+    server.should_exit = True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise TimeoutError(f"uvicorn was not listening after {timeout} s")
