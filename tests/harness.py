@@ -27,16 +27,6 @@ TOKEN = "test-auth-token-0123456789"
 IO_MODES = MappingProxyType({"direct": None, "asgi": MappingProxyType({"ws": "websockets-sansio"})})
 
 
-def run(coro: Any, timeout: float = 30.0) -> Any:
-    """Run ``coro`` in a new event loop, with a timeout. Only test_realtime_client.py
-    still drives its own loop this way; the other modules are ``async def`` tests."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(main())
-
-
 async def start_call(call: FakeTwilioCall, fake: FakeRealtimeServer) -> FakeSession:
     """Connect ``call``, start its stream, and return its Realtime session once the
     bridge has configured it (``session.events("session.update")[0]`` is that update)."""

@@ -12,7 +12,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.server import ServerProtocol
 
 from telephony.io.realtime_client import RealtimeConnectError, WebsocketsConnector
-from tests.harness import run
+
+pytestmark = pytest.mark.anyio
 
 
 class Received:
@@ -44,120 +45,102 @@ async def server(handler: Any, **options: Any):
         yield f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/realtime?model=m"
 
 
-def test_messages_before_start_fragments_and_sends_arrive_in_order():
-    async def scenario():
-        got_by_server: list[str] = []
-        done = asyncio.Event()
+async def test_messages_before_start_fragments_and_sends_arrive_in_order():
+    got_by_server: list[str] = []
+    done = asyncio.Event()
 
-        async def handler(ws: ServerConnection) -> None:
-            await ws.send('{"type":"session.created"}')  # before the bridge calls start()
-            await ws.send(['{"type":"frag', 'mented","n":', "1}"])  # one message in three frames
-            async for message in ws:
-                got_by_server.append(message)
-                if len(got_by_server) == 3:
-                    done.set()
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send('{"type":"session.created"}')  # before the bridge calls start()
+        await ws.send(['{"type":"frag', 'mented","n":', "1}"])  # one message in three frames
+        async for message in ws:
+            got_by_server.append(message)
+            if len(got_by_server) == 3:
+                done.set()
 
-        async with server(handler) as url:
-            conn = await WebsocketsConnector(url, "sk-x")()
-            async with asyncio.timeout(5):  # both have arrived, and start() is not called yet
-                while conn.pending < 2:
-                    await asyncio.sleep(0)
-            r = Received()
-            conn.start(r.on_message, r.on_closed)
-            await r.wait_messages(2)
-            assert r.messages == [b'{"type":"session.created"}', b'{"type":"fragmented","n":1}']
-            conn.send('{"type":"a"}')
-            conn.send(b'{"type":"b"}')
-            conn.send("é" * 3)
-            await asyncio.wait_for(done.wait(), 5)
-            assert got_by_server == ['{"type":"a"}', '{"type":"b"}', "é" * 3]
-            await conn.close()
-            assert not r.closed.done(), "close() is ours: not reported as a loss"
-            conn.send("after close")  # a no-op, not an error
-
-    run(scenario())
+    async with server(handler) as url:
+        conn = await WebsocketsConnector(url, "sk-x")()
+        async with asyncio.timeout(5):  # both have arrived, and start() is not called yet
+            while conn.pending < 2:
+                await asyncio.sleep(0)
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        await r.wait_messages(2)
+        assert r.messages == [b'{"type":"session.created"}', b'{"type":"fragmented","n":1}']
+        conn.send('{"type":"a"}')
+        conn.send(b'{"type":"b"}')
+        conn.send("é" * 3)
+        await asyncio.wait_for(done.wait(), 5)
+        assert got_by_server == ['{"type":"a"}', '{"type":"b"}', "é" * 3]
+        await conn.close()
+        assert not r.closed.done(), "close() is ours: not reported as a loss"
+        conn.send("after close")  # a no-op, not an error
 
 
-def test_request_carries_the_key_and_no_beta_header():
-    async def scenario():
-        seen: dict[str, str] = {}
+async def test_request_carries_the_key_and_no_beta_header():
+    seen: dict[str, str] = {}
 
-        async def handler(ws: ServerConnection) -> None:
-            seen.update({k.lower(): v for k, v in ws.request.headers.raw_items()})
-            seen["path"] = ws.request.path
-            await ws.wait_closed()
+    async def handler(ws: ServerConnection) -> None:
+        seen.update({k.lower(): v for k, v in ws.request.headers.raw_items()})
+        seen["path"] = ws.request.path
+        await ws.wait_closed()
 
-        async with server(handler) as url:
-            conn = await WebsocketsConnector(url, "sk-secret")()
-            conn.start(lambda d: None, lambda r: None)
-            await conn.close()
-        assert seen["authorization"] == "Bearer sk-secret"
-        assert "openai-beta" not in seen
-        assert seen["path"] == "/v1/realtime?model=m"
-
-    run(scenario())
+    async with server(handler) as url:
+        conn = await WebsocketsConnector(url, "sk-secret")()
+        conn.start(lambda d: None, lambda r: None)
+        await conn.close()
+    assert seen["authorization"] == "Bearer sk-secret"
+    assert "openai-beta" not in seen
+    assert seen["path"] == "/v1/realtime?model=m"
 
 
-def test_a_server_message_over_the_size_limit_ends_the_session_with_1009():
-    async def scenario():
-        codes: list[int | None] = []
+async def test_a_server_message_over_the_size_limit_ends_the_session_with_1009():
+    codes: list[int | None] = []
 
-        async def handler(ws: ServerConnection) -> None:
-            await ws.send("x" * 5000)
-            await ws.wait_closed()
-            codes.append(ws.close_code)
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("x" * 5000)
+        await ws.wait_closed()
+        codes.append(ws.close_code)
 
-        async with server(handler) as url:
-            conn = await WebsocketsConnector(url, "sk-x", max_size=4096)()
-            r = Received()
-            conn.start(r.on_message, r.on_closed)
-            reason = await asyncio.wait_for(r.closed, 5)
-            assert "PayloadTooBig" in reason
-            assert r.messages == []
-            await conn.close()
-        assert codes == [1009]
-
-    run(scenario())
+    async with server(handler) as url:
+        conn = await WebsocketsConnector(url, "sk-x", max_size=4096)()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        reason = await asyncio.wait_for(r.closed, 5)
+        assert "PayloadTooBig" in reason
+        assert r.messages == []
+        await conn.close()
+    assert codes == [1009]
 
 
-def test_server_close_frame_is_reported_with_its_code():
-    async def scenario():
-        async def handler(ws: ServerConnection) -> None:
-            await ws.close(4000, "session expired")
+async def test_server_close_frame_is_reported_with_its_code():
+    async def handler(ws: ServerConnection) -> None:
+        await ws.close(4000, "session expired")
 
-        async with server(handler) as url:
-            conn = await WebsocketsConnector(url, "sk-x")()
-            r = Received()
-            conn.start(r.on_message, r.on_closed)
-            reason = await asyncio.wait_for(r.closed, 5)
-            assert reason == "closed by the server (code 4000, session expired)"
-
-    run(scenario())
+    async with server(handler) as url:
+        conn = await WebsocketsConnector(url, "sk-x")()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        reason = await asyncio.wait_for(r.closed, 5)
+        assert reason == "closed by the server (code 4000, session expired)"
 
 
-def test_refused_upgrade_maps_status_to_retryable():
-    async def scenario():
-        for status, retryable in ((401, False), (403, False), (404, False), (429, True), (503, True)):
-            async with server(lambda ws: ws.wait_closed(),
-                              process_request=lambda c, r, s=status: c.respond(s, "no\n")) as url:
-                with pytest.raises(RealtimeConnectError) as info:
-                    await WebsocketsConnector(url, "sk-x")()
-                assert f"HTTP {status}" in str(info.value)
-                assert info.value.retryable is retryable
-
-    run(scenario())
+async def test_refused_upgrade_maps_status_to_retryable():
+    for status, retryable in ((401, False), (403, False), (404, False), (429, True), (503, True)):
+        async with server(lambda ws: ws.wait_closed(),
+                          process_request=lambda c, r, s=status: c.respond(s, "no\n")) as url:
+            with pytest.raises(RealtimeConnectError) as info:
+                await WebsocketsConnector(url, "sk-x")()
+            assert f"HTTP {status}" in str(info.value)
+            assert info.value.retryable is retryable
 
 
-def test_unreachable_and_invalid_urls():
-    async def scenario():
-        with pytest.raises(RealtimeConnectError) as info:
-            await WebsocketsConnector("ws://127.0.0.1:1/v1/realtime", "sk-x")()
-        assert info.value.retryable
-        with pytest.raises(RealtimeConnectError) as info:
-            await WebsocketsConnector("ftp://example/realtime", "sk-x")()
-        assert not info.value.retryable
-
-    run(scenario())
+async def test_unreachable_and_invalid_urls():
+    with pytest.raises(RealtimeConnectError) as info:
+        await WebsocketsConnector("ws://127.0.0.1:1/v1/realtime", "sk-x")()
+    assert info.value.retryable
+    with pytest.raises(RealtimeConnectError) as info:
+        await WebsocketsConnector("ftp://example/realtime", "sk-x")()
+    assert not info.value.retryable
 
 
 async def _silent_server() -> tuple[asyncio.Server, str, list[asyncio.Transport]]:
@@ -194,48 +177,39 @@ async def silent_server():
         srv.close()
 
 
-def test_no_pong_within_the_timeout_ends_the_session():
-    async def scenario():
-        async with silent_server() as url:
-            conn = await WebsocketsConnector(url, "sk-x", ping_interval=0.05, ping_timeout=0.1)()
-            r = Received()
-            conn.start(r.on_message, r.on_closed)
-            assert await asyncio.wait_for(r.closed, 5) == "keepalive ping timeout"
-
-    run(scenario())
+async def test_no_pong_within_the_timeout_ends_the_session():
+    async with silent_server() as url:
+        conn = await WebsocketsConnector(url, "sk-x", ping_interval=0.05, ping_timeout=0.1)()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        assert await asyncio.wait_for(r.closed, 5) == "keepalive ping timeout"
 
 
-def test_a_server_that_stops_reading_is_dropped_not_buffered_forever():
-    async def scenario():
-        async with silent_server() as url:
-            conn = await WebsocketsConnector(url, "sk-x", max_write_buffer=256 * 1024, ping_interval=None)()
-            r = Received()
-            conn.start(r.on_message, r.on_closed)
-            chunk = '{"type":"input_audio_buffer.append","audio":"' + "A" * 2560 + '"}'
-            for _ in range(20_000):  # ~52 MB at most; the kernel buffers a few MB of it
-                conn.send(chunk)
-                if conn._transport.is_closing():
-                    break
-            assert await asyncio.wait_for(r.closed, 5) == "the Realtime API stopped reading (write buffer full)"
-
-    run(scenario())
+async def test_a_server_that_stops_reading_is_dropped_not_buffered_forever():
+    async with silent_server() as url:
+        conn = await WebsocketsConnector(url, "sk-x", max_write_buffer=256 * 1024, ping_interval=None)()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        chunk = '{"type":"input_audio_buffer.append","audio":"' + "A" * 2560 + '"}'
+        for _ in range(20_000):  # ~52 MB at most; the kernel buffers a few MB of it
+            conn.send(chunk)
+            if conn.closing:
+                break
+        assert await asyncio.wait_for(r.closed, 5) == "the Realtime API stopped reading (write buffer full)"
 
 
-def test_close_gives_up_on_a_server_that_never_answers():
-    async def scenario():
-        async with silent_server() as url:
-            conn = await WebsocketsConnector(url, "sk-x", ping_interval=None)()
-            conn.start(lambda d: None, lambda r: None)
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            await asyncio.wait_for(conn.close(), 5)
-            assert loop.time() - t0 < 2.0  # 1 s for the close reply, then the socket is dropped
-            assert conn._transport is not None and conn._transport.is_closing()
-
-    run(scenario())
+async def test_close_gives_up_on_a_server_that_never_answers():
+    async with silent_server() as url:
+        conn = await WebsocketsConnector(url, "sk-x", ping_interval=None)()
+        conn.start(lambda d: None, lambda r: None)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(conn.close(), 5)
+        assert loop.time() - t0 < 2.0  # 1 s for the close reply, then the socket is dropped
+        assert conn.closing
 
 
-def test_wss_verifies_the_certificate_and_speaks_over_tls():
+async def test_wss_verifies_the_certificate_and_speaks_over_tls():
     """Production is wss://: TLS with the server name checked against the certificate."""
     import ssl
 
@@ -247,27 +221,24 @@ def test_wss_verifies_the_certificate_and_speaks_over_tls():
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
 
-    async def scenario():
-        async def handler(ws: ServerConnection) -> None:
-            await ws.send('{"type":"session.created"}')
-            async for message in ws:
-                await ws.send(message)  # echo
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send('{"type":"session.created"}')
+        async for message in ws:
+            await ws.send(message)  # echo
 
-        async with serve(handler, "localhost", 0, ssl=server_ctx, compression=None) as srv:
-            port = srv.sockets[0].getsockname()[1]
-            conn = await WebsocketsConnector(f"wss://localhost:{port}/v1/realtime?model=m", "sk-x",
-                                             ssl_context=client_ctx)()
-            r = Received()
-            conn.start(r.on_message, r.on_closed)
-            conn.send('{"type":"ping-over-tls"}')
-            await r.wait_messages(2)
-            assert r.messages == [b'{"type":"session.created"}', b'{"type":"ping-over-tls"}']
-            await conn.close()
-            # A certificate for another name is refused.
-            with pytest.raises(RealtimeConnectError):
-                await WebsocketsConnector(f"wss://127.0.0.1:{port}/v1/realtime", "sk-x", ssl_context=client_ctx)()
-
-    run(scenario())
+    async with serve(handler, "localhost", 0, ssl=server_ctx, compression=None) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        conn = await WebsocketsConnector(f"wss://localhost:{port}/v1/realtime?model=m", "sk-x",
+                                         ssl_context=client_ctx)()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        conn.send('{"type":"ping-over-tls"}')
+        await r.wait_messages(2)
+        assert r.messages == [b'{"type":"session.created"}', b'{"type":"ping-over-tls"}']
+        await conn.close()
+        # A certificate for another name is refused.
+        with pytest.raises(RealtimeConnectError):
+            await WebsocketsConnector(f"wss://127.0.0.1:{port}/v1/realtime", "sk-x", ssl_context=client_ctx)()
 
 
 #: Every variable websockets (through urllib) may take a proxy from.
@@ -314,38 +285,35 @@ async def connect_proxy(upstream_port: int, seen: list[bytes], ssl: Any = None):
         proxy_server.close()
 
 
-def test_an_http_proxy_from_the_environment_is_used_with_connect(monkeypatch):
+async def test_an_http_proxy_from_the_environment_is_used_with_connect(monkeypatch):
     """HTTPS_PROXY / HTTP_PROXY as urllib reads them (the previous client honoured them too)."""
 
-    async def scenario():
-        seen: list[bytes] = []
+    seen: list[bytes] = []
 
-        async def handler(ws: ServerConnection) -> None:
-            await ws.send('{"type":"session.created"}')
-            await ws.wait_closed()
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send('{"type":"session.created"}')
+        await ws.wait_closed()
 
-        async with server(handler) as direct_url:
-            upstream_port = int(direct_url.split(":")[2].split("/")[0])
-            async with connect_proxy(upstream_port, seen) as proxy_port:
-                use_proxy(monkeypatch, http_proxy=f"http://user:s3cret@127.0.0.1:{proxy_port}")
-                url = "ws://realtime.test:4443/v1/realtime?model=m"  # resolved by the proxy, not by us
-                conn = await WebsocketsConnector(url, "sk-x")()
-                r = Received()
-                conn.start(r.on_message, r.on_closed)
-                await r.wait_messages(1)
-                assert r.messages == [b'{"type":"session.created"}']
-                assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
-                await conn.close()
+    async with server(handler) as direct_url:
+        upstream_port = int(direct_url.split(":")[2].split("/")[0])
+        async with connect_proxy(upstream_port, seen) as proxy_port:
+            use_proxy(monkeypatch, http_proxy=f"http://user:s3cret@127.0.0.1:{proxy_port}")
+            url = "ws://realtime.test:4443/v1/realtime?model=m"  # resolved by the proxy, not by us
+            conn = await WebsocketsConnector(url, "sk-x")()
+            r = Received()
+            conn.start(r.on_message, r.on_closed)
+            await r.wait_messages(1)
+            assert r.messages == [b'{"type":"session.created"}']
+            assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
+            await conn.close()
 
-                use_proxy(monkeypatch, http_proxy=f"http://127.0.0.1:{proxy_port}")  # no credentials: 407
-                with pytest.raises(RealtimeConnectError) as info:
-                    await WebsocketsConnector(url, "sk-x")()
-                assert "proxy refused CONNECT: 407" in str(info.value)
-
-    run(scenario())
+            use_proxy(monkeypatch, http_proxy=f"http://127.0.0.1:{proxy_port}")  # no credentials: 407
+            with pytest.raises(RealtimeConnectError) as info:
+                await WebsocketsConnector(url, "sk-x")()
+            assert "proxy refused CONNECT: 407" in str(info.value)
 
 
-def test_an_https_proxy_is_reached_over_tls(monkeypatch):
+async def test_an_https_proxy_is_reached_over_tls(monkeypatch):
     """TLS to the proxy itself (an https:// proxy URL), verified with the connector's trust store."""
     import ssl
 
@@ -357,61 +325,52 @@ def test_an_https_proxy_is_reached_over_tls(monkeypatch):
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
 
-    async def scenario():
-        seen: list[bytes] = []
+    seen: list[bytes] = []
 
-        async def handler(ws: ServerConnection) -> None:
-            await ws.send('{"type":"session.created"}')
-            await ws.wait_closed()
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send('{"type":"session.created"}')
+        await ws.wait_closed()
 
-        async with server(handler) as direct_url:
-            upstream_port = int(direct_url.split(":")[2].split("/")[0])
-            async with connect_proxy(upstream_port, seen, ssl=proxy_ctx) as proxy_port:
-                use_proxy(monkeypatch, https_proxy=f"https://user:s3cret@127.0.0.1:{proxy_port}")
-                conn = await WebsocketsConnector("ws://realtime.test:4443/v1/realtime", "sk-x",
-                                                 ssl_context=client_ctx)()
-                r = Received()
-                conn.start(r.on_message, r.on_closed)
-                await r.wait_messages(1)
-                assert r.messages == [b'{"type":"session.created"}']
-                assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
-                await conn.close()
-
-    run(scenario())
-
-
-def test_loopback_is_never_proxied(monkeypatch):
-    """websockets would send even 127.0.0.1 through the proxy unless NO_PROXY says otherwise."""
-
-    async def scenario():
-        async def handler(ws: ServerConnection) -> None:
-            await ws.send('{"type":"session.created"}')
-            await ws.wait_closed()
-
-        async with server(handler) as url:
-            dead = "http://127.0.0.1:1"  # nothing listens there
-            use_proxy(monkeypatch, http_proxy=dead, https_proxy=dead, ws_proxy=dead, socks_proxy=dead)
-            conn = await WebsocketsConnector(url, "sk-x")()
+    async with server(handler) as direct_url:
+        upstream_port = int(direct_url.split(":")[2].split("/")[0])
+        async with connect_proxy(upstream_port, seen, ssl=proxy_ctx) as proxy_port:
+            use_proxy(monkeypatch, https_proxy=f"https://user:s3cret@127.0.0.1:{proxy_port}")
+            conn = await WebsocketsConnector("ws://realtime.test:4443/v1/realtime", "sk-x",
+                                             ssl_context=client_ctx)()
             r = Received()
             conn.start(r.on_message, r.on_closed)
             await r.wait_messages(1)
+            assert r.messages == [b'{"type":"session.created"}']
+            assert seen[0].startswith(b"CONNECT realtime.test:4443 HTTP/1.1\r\n")
             await conn.close()
 
-    run(scenario())
+
+async def test_loopback_is_never_proxied(monkeypatch):
+    """websockets would send even 127.0.0.1 through the proxy unless NO_PROXY says otherwise."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send('{"type":"session.created"}')
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        dead = "http://127.0.0.1:1"  # nothing listens there
+        use_proxy(monkeypatch, http_proxy=dead, https_proxy=dead, ws_proxy=dead, socks_proxy=dead)
+        conn = await WebsocketsConnector(url, "sk-x")()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        await r.wait_messages(1)
+        await conn.close()
 
 
-def test_a_bad_proxy_setting_is_not_retryable_and_its_credentials_stay_out_of_the_message(monkeypatch):
-    async def scenario():
-        use_proxy(monkeypatch, https_proxy="ftp://user:s3cret@proxy.test:21")
-        with pytest.raises(RealtimeConnectError) as info:
-            await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
-        assert not info.value.retryable
-        assert "scheme ftp" in str(info.value) and "s3cret" not in str(info.value)
-
-    run(scenario())
+async def test_a_bad_proxy_setting_is_not_retryable_and_its_credentials_stay_out_of_the_message(monkeypatch):
+    use_proxy(monkeypatch, https_proxy="ftp://user:s3cret@proxy.test:21")
+    with pytest.raises(RealtimeConnectError) as info:
+        await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
+    assert not info.value.retryable
+    assert "scheme ftp" in str(info.value) and "s3cret" not in str(info.value)
 
 
-def test_a_socks_proxy_without_python_socks_says_what_to_install(monkeypatch):
+async def test_a_socks_proxy_without_python_socks_says_what_to_install(monkeypatch):
     """SOCKS proxies work as websockets documents them when python-socks is installed."""
     try:
         import python_socks  # noqa: F401
@@ -420,11 +379,8 @@ def test_a_socks_proxy_without_python_socks_says_what_to_install(monkeypatch):
     else:
         pytest.skip("python-socks is installed")
 
-    async def scenario():
-        use_proxy(monkeypatch, https_proxy="socks5h://127.0.0.1:1")
-        with pytest.raises(RealtimeConnectError) as info:
-            await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
-        assert not info.value.retryable
-        assert "python-socks" in str(info.value)
-
-    run(scenario())
+    use_proxy(monkeypatch, https_proxy="socks5h://127.0.0.1:1")
+    with pytest.raises(RealtimeConnectError) as info:
+        await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
+    assert not info.value.retryable
+    assert "python-socks" in str(info.value)

@@ -16,7 +16,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from telephony.io import direct_ws
 from telephony.io.direct_ws import STOCK, missing_internals, ws_protocol
 from telephony.io.server import listen_socket, start_server, uvicorn_config
-from tests.harness import bridge, run
+from tests.harness import bridge
+
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def test_each_kind_of_missing_internal_is_named(monkeypatch):
     assert missing_internals(None) == ["uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol"]
 
 
-def test_a_renamed_uvicorn_attribute_falls_back_to_plain_asgi_with_one_warning(fresh_guard, monkeypatch, caplog):
+async def test_a_renamed_uvicorn_attribute_falls_back_to_plain_asgi_with_one_warning(fresh_guard, monkeypatch, caplog):
     original = WebSocketsSansIOProtocol.__init__
 
     def init(self, *args, **kwargs):  # as if uvicorn no longer set ``self.conn`` (the guard cannot see inside)
@@ -61,43 +63,37 @@ def test_a_renamed_uvicorn_attribute_falls_back_to_plain_asgi_with_one_warning(f
     [record] = _warnings(caplog)
     assert record.fields["missing"] == "attribute conn"  # type: ignore[attr-defined]
 
-    async def scenario():
-        # The fallback is uvicorn's stock protocol: a call works, over plain ASGI.
-        async with bridge(server_options={"ws": ws_protocol()}) as b:
-            call, session = await b.live_call()
-            media = json.dumps({"event": "media", "streamSid": call.stream_sid,
-                                "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()}})
-            await call.send_raw(media.encode())
-            assert len(await session.wait_audio(960)) == 960
-            await call.hang_up()
-            assert b.state.counters["media_streams_asgi"] == 1
-            assert b.state.counters["media_streams_direct"] == 0
-
-    run(scenario())
+    # The fallback is uvicorn's stock protocol: a call works, over plain ASGI.
+    async with bridge(server_options={"ws": ws_protocol()}) as b:
+        call, session = await b.live_call()
+        media = json.dumps({"event": "media", "streamSid": call.stream_sid,
+                            "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()}})
+        await call.send_raw(media.encode())
+        assert len(await session.wait_audio(960)) == 960
+        await call.hang_up()
+        assert b.observer.counters["media_streams_asgi"] == 1
+        assert b.observer.counters["media_streams_direct"] == 0
     assert len(_warnings(caplog)) == 1
 
 
-def test_start_server_returns_once_listening_and_reports_a_failed_startup():
+async def test_start_server_returns_once_listening_and_reports_a_failed_startup():
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    async def scenario():
-        sock = listen_socket()
-        server, task = await start_server(uvicorn_config(app, 1 << 20), [sock])
-        assert server.started
-        reader, writer = await asyncio.open_connection(*sock.getsockname())
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert (await reader.readline()).startswith(b"HTTP/1.1 204")
-        writer.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    sock = listen_socket()
+    server, task = await start_server(uvicorn_config(app, 1 << 20), [sock])
+    assert server.started
+    reader, writer = await asyncio.open_connection(*sock.getsockname())
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await reader.readline()).startswith(b"HTTP/1.1 204")
+    writer.close()
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)
 
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # uvicorn cannot serve on it
-        try:
-            with pytest.raises(ValueError):
-                await start_server(uvicorn_config(app, 1 << 20), [udp])
-        finally:
-            udp.close()
-
-    run(scenario())
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # uvicorn cannot serve on it
+    try:
+        with pytest.raises(ValueError):
+            await start_server(uvicorn_config(app, 1 << 20), [udp])
+    finally:
+        udp.close()

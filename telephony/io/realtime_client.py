@@ -110,6 +110,12 @@ class WebsocketsConnection(asyncio.Protocol):
         """Messages received before ``start()``, which ``start()`` delivers first."""
         return len(self._early)
 
+    @property
+    def closing(self) -> bool:
+        """The socket is closing or closed: nothing more will be sent."""
+        transport = self._transport
+        return transport is None or transport.is_closing()
+
     def start(self, on_message: OnMessage, on_closed: OnClosed) -> None:
         self._on_message, self._on_closed = on_message, on_closed
         early, self._early = self._early, []
