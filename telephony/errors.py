@@ -15,8 +15,7 @@
     ├── TwilioError                       Twilio's side of things
     │   └── TwilioRestError               a REST request failed
     └── RealtimeError                     the OpenAI Realtime side of things
-        ├── RealtimeConnectError          opening the session failed (``retryable`` says if a retry can help)
-        └── ProxyError                    the HTTP CONNECT proxy refused or broke the tunnel
+        └── RealtimeConnectError          opening the session failed, proxy included (``retryable`` says if a retry can help)
 
 Classes marked ``[ValueError]`` (or ``[TypeError, ValueError]``) also derive
 from those built-ins: the same conditions raised them before this module
@@ -48,7 +47,6 @@ __all__ = [
     "TwilioRestError",
     "RealtimeError",
     "RealtimeConnectError",
-    "ProxyError",
 ]
 
 
@@ -125,7 +123,3 @@ class RealtimeConnectError(RealtimeError):
     def __init__(self, message: str, retryable: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-class ProxyError(RealtimeError):
-    """The HTTP CONNECT proxy refused the tunnel or broke the protocol."""

@@ -49,7 +49,6 @@ def test_the_tree():
     assert issubclass(WavError, AudioFormatError)
     assert issubclass(TwilioRestError, TwilioError)
     assert issubclass(RealtimeConnectError, RealtimeError)
-    assert issubclass(errors.ProxyError, RealtimeError)
     assert not issubclass(errors.ToolError, ValueError)  # a tool's message to the model, not a bad value
     assert RealtimeConnectError("refused").retryable is True
     assert RealtimeConnectError("bad key", retryable=False).retryable is False

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.server import ServerProtocol
 
-from telephony.io.realtime_client import RealtimeConnectError, WebsocketsConnector
+from telephony.io.realtime.client import RealtimeConnectError, WebsocketsConnector
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,7 @@ from ..records import CallStore, SqliteCallStore
 from ..tools import ToolRegistry
 from .api import add_operator_routes
 from .observe import CallObserver
-from .realtime_client import RealtimeConnector
+from .realtime.client import RealtimeConnector
 from .services import Services
 from .state import Admission, AppState
 from .twilio.rest import TwilioRest

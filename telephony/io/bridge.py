@@ -42,7 +42,7 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
 from .observe import CallReport
-from .realtime_client import RealtimeConnectError, RealtimeConnection
+from .realtime.client import RealtimeConnectError, RealtimeConnection
 from .services import Services
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164

@@ -14,7 +14,7 @@ from ..tools import ToolRegistry
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.session import session_config
-from .realtime_client import RealtimeConnector, WebsocketsConnector
+from .realtime.client import RealtimeConnector, WebsocketsConnector
 from .twilio.rest import TwilioRest, validate_e164
 
 __all__ = ["Services"]

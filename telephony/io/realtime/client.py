@@ -33,6 +33,8 @@ from websockets.http11 import Response
 from websockets.proxy import Proxy, get_proxy, parse_proxy
 from websockets.uri import WebSocketURI, parse_uri
 
+from ...errors import RealtimeConnectError
+
 try:  # the helpers websockets' own asyncio connect() opens proxied connections with (not in its __all__)
     from websockets.asyncio.client import connect_http_proxy, connect_socks_proxy
 except ImportError:  # pragma: no cover - a websockets that moved them: proxies fail with a clear error
@@ -54,15 +56,6 @@ MAX_WRITE_BUFFER = 8 * 1024 * 1024
 
 OnMessage = Callable[[bytes], None]
 OnClosed = Callable[[str], None]
-
-
-class RealtimeConnectError(Exception):
-    """Opening the Realtime session failed (the message is safe to log).
-    ``retryable`` is False when trying again cannot help (bad key, bad URL)."""
-
-    def __init__(self, message: str, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 class RealtimeConnection(Protocol):
