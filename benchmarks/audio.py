@@ -88,8 +88,6 @@ class Soxr:
         return audioop.lin2ulaw(self.down_pcm(pcm24), 2)
 
 
-
-
 def measure(make) -> dict[str, float]:
     x8 = caller_pcm8()
     ulaw = audioop.lin2ulaw(x8.astype("<i2").tobytes(), 2)
@@ -159,18 +157,25 @@ def main() -> int:
     for make in methods:
         r = measure(make)
         rows.append((make().name, r))
-    print(f"Audio path on speech, 100-3400 Hz, against soxr VHQ one-shot; ideal resampling + mu-law = "
-          f"{ideal_ulaw:.1f} dB")
+    print(
+        f"Audio path on speech, 100-3400 Hz, against soxr VHQ one-shot; ideal resampling + mu-law = {ideal_ulaw:.1f} dB"
+    )
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, soxr {soxr.__version__}\n")
-    head = ("| method | 8k→24k SNR | images >4.6k | 24k→8k μ-law SNR | folded 4.6–12k | delay in | delay out "
-            "| µs/frame in | µs/frame out |")
+    head = (
+        "| method | 8k→24k SNR | images >4.6k | 24k→8k μ-law SNR | folded 4.6–12k | delay in | delay out "
+        "| µs/frame in | µs/frame out |"
+    )
     print(head)
     print("|" + "---|" * 9)
     for name, r in rows:
-        print(f"| {name} | {r['snr_up']:.1f} dB | {r['images']:.1f} dB | {r['snr_down']:.2f} dB | {r['fold']:.1f} dB "
-              f"| {r['delay_up']:.1f} ms | {r['delay_down']:.1f} ms | {r['us_up']:.1f} | {r['us_down']:.1f} |")
-    print("\ndelay = group delay + most held back when streaming 20 ms frames; "
-          "µs/frame: one 20 ms frame, μ-law codec included, median of 5 runs")
+        print(
+            f"| {name} | {r['snr_up']:.1f} dB | {r['images']:.1f} dB | {r['snr_down']:.2f} dB | {r['fold']:.1f} dB "
+            f"| {r['delay_up']:.1f} ms | {r['delay_down']:.1f} ms | {r['us_up']:.1f} | {r['us_down']:.1f} |"
+        )
+    print(
+        "\ndelay = group delay + most held back when streaming 20 ms frames; "
+        "µs/frame: one 20 ms frame, μ-law codec included, median of 5 runs"
+    )
     return 0
 
 

@@ -144,20 +144,28 @@ class Load:
     async def answer(self, ws, call: CallStats) -> None:
         audio = AGENT_PCM if call.pcm else AGENT_ULAW
         chunk = 4800 if call.pcm else 800
-        await ws.send('{"type":"response.created","event_id":"e","response":{"id":"r","object":"realtime.response",'
-                      '"status":"in_progress","output":[]}}')
-        head = '{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i%d",' \
-               '"output_index":0,"content_index":0,"delta":"' % id(call)
+        await ws.send(
+            '{"type":"response.created","event_id":"e","response":{"id":"r","object":"realtime.response",'
+            '"status":"in_progress","output":[]}}'
+        )
+        head = (
+            '{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i%d",'
+            '"output_index":0,"content_index":0,"delta":"' % id(call)
+        )
         for i in range(0, len(audio), chunk):
             piece = audio[i : i + chunk]
             call.delta_times.append(time.perf_counter())
             await ws.send(head + base64.b64encode(piece).decode() + '"}')
             await asyncio.sleep(DELTA_MS / 1000 / 5)
         call.expected_out += ((len(audio) // 2 - 1 + 102) // 3 + 1) if call.pcm else len(audio)
-        await ws.send('{"type":"response.output_audio.done","event_id":"e","response_id":"r","item_id":"i%d",'
-                      '"output_index":0,"content_index":0}' % id(call))
-        await ws.send('{"type":"response.done","event_id":"e","response":{"id":"r","object":"realtime.response",'
-                      '"status":"completed","output":[]}}')
+        await ws.send(
+            '{"type":"response.output_audio.done","event_id":"e","response_id":"r","item_id":"i%d",'
+            '"output_index":0,"content_index":0}' % id(call)
+        )
+        await ws.send(
+            '{"type":"response.done","event_id":"e","response":{"id":"r","object":"realtime.response",'
+            '"status":"completed","output":[]}}'
+        )
 
     # --- the fake Twilio side ---------------------------------------------------------
 
@@ -168,10 +176,23 @@ class Load:
         sid = f"MZ{abs(hash(name)):032x}"[:34]
         async with connect(url, compression=None, max_size=None) as ws:
             await ws.send('{"event":"connected","protocol":"Call","version":"1.0.0"}')
-            await ws.send(orjson.dumps({"event": "start", "sequenceNumber": "1", "streamSid": sid, "start": {
-                "streamSid": sid, "callSid": "CA" + sid[2:], "accountSid": "AC", "tracks": ["inbound"],
-                "customParameters": {"instructions": name},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}).decode())
+            await ws.send(
+                orjson.dumps(
+                    {
+                        "event": "start",
+                        "sequenceNumber": "1",
+                        "streamSid": sid,
+                        "start": {
+                            "streamSid": sid,
+                            "callSid": "CA" + sid[2:],
+                            "accountSid": "AC",
+                            "tracks": ["inbound"],
+                            "customParameters": {"instructions": name},
+                            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                        },
+                    }
+                ).decode()
+            )
             queue_end = [0.0]
 
             async def receive() -> None:
@@ -193,8 +214,11 @@ class Load:
                         queue_end[0] = loop.time()
 
             reader = loop.create_task(receive())
-            head = '{"event":"media","sequenceNumber":"%d","streamSid":"' + sid + \
-                   '","media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"'
+            head = (
+                '{"event":"media","sequenceNumber":"%d","streamSid":"'
+                + sid
+                + '","media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"'
+            )
             t0 = loop.time()
             total = int(seconds / 0.02)
             for k in range(total):
@@ -232,14 +256,22 @@ def _rss_kb(pid: int) -> int:
 
 # `python -m telephony`, after one line saying where the package was imported from:
 # the baseline must run the code of its checkout, not ours (installed in the venv).
-_SERVE = ("import runpy, telephony; print('telephony: imported from', telephony.__file__, flush=True); "
-          "runpy.run_module('telephony', run_name='__main__', alter_sys=True)")
+_SERVE = (
+    "import runpy, telephony; print('telephony: imported from', telephony.__file__, flush=True); "
+    "runpy.run_module('telephony', run_name='__main__', alter_sys=True)"
+)
 
 
 async def _start_server(bridge: str, fake_url: str, records: str, baseline: Path | None = None):
-    env = {**os.environ, "OPENAI_API_KEY": "sk-load", "OPENAI_BASE_URL": fake_url,
-           "TELEPHONY_TRANSCRIPTION_MODEL": "", "TELEPHONY_RECORDS_PATH": records, "TELEPHONY_MAX_CALLS": "5000",
-           "TELEPHONY_QUIET_TIMEOUT": "60"}
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-load",
+        "OPENAI_BASE_URL": fake_url,
+        "TELEPHONY_TRANSCRIPTION_MODEL": "",
+        "TELEPHONY_RECORDS_PATH": records,
+        "TELEPHONY_MAX_CALLS": "5000",
+        "TELEPHONY_QUIET_TIMEOUT": "60",
+    }
     env.pop("TWILIO_AUTH_TOKEN", None)
     cwd = ROOT
     if bridge == "passthrough":
@@ -250,8 +282,9 @@ async def _start_server(bridge: str, fake_url: str, records: str, baseline: Path
             assert baseline is not None
             cwd = baseline
             env["PYTHONPATH"] = str(baseline)
-    proc = await asyncio.create_subprocess_exec(*cmd, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
     try:
         imported, port = await asyncio.wait_for(_started(proc), 30)
         # ours must run this tree's code and the baseline its checkout's, else stop here
@@ -293,7 +326,8 @@ async def run(bridges: list[str], n: int, seconds: float, baseline: Path | None 
         for k, bridge in enumerate(bridges):
             load = Load(pcm=bridge != "passthrough")
             fake = await stack.enter_async_context(
-                serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None))
+                serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None)
+            )
             fake_url = f"http://127.0.0.1:{fake.sockets[0].getsockname()[1]}/v1"
             proc, port = await _start_server(bridge, fake_url, str(Path(tmp) / f"calls{k}.db"), baseline)
             stack.push_async_callback(_stop, proc)
@@ -324,15 +358,20 @@ async def run(bridges: list[str], n: int, seconds: float, baseline: Path | None 
         in_lat = [x for c in calls for x in c.in_latency]
         out_lat = [x for c in calls for x in c.out_latency]
         lost = sum(1 for c in calls if c.in_bytes != c.frames_sent * c.frame_bytes or c.out_bytes != c.expected_out)
-        results.append({
-            "cpu_ms_per_call_s": (cpu1[k] - cpu0[k]) * 1000 / (n * (t1 - t0)),
-            "cpu_cores": (cpu1[k] - cpu0[k]) / (t1 - t0),
-            "rss_per_call_kb": (rss_peak[k] - rss_idle[k]) / n,
-            "in_p50": _pct(in_lat, 0.5), "in_p99": _pct(in_lat, 0.99),
-            "out_p50": _pct(out_lat, 0.5), "out_p99": _pct(out_lat, 0.99),
-            "lost": lost, "frames": sum(c.frames_sent for c in calls),
-            "answers": sum(c.expected_out > 0 for c in calls),
-        })
+        results.append(
+            {
+                "cpu_ms_per_call_s": (cpu1[k] - cpu0[k]) * 1000 / (n * (t1 - t0)),
+                "cpu_cores": (cpu1[k] - cpu0[k]) / (t1 - t0),
+                "rss_per_call_kb": (rss_peak[k] - rss_idle[k]) / n,
+                "in_p50": _pct(in_lat, 0.5),
+                "in_p99": _pct(in_lat, 0.99),
+                "out_p50": _pct(out_lat, 0.5),
+                "out_p99": _pct(out_lat, 0.99),
+                "lost": lost,
+                "frames": sum(c.frames_sent for c in calls),
+                "answers": sum(c.expected_out > 0 for c in calls),
+            }
+        )
     return results
 
 
@@ -349,9 +388,11 @@ def _row(bridge: str, n: int, runs: list[dict[str, float]]) -> str:
     spread = f" ({cpu[0]:.2f}-{cpu[-1]:.2f})" if len(cpu) > 1 else ""
     best = min(runs, key=lambda r: abs(r["cpu_ms_per_call_s"] - med))  # the median run's other figures
     lost = max(r["lost"] for r in runs)
-    return (f"| {bridge} | {n} | {med:.2f}{spread} | {statistics.median(r['cpu_cores'] for r in runs):.2f} "
-            f"| {best['rss_per_call_kb']:.0f} KB | {best['in_p50']:.2f} / {best['in_p99']:.2f} ms "
-            f"| {best['out_p50']:.2f} / {best['out_p99']:.2f} ms | {lost} / {n} |")
+    return (
+        f"| {bridge} | {n} | {med:.2f}{spread} | {statistics.median(r['cpu_cores'] for r in runs):.2f} "
+        f"| {best['rss_per_call_kb']:.0f} KB | {best['in_p50']:.2f} / {best['in_p99']:.2f} ms "
+        f"| {best['out_p50']:.2f} / {best['out_p99']:.2f} ms | {lost} / {n} |"
+    )
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -374,8 +415,7 @@ def _checkout(rev: str) -> Iterator[tuple[Path, str]]:
     finally:
         removed = _git("worktree", "remove", "--force", str(path))
         if removed.returncode != 0 and path.exists():
-            print(f"warning: could not remove the baseline worktree {path}: {removed.stderr.strip()}",
-                  file=sys.stderr)
+            print(f"warning: could not remove the baseline worktree {path}: {removed.stderr.strip()}", file=sys.stderr)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -383,15 +423,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100, 200])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="runs per bridge and N, alternating bridges; the table shows the median (min-max)")
-    parser.add_argument("--bridges", nargs="+", default=["ours", "passthrough"],
-                        choices=["ours", "passthrough", "baseline"],
-                        help="baseline: `telephony serve` from --baseline REV (added when --baseline is given)")
-    parser.add_argument("--baseline", metavar="REV",
-                        help="also run `telephony serve` as of this git revision (e.g. origin/main), as 'baseline'")
-    parser.add_argument("--together", action="store_true",
-                        help="run all selected bridges at the same time (N calls each) instead of alternating")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs per bridge and N, alternating bridges; the table shows the median (min-max)",
+    )
+    parser.add_argument(
+        "--bridges",
+        nargs="+",
+        default=["ours", "passthrough"],
+        choices=["ours", "passthrough", "baseline"],
+        help="baseline: `telephony serve` from --baseline REV (added when --baseline is given)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run `telephony serve` as of this git revision (e.g. origin/main), as 'baseline'",
+    )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="run all selected bridges at the same time (N calls each) instead of alternating",
+    )
     args = parser.parse_args()
     args.bridges = list(dict.fromkeys(args.bridges))
     if args.baseline and "baseline" not in args.bridges:
@@ -405,9 +459,11 @@ def main() -> int:
         if args.baseline:
             baseline, commit = stack.enter_context(_checkout(args.baseline))
         at_once = "both bridges at once" if len(args.bridges) <= 2 else f"all {len(args.bridges)} bridges at once"
-        print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
-              f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, "
-              f"{at_once if args.together else 'alternating'}")
+        print(
+            f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
+            f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, "
+            f"{at_once if args.together else 'alternating'}"
+        )
         if baseline is not None:
             print(f"baseline: telephony serve at {commit[:10]} ({args.baseline}), checked out in {baseline}")
         print()
@@ -415,8 +471,10 @@ def main() -> int:
 
 
 def _table(args: argparse.Namespace, baseline: Path | None) -> int:
-    print("| bridge | N | CPU ms / call-s, median (min-max) | server CPU (cores) | RSS / call | in p50 / p99 "
-          "| out p50 / p99 | calls that lost audio (worst round) |")
+    print(
+        "| bridge | N | CPU ms / call-s, median (min-max) | server CPU (cores) | RSS / call | in p50 / p99 "
+        "| out p50 / p99 | calls that lost audio (worst round) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     others = [b for b in args.bridges if b != "ours"] if "ours" in args.bridges else []
     ratios: dict[str, list[str]] = {b: [] for b in others}
@@ -433,18 +491,21 @@ def _table(args: argparse.Namespace, baseline: Path | None) -> int:
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)
         for other in others:
-            pairs = [o["cpu_ms_per_call_s"] / p["cpu_ms_per_call_s"]
-                     for o, p in zip(runs["ours"], runs[other], strict=True)]
+            pairs = [
+                o["cpu_ms_per_call_s"] / p["cpu_ms_per_call_s"] for o, p in zip(runs["ours"], runs[other], strict=True)
+            ]
             ratios[other].append(f"N = {n}: {statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})")
     if ratios:
         print()
     for other, parts in ratios.items():
         label = "pass-through" if other == "passthrough" else other
         print(f"ours / {label} CPU, round by round, median (min-max): " + "; ".join(parts))
-    print("\nCPU: user + system time of the server process over the steady window, per call-second. "
-          "latency: added by the bridge, measured in the load process (frame sent -> append received; "
-          "delta sent -> media received), so it includes the load generator's own queueing at high N; "
-          "shown for the round nearest the median")
+    print(
+        "\nCPU: user + system time of the server process over the steady window, per call-second. "
+        "latency: added by the bridge, measured in the load process (frame sent -> append received; "
+        "delta sent -> media received), so it includes the load generator's own queueing at high N; "
+        "shown for the round nearest the median"
+    )
     return 0
 
 

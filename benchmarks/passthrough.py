@@ -43,16 +43,26 @@ async def media_stream(ws: WebSocket) -> None:
             if kind == "response.output_audio.delta":
                 if event["item_id"] != last_item:
                     last_item, sent_ms = event["item_id"], 0
-                await ws.send_text(json.dumps({"event": "media", "streamSid": stream_sid,
-                                               "media": {"payload": event["delta"]}}))
+                await ws.send_text(
+                    json.dumps({"event": "media", "streamSid": stream_sid, "media": {"payload": event["delta"]}})
+                )
                 sent_ms += len(event["delta"]) * 3 // 4 // 8
                 marks.append(sent_ms)
-                await ws.send_text(json.dumps({"event": "mark", "streamSid": stream_sid,
-                                               "mark": {"name": "responsePart"}}))
+                await ws.send_text(
+                    json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": "responsePart"}})
+                )
             elif kind == "input_audio_buffer.speech_started" and marks and last_item:
                 await ws.send_text(json.dumps({"event": "clear", "streamSid": stream_sid}))
-                await openai_ws.send(json.dumps({"type": "conversation.item.truncate", "item_id": last_item,
-                                                 "content_index": 0, "audio_end_ms": 0}))
+                await openai_ws.send(
+                    json.dumps(
+                        {
+                            "type": "conversation.item.truncate",
+                            "item_id": last_item,
+                            "content_index": 0,
+                            "audio_end_ms": 0,
+                        }
+                    )
+                )
                 marks.clear()
 
     reader = None
@@ -60,21 +70,39 @@ async def media_stream(ws: WebSocket) -> None:
         while True:
             data = json.loads(await ws.receive_text())
             if data["event"] == "media" and openai_ws is not None:
-                await openai_ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                                 "audio": data["media"]["payload"]}))
+                await openai_ws.send(
+                    json.dumps({"type": "input_audio_buffer.append", "audio": data["media"]["payload"]})
+                )
             elif data["event"] == "start":
                 stream_sid = data["start"]["streamSid"]
                 params = data["start"].get("customParameters", {})
                 model = "gpt-realtime-1.5"
-                openai_ws = await websockets.connect(f"{BASE}/realtime?model={model}",
-                                                     additional_headers={"Authorization": f"Bearer {KEY}"},
-                                                     compression=None, max_size=None)
-                await openai_ws.send(json.dumps({"type": "session.update", "session": {
-                    "type": "realtime", "model": model, "output_modalities": ["audio"],
-                    "instructions": params.get("instructions", "You are helpful."),
-                    "audio": {"input": {"format": {"type": "audio/pcmu"},
-                                        "turn_detection": {"type": "server_vad"}},
-                              "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"}}}}))
+                openai_ws = await websockets.connect(
+                    f"{BASE}/realtime?model={model}",
+                    additional_headers={"Authorization": f"Bearer {KEY}"},
+                    compression=None,
+                    max_size=None,
+                )
+                await openai_ws.send(
+                    json.dumps(
+                        {
+                            "type": "session.update",
+                            "session": {
+                                "type": "realtime",
+                                "model": model,
+                                "output_modalities": ["audio"],
+                                "instructions": params.get("instructions", "You are helpful."),
+                                "audio": {
+                                    "input": {
+                                        "format": {"type": "audio/pcmu"},
+                                        "turn_detection": {"type": "server_vad"},
+                                    },
+                                    "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
+                                },
+                            },
+                        }
+                    )
+                )
                 reader = asyncio.create_task(from_openai())
             elif data["event"] == "mark" and marks:
                 marks.pop(0)

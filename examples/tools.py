@@ -74,8 +74,14 @@ async def book_appointment(
     if not 9 <= hour < 17:
         raise ToolError("We are open from 9 to 17. Offer the caller a time in that range.")
     await asyncio.sleep(0)  # a real shop would call its calendar API here
-    booking = {"day": day, "hour": hour, "service": service.value, "name": customer.name,
-               "phone": customer.phone or ctx.from_number, "notes": notes}
+    booking = {
+        "day": day,
+        "hour": hour,
+        "service": service.value,
+        "name": customer.name,
+        "phone": customer.phone or ctx.from_number,
+        "notes": notes,
+    }
     BOOKINGS.append(booking)
     return {"booked": True, "reference": f"B{len(BOOKINGS):03d}", "day": day, "hour": hour}
 

@@ -84,8 +84,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not settings.public_url:
-        print("telephony: warning: PUBLIC_URL is not set; stream URLs come from the request's Host header",
-              file=sys.stderr)
+        print(
+            "telephony: warning: PUBLIC_URL is not set; stream URLs come from the request's Host header",
+            file=sys.stderr,
+        )
     app = create_app(settings, registry)
     state = app.state.telephony
 
@@ -104,7 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     class Server(uvicorn.Server):
         draining = False
 
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # first SIGTERM/SIGINT drains, the second stops now
+        def handle_exit(
+            self, sig: int, frame: FrameType | None
+        ) -> None:  # first SIGTERM/SIGINT drains, the second stops now
             if self.draining:
                 return super().handle_exit(sig, frame)
             self.draining = True
@@ -116,8 +120,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.should_exit = True
 
     server = Server(config)
-    log_event(log, "server.ready", host=host, port=bound, tools=[t.name for t in registry],
-              model=settings.model, signatures=settings.signatures_required)
+    log_event(
+        log,
+        "server.ready",
+        host=host,
+        port=bound,
+        tools=[t.name for t in registry],
+        model=settings.model,
+        signatures=settings.signatures_required,
+    )
     print(f"telephony: listening on http://{host}:{bound}", flush=True)
     # Everything loaded so far (libraries, settings, tools) lives as long as the
     # process: keep it out of the collector's full passes, which otherwise stall
@@ -147,8 +158,19 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, workers: int) -
     except OSError as exc:
         _die(f"cannot listen on {host}:{port}: {exc.strerror}")
     bound = holder.getsockname()[1]
-    cmd = [sys.executable, "-m", "telephony", "serve", "--host", host, "--port", str(bound), "--reuse-port",
-           "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "telephony",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(bound),
+        "--reuse-port",
+        "--workers",
+        "1",
+    ]
     if args.tools:
         cmd += ["--tools", args.tools]
     stopping = False
@@ -215,8 +237,15 @@ def cmd_call(args: argparse.Namespace) -> int:
 
     settings = _settings()
     try:
-        sid = asyncio.run(place_call(args.number, settings=settings, from_number=args.from_number,
-                                     instructions=args.instructions, parameters=_params(args.param)))
+        sid = asyncio.run(
+            place_call(
+                args.number,
+                settings=settings,
+                from_number=args.from_number,
+                instructions=args.instructions,
+                parameters=_params(args.param),
+            )
+        )
     except TelephonyError as exc:
         _die(str(exc))
     print(f"calling {args.number}: call {sid}")
@@ -258,9 +287,11 @@ def cmd_calls(args: argparse.Namespace) -> int:
             print(f"no calls recorded in {settings.records_path}")
         for r in records:
             dur = f"{r.duration_s:.0f}s" if r.duration_s is not None else "-"
-            print(f"{r.call_sid}  {when(r.started_at)}  {dur:>6}  {r.outcome or 'in progress':<17} "
-                  f"{r.from_number or '?'} -> {r.to_number or '?'}  turns={len(r.transcript)} "
-                  f"tools={len(r.tool_calls)} barge-ins={len(r.barge_ins)}")
+            print(
+                f"{r.call_sid}  {when(r.started_at)}  {dur:>6}  {r.outcome or 'in progress':<17} "
+                f"{r.from_number or '?'} -> {r.to_number or '?'}  turns={len(r.transcript)} "
+                f"tools={len(r.tool_calls)} barge-ins={len(r.barge_ins)}"
+            )
         return 0
     if args.action != "show" or not args.sid:
         _die("usage: telephony calls [--limit N] | telephony calls show CALL_SID")
@@ -268,8 +299,10 @@ def cmd_calls(args: argparse.Namespace) -> int:
     if found is None:
         _die(f"no call {args.sid} in {settings.records_path}")
     r = found
-    print(f"call {r.call_sid}: {r.from_number or '?'} -> {r.to_number or '?'}, {when(r.started_at)}, "
-          f"{r.duration_s or 0:.1f} s, {r.outcome} ({r.reason})")
+    print(
+        f"call {r.call_sid}: {r.from_number or '?'} -> {r.to_number or '?'}, {when(r.started_at)}, "
+        f"{r.duration_s or 0:.1f} s, {r.outcome} ({r.reason})"
+    )
     events = [(e["t"], f"{e['role']}: {e['text']}") for e in r.transcript]
     for c in r.tool_calls:
         result = c["result"] if c["ok"] else f"error: {c['error']}"
@@ -282,8 +315,9 @@ def cmd_calls(args: argparse.Namespace) -> int:
     if r.dtmf:
         print(f"  keys pressed: {r.dtmf}")
     u = r.usage
-    print(f"  tokens: {u.get('input_tokens', 0)} in, {u.get('output_tokens', 0)} out, "
-          f"{u.get('responses', 0)} responses")
+    print(
+        f"  tokens: {u.get('input_tokens', 0)} in, {u.get('output_tokens', 0)} out, {u.get('responses', 0)} responses"
+    )
     return 0
 
 
@@ -302,8 +336,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     setup_logging("WARNING", "text", settings.secrets())
     registry = build_registry(settings, args.tools)
     out = args.out or str(Path(args.audio).with_suffix("")) + ".heard.wav"
-    result = asyncio.run(simulate(args.audio, settings=settings, registry=registry, offline=args.offline, out=out,
-                                  emit=lambda line: print(line, flush=True), speed=args.speed))
+    result = asyncio.run(
+        simulate(
+            args.audio,
+            settings=settings,
+            registry=registry,
+            offline=args.offline,
+            out=out,
+            emit=lambda line: print(line, flush=True),
+            speed=args.speed,
+        )
+    )
     return 0 if result.outcome in ("completed", "hung_up_by_agent", "transferred") else 1
 
 
@@ -314,8 +357,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
-    serve.add_argument("--workers", type=int, default=None,
-                       help="worker processes sharing the port (default TELEPHONY_WORKERS or 1; one per core)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the port (default TELEPHONY_WORKERS or 1; one per core)",
+    )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for workers
     serve.set_defaults(func=cmd_serve)
 
@@ -323,8 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     call.add_argument("number", help="E.164 number to call, e.g. +15551234567")
     call.add_argument("--from", dest="from_number", default=None, help="caller ID (default TELEPHONY_FROM_NUMBER)")
     call.add_argument("--instructions", default=None, help="instructions for the agent on this call only")
-    call.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                      help="a custom parameter for CallContext.parameters (repeatable)")
+    call.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a custom parameter for CallContext.parameters (repeatable)",
+    )
     call.set_defaults(func=cmd_call)
 
     configure = sub.add_parser("configure", help="point a Twilio number's voice webhook at PUBLIC_URL")
@@ -335,8 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
     sim.add_argument("--offline", action="store_true", help="use the built-in offline simulator, not the API")
     sim.add_argument("--out", default=None, help="where to write what the caller heard (WAV)")
-    sim.add_argument("--speed", type=float, default=1.0, help="pace of the caller's audio and of playback, x real time (default 1; "
-                     "more is for quick offline checks: barge-in timing is then approximate)")
+    sim.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="pace of the caller's audio and of playback, x real time (default 1; "
+        "more is for quick offline checks: barge-in timing is then approximate)",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     calls = sub.add_parser("calls", help="list recorded calls, or show one: calls show CALL_SID")

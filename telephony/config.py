@@ -25,9 +25,7 @@ def _env(name: str) -> Any:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- credentials and addresses (no prefix) ---
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
@@ -128,8 +126,12 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         out = []
-        for s in (self.openai_api_key, self.twilio_auth_token, self.api_token,
-                  *self.twilio_webhook_shared_keys.values()):
+        for s in (
+            self.openai_api_key,
+            self.twilio_auth_token,
+            self.api_token,
+            *self.twilio_webhook_shared_keys.values(),
+        ):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out

@@ -23,13 +23,23 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 ExcInfo: TypeAlias = (
-    bool | BaseException | tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    bool
+    | BaseException
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
     | None
 )
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, *, exc_info: ExcInfo = None,
-              stack_info: bool = False, **fields: Any) -> None:
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    level: int = logging.INFO,
+    *,
+    exc_info: ExcInfo = None,
+    stack_info: bool = False,
+    **fields: Any,
+) -> None:
     """Log ``event`` with ``fields``. ``exc_info`` and ``stack_info`` go to the logging
     call as in ``Logger.log`` (they are not fields); the record points at our caller."""
     if logger.isEnabledFor(level):
@@ -67,7 +77,11 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        parts = [time.strftime("%H:%M:%S", time.localtime(record.created)), record.levelname.lower(), record.getMessage()]
+        parts = [
+            time.strftime("%H:%M:%S", time.localtime(record.created)),
+            record.levelname.lower(),
+            record.getMessage(),
+        ]
         parts += [f"{k}={v!r}" if isinstance(v, str) and " " in v else f"{k}={v}" for k, v in _fields(record).items()]
         line = " ".join(parts)
         exc = _exception_text(self, record)

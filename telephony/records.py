@@ -40,8 +40,9 @@ class CallRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     barge_ins: list[dict[str, Any]] = field(default_factory=list)
     dtmf: str = ""
-    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0,
-                                                           "total_tokens": 0, "responses": 0})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "responses": 0}
+    )
     parameters: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,8 +61,9 @@ class CallRecorder:
 
     def __init__(self, call_sid: str, now_mono: float, parameters: dict[str, str] | None = None) -> None:
         params = parameters or {}
-        self.record = CallRecord(call_sid, params.get("From"), params.get("To"), started_at=time.time(),
-                                 parameters=dict(params))
+        self.record = CallRecord(
+            call_sid, params.get("From"), params.get("To"), started_at=time.time(), parameters=dict(params)
+        )
         self._started_mono = now_mono
         self._calls: dict[str, dict[str, Any]] = {}
 
@@ -75,9 +77,16 @@ class CallRecorder:
                 r.transcript.append({"t": self._t(event.at), "role": event.role, "text": event.text})
                 r.transcript.sort(key=lambda e: e["t"])
             case RunTool():
-                call = {"t": self._t(now), "call_id": event.call_id, "name": event.name,
-                        "arguments": event.arguments, "ok": None, "result": None, "error": None,
-                        "duration_ms": None}
+                call = {
+                    "t": self._t(now),
+                    "call_id": event.call_id,
+                    "name": event.name,
+                    "arguments": event.arguments,
+                    "ok": None,
+                    "result": None,
+                    "error": None,
+                    "duration_ms": None,
+                }
                 self._calls[event.call_id] = call
                 r.tool_calls.append(call)
             case BargeIn():
@@ -102,8 +111,12 @@ class CallRecorder:
     def tool_finished(self, result: ToolResult) -> None:
         call = self._calls.get(result.call_id)
         if call is not None:
-            call.update(ok=result.ok, result=result.output if result.ok else None, error=result.error,
-                        duration_ms=round(1000 * result.duration_s, 1))
+            call.update(
+                ok=result.ok,
+                result=result.output if result.ok else None,
+                error=result.error,
+                duration_ms=round(1000 * result.duration_s, 1),
+            )
 
 
 class CallStore(Protocol):
@@ -159,13 +172,21 @@ class SqliteCallStore:
                 time.sleep(0.05)
 
     def save(self, record: CallRecord) -> None:
-        row = (record.call_sid, record.started_at, record.ended_at, record.outcome, record.from_number,
-               record.to_number, json.dumps(record.to_dict(), ensure_ascii=False))
+        row = (
+            record.call_sid,
+            record.started_at,
+            record.ended_at,
+            record.outcome,
+            record.from_number,
+            record.to_number,
+            json.dumps(record.to_dict(), ensure_ascii=False),
+        )
         self._run(lambda db: db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)", row))
 
     def list(self, limit: int = 50) -> list[CallRecord]:
-        rows = self._run(lambda db: db.execute(
-            "SELECT record FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall())
+        rows = self._run(
+            lambda db: db.execute("SELECT record FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        )
         return [CallRecord.from_dict(json.loads(r[0])) for r in rows]
 
     def get(self, call_sid: str) -> CallRecord | None:

@@ -91,9 +91,18 @@ class _Printer:
             self.emit(f"[{t:6.2f}s] {line}")
 
 
-async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegistry, offline: bool,
-                   out: str | Path, emit: Callable[[str], None], speed: float = 1.0,
-                   tail_seconds: float = 2.0, max_wait: float = 60.0) -> SimulationResult:
+async def simulate(
+    audio: str | Path,
+    *,
+    settings: Settings,
+    registry: ToolRegistry,
+    offline: bool,
+    out: str | Path,
+    emit: Callable[[str], None],
+    speed: float = 1.0,
+    tail_seconds: float = 2.0,
+    max_wait: float = 60.0,
+) -> SimulationResult:
     from .io.app import create_app
     from .testing import FakeRealtimeServer, FakeTwilioCall
     from .testing.offline_agent import OfflineAgent
@@ -114,9 +123,11 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
     t0 = time.monotonic()
     printer = _Printer(emit, t0)
     state.observer.listeners.append(printer)
-    call = FakeTwilioCall(f"ws://127.0.0.1:{port}/media-stream",
-                          parameters={"From": "+15550000000", "To": "+15550000001", "CallSid": "", "simulated": "1"},
-                          play_speed=speed)
+    call = FakeTwilioCall(
+        f"ws://127.0.0.1:{port}/media-stream",
+        parameters={"From": "+15550000000", "To": "+15550000001", "CallSid": "", "simulated": "1"},
+        play_speed=speed,
+    )
     call.parameters["CallSid"] = call.call_sid
     server = serving = None
     try:
@@ -154,5 +165,12 @@ async def simulate(audio: str | Path, *, settings: Settings, registry: ToolRegis
     heard = call.heard()
     write_wav(out, ULAW_TO_INT.take(np.frombuffer(heard, np.uint8)), 8000)
     emit(f"[{time.monotonic() - t0:6.2f}s] wrote what the caller heard ({len(heard) / 8000:.1f} s) to {out}")
-    return SimulationResult(call.call_sid, Path(out), len(heard) / 8000, printer.outcome, printer.transcript,
-                            printer.tool_calls, printer.barge_ins)
+    return SimulationResult(
+        call.call_sid,
+        Path(out),
+        len(heard) / 8000,
+        printer.outcome,
+        printer.transcript,
+        printer.tool_calls,
+        printer.barge_ins,
+    )

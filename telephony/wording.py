@@ -36,8 +36,6 @@ class Wording:
     #: a batch of keypad digits, ``{keys}`` space-separated
     keypad: str = "[The caller pressed these keys on the phone keypad: {keys}]"
     #: a redirect to a human failed
-    transfer_failed: str = (
-        "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
-    )
+    transfer_failed: str = "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
     #: a tool result whose call was made in a Realtime session that is gone
     late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"

@@ -65,8 +65,12 @@ class Bridge:
         return self.state.admission
 
     def twilio(self, **kwargs: Any) -> FakeTwilioCall:
-        call = FakeTwilioCall(f"ws://127.0.0.1:{self.port}/media-stream", auth_token=self.token,
-                              signed_url=f"wss://127.0.0.1:{self.port}/media-stream", **kwargs)
+        call = FakeTwilioCall(
+            f"ws://127.0.0.1:{self.port}/media-stream",
+            auth_token=self.token,
+            signed_url=f"wss://127.0.0.1:{self.port}/media-stream",
+            **kwargs,
+        )
         self.calls.append(call)
         return call
 
@@ -92,8 +96,13 @@ class Bridge:
 
 
 @contextlib.asynccontextmanager
-async def bridge(tools: list[Any] = (), token: str | None = TOKEN, rest: Any = None,
-                 server_options: Mapping[str, Any] | None = None, **overrides: Any) -> AsyncIterator[Bridge]:
+async def bridge(
+    tools: list[Any] = (),
+    token: str | None = TOKEN,
+    rest: Any = None,
+    server_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Bridge]:
     """The real app on uvicorn. ``server_options`` override ``uvicorn.Config``
     (``{"ws": "websockets-sansio"}`` runs the plain-ASGI path without the direct channel)."""
     async with FakeRealtimeServer(validator=validate_client_event) as fake:

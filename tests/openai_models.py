@@ -25,14 +25,23 @@ _CLIENT = _models_by_type(RealtimeClientEvent)
 _SERVER = _models_by_type(RealtimeServerEvent)
 
 #: Beta-only names the GA API rejects.
-BETA_ONLY = frozenset({"input_audio_format", "output_audio_format", "modalities", "turn_detection", "voice",
-                       "input_audio_transcription", "temperature"})
+BETA_ONLY = frozenset(
+    {
+        "input_audio_format",
+        "output_audio_format",
+        "modalities",
+        "turn_detection",
+        "voice",
+        "input_audio_transcription",
+        "temperature",
+    }
+)
 
 
 def _extras(node: Any, path: str) -> list[str]:
     found: list[str] = []
     if isinstance(node, pydantic.BaseModel):
-        for key in (node.__pydantic_extra__ or {}):
+        for key in node.__pydantic_extra__ or {}:
             found.append(f"{path}.{key}")
         for name in type(node).model_fields:
             found += _extras(getattr(node, name), f"{path}.{name}")

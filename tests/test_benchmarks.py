@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_load_benchmark_runs_both_bridges_and_no_call_loses_audio():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.load", "--calls", "2", "--seconds", "4", "--rounds", "1",
-                           "--together"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.load", "--calls", "2", "--seconds", "4", "--rounds", "1", "--together"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (ours|passthrough) \| 2 \|.*$", proc.stdout, re.M)}
     assert set(rows) == {"ours", "passthrough"}, proc.stdout
@@ -28,9 +33,28 @@ def test_load_benchmark_runs_both_bridges_and_no_call_loses_audio():
 def test_load_benchmark_runs_a_baseline_from_a_throwaway_worktree():
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.load", "--calls", "2", "--seconds", "4", "--rounds", "1",
-                           "--together", "--bridges", "ours", "--baseline", "HEAD"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            "--calls",
+            "2",
+            "--seconds",
+            "4",
+            "--rounds",
+            "1",
+            "--together",
+            "--bridges",
+            "ours",
+            "--baseline",
+            "HEAD",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (ours|baseline) \| 2 \|.*$", proc.stdout, re.M)}
     assert set(rows) == {"ours", "baseline"}, proc.stdout

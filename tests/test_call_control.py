@@ -60,9 +60,18 @@ async def test_end_call_hangs_up_only_after_the_goodbye_has_played():
         goodbye = agent_pcm24()[:12000].tobytes()  # 0.5 s
         rid, item = await session.respond_audio(goodbye, finish=False)
         await session.audio_done(rid, item, "Goodbye!")
-        await session.send({"type": "response.function_call_arguments.done", "event_id": "e1",
-                            "response_id": rid, "item_id": "fc1", "output_index": 1, "call_id": "call_end",
-                            "name": "end_call", "arguments": '{"reason": "caller is done"}'})
+        await session.send(
+            {
+                "type": "response.function_call_arguments.done",
+                "event_id": "e1",
+                "response_id": rid,
+                "item_id": "fc1",
+                "output_index": 1,
+                "call_id": "call_end",
+                "name": "end_call",
+                "arguments": '{"reason": "caller is done"}',
+            }
+        )
         await session.response_done(rid)
         sent_at = time.monotonic()
         output = await session.wait_for("conversation.item.create")
@@ -81,8 +90,9 @@ async def test_end_call_hangs_up_only_after_the_goodbye_has_played():
 async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fake):
     rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
     tools = [transfer_call_tool(["billing", "front desk"], has_default=False)]
-    async with bridge(tools=tools, rest=rest,
-                      transfer_directory={"billing": "+15557770000", "front desk": "+15558880000"}) as b:
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000", "front desk": "+15558880000"}
+    ) as b:
         call, session = await b.live_call()
         update = session.events("session.update")[0]
         schema = next(t for t in update["session"]["tools"] if t["name"] == "transfer_call")
@@ -90,17 +100,25 @@ async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fa
         words = agent_pcm24()[:7200].tobytes()  # 0.3 s "let me transfer you"
         rid, item = await session.respond_audio(words, finish=False)
         await session.audio_done(rid, item)
-        await session.send({"type": "response.function_call_arguments.done", "event_id": "e2",
-                            "response_id": rid, "item_id": "fc2", "output_index": 1,
-                            "call_id": "call_tr", "name": "transfer_call",
-                            "arguments": '{"target": "billing"}'})
+        await session.send(
+            {
+                "type": "response.function_call_arguments.done",
+                "event_id": "e2",
+                "response_id": rid,
+                "item_id": "fc2",
+                "output_index": 1,
+                "call_id": "call_tr",
+                "name": "transfer_call",
+                "arguments": '{"target": "billing"}',
+            }
+        )
         await session.response_done(rid)
         requests = await asyncio.to_thread(rest_fake.wait_requests, 1)
         assert len(call.heard()) == len(call.media_bytes())  # words played before the redirect
         req = requests[0]
         assert req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call.call_sid}.json"
         assert req.user == ACCOUNT and req.password == TOKEN
-        assert "<Dial callerId=\"+15550002222\"><Number>+15557770000</Number></Dial>" in req.field("Twiml")
+        assert '<Dial callerId="+15550002222"><Number>+15557770000</Number></Dial>' in req.field("Twiml")
         await call.wait_closed()
         await asyncio.wait_for(session.closed.wait(), 1)
         assert b.observer.counters["calls_transferred"] == 1
@@ -109,12 +127,10 @@ async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fa
 async def test_failed_transfer_is_told_to_the_model_and_the_call_goes_on(rest_fake):
     rest_fake.fail_next = (400, "The phone number is not valid")
     rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
-    async with bridge(tools=[transfer_call_tool([], has_default=True)], rest=rest,
-                      transfer_number="+15557770000") as b:
+    async with bridge(tools=[transfer_call_tool([], has_default=True)], rest=rest, transfer_number="+15557770000") as b:
         call, session = await b.live_call()
         await session.function_call("transfer_call", {}, call_id="call_tr")
-        note = await session.wait_for(
-            "conversation.item.create", lambda e: e["item"].get("role") == "system")
+        note = await session.wait_for("conversation.item.create", lambda e: e["item"].get("role") == "system")
         assert "The phone number is not valid" in note["item"]["content"][0]["text"]
         await session.wait_for("response.create")
         await call.send_audio(b"\xff" * 160)
@@ -137,8 +153,9 @@ async def test_dtmf_reaches_the_model_and_tools():
 
 async def test_instructions_parameter_overrides_the_agent_for_that_call():
     async with bridge() as b:
-        _, session = await b.live_call(parameters={"From": "+1555", "To": "+1666",
-                                                   "instructions": "Remind Sam about Tuesday."})
+        _, session = await b.live_call(
+            parameters={"From": "+1555", "To": "+1666", "instructions": "Remind Sam about Tuesday."}
+        )
         update = session.events("session.update")[0]
         assert update["session"]["instructions"] == "Remind Sam about Tuesday."
 
@@ -162,13 +179,23 @@ async def test_busy_beyond_max_calls():
 
 
 def _settings(rest_fake, **kw):
-    return Settings(_env_file=None, twilio_account_sid=ACCOUNT, twilio_auth_token=TOKEN,
-                    twilio_api_base_url=rest_fake.base_url, public_url="https://voice.example.com", **kw)
+    return Settings(
+        _env_file=None,
+        twilio_account_sid=ACCOUNT,
+        twilio_auth_token=TOKEN,
+        twilio_api_base_url=rest_fake.base_url,
+        public_url="https://voice.example.com",
+        **kw,
+    )
 
 
 async def test_place_call_sends_inline_twiml_to_our_stream(rest_fake):
-    sid = await place_call("+15551234567", settings=_settings(rest_fake, from_number="+15550009999"),
-                           instructions="Confirm the booking.", parameters={"booking": "B7"})
+    sid = await place_call(
+        "+15551234567",
+        settings=_settings(rest_fake, from_number="+15550009999"),
+        instructions="Confirm the booking.",
+        parameters={"booking": "B7"},
+    )
     req = rest_fake.requests[-1]
     assert sid.startswith("CA") and req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
     assert req.field("To") == "+15551234567" and req.field("From") == "+15550009999"
@@ -179,8 +206,9 @@ async def test_place_call_sends_inline_twiml_to_our_stream(rest_fake):
     assert '<Parameter name="booking" value="B7" />' in twiml
 
 
-@pytest.mark.parametrize("to,from_", [("5551234567", "+15550009999"), ("+15551234567", None),
-                                      ("+1555abc", "+15550009999")])
+@pytest.mark.parametrize(
+    "to,from_", [("5551234567", "+15550009999"), ("+15551234567", None), ("+1555abc", "+15550009999")]
+)
 async def test_place_call_validates_numbers_before_any_request(rest_fake, to, from_):
     with pytest.raises(ValueError, match="E.164"):
         await place_call(to, settings=_settings(rest_fake), from_number=from_)
@@ -189,10 +217,18 @@ async def test_place_call_validates_numbers_before_any_request(rest_fake, to, fr
 
 def _cli(rest_fake, *args, **env):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TWILIO_", "TELEPHONY_", "PUBLIC_"))}
-    base.update({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_API_BASE_URL": rest_fake.base_url,
-                 "PUBLIC_URL": "https://voice.example.com", **env})
-    return subprocess.run([sys.executable, "-m", "telephony", *args], env=base, capture_output=True, text=True,
-                          timeout=60)
+    base.update(
+        {
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_API_BASE_URL": rest_fake.base_url,
+            "PUBLIC_URL": "https://voice.example.com",
+            **env,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "telephony", *args], env=base, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_configure_and_call(rest_fake):

@@ -141,8 +141,9 @@ def test_barge_in_truncates_to_exactly_what_was_heard():
     out_tw, out_rt, actions = drain(c2)
     assert out_tw == [{"event": "clear", "streamSid": "MZ1"}]
     # heard 3200 bytes = 400 ms at 8 kHz, minus the 2.125 ms filter delay.
-    assert out_rt == [{"type": "conversation.item.truncate", "item_id": "item_a", "content_index": 0,
-                       "audio_end_ms": 397}]
+    assert out_rt == [
+        {"type": "conversation.item.truncate", "item_id": "item_a", "content_index": 0, "audio_end_ms": 397}
+    ]
     assert isinstance(actions[-1], BargeIn)
 
 

@@ -24,8 +24,13 @@ async def test_fragmented_and_binary_messages_arrive_whole(io):
     handed to the call once, whole, on both I/O paths."""
     async with bridge(server_options=IO_MODES[io]) as b:
         call, session = await b.live_call()
-        media = json.dumps({"event": "media", "streamSid": call.stream_sid,
-                            "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()}})
+        media = json.dumps(
+            {
+                "event": "media",
+                "streamSid": call.stream_sid,
+                "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()},
+            }
+        )
         cut = len(media) // 3
         await call.ws.send([media[:cut], media[cut : 2 * cut], media[2 * cut :]])  # three frames
         await call.send_raw(media.encode())  # one binary frame

@@ -31,8 +31,16 @@ def canonical(element: ET.Element) -> bytes:
     return ET.tostring(element)
 
 
-PARAMS = MappingProxyType({"CallSid": "CA" + "a" * 32, "From": "+15551230000", "To": "+15559870000",
-                           "AccountSid": "AC" + "1" * 32, "CallStatus": "ringing", "Direction": "inbound"})
+PARAMS = MappingProxyType(
+    {
+        "CallSid": "CA" + "a" * 32,
+        "From": "+15551230000",
+        "To": "+15559870000",
+        "AccountSid": "AC" + "1" * 32,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
+)
 
 
 async def test_webhook_answers_connect_stream_when_signed():
@@ -45,8 +53,12 @@ async def test_webhook_answers_connect_stream_when_signed():
         params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
         assert params == {"From": "+15551230000", "To": "+15559870000", "CallSid": "CA" + "a" * 32}
         # Same shape as the golden file in twiml/.
-        golden = (TWIML / "incoming-call.xml").read_text().replace("{origin}", b.origin).replace(
-            "{host}", f"127.0.0.1:{b.port}")
+        golden = (
+            (TWIML / "incoming-call.xml")
+            .read_text()
+            .replace("{origin}", b.origin)
+            .replace("{host}", f"127.0.0.1:{b.port}")
+        )
         assert canonical(root) == canonical(ET.fromstring(golden))
 
 
@@ -131,8 +143,9 @@ async def test_bad_input_on_one_call_leaves_the_other_call_and_server_alone(io):
 
         # Realtime-side garbage on the good call is dropped too.
         await good_session.send_raw("{{{ not json")
-        await good_session.send({"type": "response.output_audio.delta", "response_id": "r", "item_id": "i",
-                                 "delta": "***"})
+        await good_session.send(
+            {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": "***"}
+        )
         await good_session.send({"type": "some.future.event", "event_id": "e1"})
         # The good call goes on: audio both ways.
         await good.send_audio(b"\xff" * 1600)

@@ -70,14 +70,18 @@ def tools() -> Tools:
 
 async def _start(b):
     """A live call with custom parameters: (call, session, the session.update)."""
-    call, session = await b.live_call(parameters={"From": "+15550001111", "To": "+15550002222",
-                                                  "CallSid": "CA" + "9" * 32, "tenant": "acme"})
+    call, session = await b.live_call(
+        parameters={"From": "+15550001111", "To": "+15550002222", "CallSid": "CA" + "9" * 32, "tenant": "acme"}
+    )
     return call, session, session.events("session.update")[0]
 
 
 def _outputs(session):
-    return {e["item"]["call_id"]: e["item"]["output"] for e in session.events("conversation.item.create")
-            if e["item"]["type"] == "function_call_output"}
+    return {
+        e["item"]["call_id"]: e["item"]["output"]
+        for e in session.events("conversation.item.create")
+        if e["item"]["type"] == "function_call_output"
+    }
 
 
 async def test_tools_are_offered_with_schemas_and_return_results_with_context(tools, io):
@@ -92,8 +96,11 @@ async def test_tools_are_offered_with_schemas_and_return_results_with_context(to
 
         _, call_id = await session.function_call("lookup_order", {"order_id": "A-17"})
         out = await session.wait_for("conversation.item.create")
-        assert out["item"] == {"type": "function_call_output", "call_id": call_id,
-                               "output": json.dumps({"order_id": "A-17", "status": "shipped"})}
+        assert out["item"] == {
+            "type": "function_call_output",
+            "call_id": call_id,
+            "output": json.dumps({"order_id": "A-17", "status": "shipped"}),
+        }
         await session.wait_for("response.create")
         ctx = tools.contexts[-1]
         assert ctx.call_sid == call.call_sid and ctx.from_number == "+15550001111"
@@ -132,11 +139,22 @@ async def test_slow_tool_stalls_neither_audio_nor_other_tools_and_gating_waits(t
         call, session, _ = await _start(b)
         # One response calls two tools; it stays active (no response.done yet).
         rid = await session.response_created()
-        for cid, name, args in [("call_slow", "slow_lookup", {"query": "q"}),
-                                ("call_fast", "lookup_order", {"order_id": "B-2"})]:
-            await session.send({"type": "response.function_call_arguments.done", "event_id": "e_" + cid,
-                                "response_id": rid, "item_id": "item_" + cid, "output_index": 0,
-                                "call_id": cid, "name": name, "arguments": json.dumps(args)})
+        for cid, name, args in [
+            ("call_slow", "slow_lookup", {"query": "q"}),
+            ("call_fast", "lookup_order", {"order_id": "B-2"}),
+        ]:
+            await session.send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "event_id": "e_" + cid,
+                    "response_id": rid,
+                    "item_id": "item_" + cid,
+                    "output_index": 0,
+                    "call_id": cid,
+                    "name": name,
+                    "arguments": json.dumps(args),
+                }
+            )
         # The fast tool answers while the slow one still runs.
         fast = await session.wait_for("conversation.item.create")
         assert fast["item"]["call_id"] == "call_fast"

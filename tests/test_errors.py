@@ -54,8 +54,19 @@ def test_the_tree():
     assert RealtimeConnectError("bad key", retryable=False).retryable is False
 
 
-@pytest.mark.parametrize("name", ["ConfigError", "InvalidPhoneNumber", "TransferTargetError", "OutboundCallError",
-                                  "AudioFormatError", "WavError", "ToolDefinitionError", "ToolArgumentsError"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ConfigError",
+        "InvalidPhoneNumber",
+        "TransferTargetError",
+        "OutboundCallError",
+        "AudioFormatError",
+        "WavError",
+        "ToolDefinitionError",
+        "ToolArgumentsError",
+    ],
+)
 def test_errors_that_were_value_errors_still_are(name):
     # The CLI and the transfer path catch ValueError (and so may users' code).
     assert issubclass(getattr(errors, name), ValueError)
@@ -130,8 +141,7 @@ def test_outbound_twiml_errors():
         outbound_twiml(_settings(public_url=None), "+15551234567", "+15550009999")
     with pytest.raises(OutboundCallError, match="Twilio accepts at most 4000"):
         # Each value is cut to Twilio's per-parameter limit: it takes many to pass 4000 characters.
-        outbound_twiml(_settings(), "+15551234567", "+15550009999",
-                       parameters={f"p{i}": "x" * 400 for i in range(20)})
+        outbound_twiml(_settings(), "+15551234567", "+15550009999", parameters={f"p{i}": "x" * 400 for i in range(20)})
 
 
 def test_rest_failures_raise_twilio_rest_error():

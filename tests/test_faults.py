@@ -24,17 +24,25 @@ FAST = MappingProxyType({"reconnect_backoff": 0.01, "reconnect_attempts": 3})
 async def _transcripts(session, caller: str, agent_pcm: bytes, agent: str):
     item = await session.speech_started()
     await session.speech_stopped(item)
-    await session.send({"type": "conversation.item.input_audio_transcription.completed", "event_id": "e",
-                        "item_id": item, "content_index": 0, "transcript": caller,
-                        "usage": {"type": "duration", "seconds": 1}})
+    await session.send(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "event_id": "e",
+            "item_id": item,
+            "content_index": 0,
+            "transcript": caller,
+            "usage": {"type": "duration", "seconds": 1},
+        }
+    )
     return await session.respond_audio(agent_pcm, transcript=agent, finish=False)
 
 
 async def test_realtime_drop_mid_answer_reconnects_and_restores_the_conversation():
     async with bridge(**FAST) as b:
         call, s1 = await b.live_call()
-        rid, item = await _transcripts(s1, "Where is my order A100?", agent_pcm24()[:48000].tobytes(),
-                                       "Your order is ready for pickup.")
+        rid, item = await _transcripts(
+            s1, "Where is my order A100?", agent_pcm24()[:48000].tobytes(), "Your order is ready for pickup."
+        )
         await s1.audio_done(rid, item, "Your order is ready for pickup.")
         await call.wait_echoed(2)
         await s1.close(1011, "internal error")  # mid-answer: audio still queued at Twilio
@@ -44,7 +52,8 @@ async def test_realtime_drop_mid_answer_reconnects_and_restores_the_conversation
         restored = [e["item"] for e in s2.events("conversation.item.create")]
         assert [(i["role"], i["content"][0]["type"], i["content"][0]["text"]) for i in restored[:2]] == [
             ("user", "input_text", "Where is my order A100?"),
-            ("assistant", "output_text", "Your order is ready for pickup.")]
+            ("assistant", "output_text", "Your order is ready for pickup."),
+        ]
         assert s2.received[0]["type"] == "session.update"
         # The answer already queued kept playing (no clear), and audio flows on.
         assert not call.events("clear")
@@ -91,8 +100,12 @@ async def test_realtime_drop_during_a_tool_call_still_answers_it_once():
         text = note["item"]["content"][0]["text"]
         assert "slow_lookup" in text and "call_slow" in text and '"answer": 42' in text
         await s2.wait_for("response.create")
-        outputs = [e for s in (s1, s2) for e in s.events("conversation.item.create")
-                   if e["item"]["type"] == "function_call_output"]
+        outputs = [
+            e
+            for s in (s1, s2)
+            for e in s.events("conversation.item.create")
+            if e["item"]["type"] == "function_call_output"
+        ]
         assert outputs == []  # not sent to the dead session, nor with an unknown call id
 
 
@@ -153,8 +166,9 @@ async def test_apology_is_answered_by_another_worker_sharing_the_records_file(tm
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url=b.origin) as http:
             for sid, spoken in ((call.call_sid, True), ("CA" + "0" * 32, False)):
                 params = {"CallSid": sid, "CallStatus": "in-progress"}
-                r = await http.post("/stream-ended", data=params,
-                                    headers={"X-Twilio-Signature": sign_webhook(TOKEN, url, params)})
+                r = await http.post(
+                    "/stream-ended", data=params, headers={"X-Twilio-Signature": sign_webhook(TOKEN, url, params)}
+                )
                 assert r.status_code == 200 and "<Hangup />" in r.text
                 assert ("<Say>Sorry, we are having technical difficulties" in r.text) is spoken
 
@@ -181,8 +195,11 @@ async def test_signatures_behind_a_proxy_use_forwarded_headers_only_when_trusted
     for trusted in (True, False):
         async with bridge(public_url=None, trust_forwarded_headers=trusted) as b:
             public = "https://voice.example.com/incoming-call"
-            headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "voice.example.com",
-                       "X-Twilio-Signature": sign_webhook(TOKEN, public, PARAMS)}
+            headers = {
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": "voice.example.com",
+                "X-Twilio-Signature": sign_webhook(TOKEN, public, PARAMS),
+            }
             r = await b.post("/incoming-call", PARAMS, sign=False, **headers)
             if trusted:
                 assert r.status_code == 200 and 'url="wss://voice.example.com/media-stream"' in r.text
@@ -198,25 +215,42 @@ async def test_hmac_sha256_shared_key_signatures():
     async with bridge(twilio_webhook_shared_keys={"webhooks_sharedkey_1": "shared-secret-abc123"}) as b:
         url = b.origin + "/incoming-call"
         sig = RequestValidator("shared-secret-abc123").compute_signature(url, PARAMS, "HMAC_SHA256")
-        ok = await b.post("/incoming-call", PARAMS, sign=False, **{
-            "X-Twilio-Signature": sig,
-            "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"})
+        ok = await b.post(
+            "/incoming-call",
+            PARAMS,
+            sign=False,
+            **{
+                "X-Twilio-Signature": sig,
+                "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+            },
+        )
         assert ok.status_code == 200
-        wrong_key = await b.post("/incoming-call", PARAMS, sign=False, **{
-            "X-Twilio-Signature": sig,
-            "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_2,algorithm=HMAC_SHA256"})
+        wrong_key = await b.post(
+            "/incoming-call",
+            PARAMS,
+            sign=False,
+            **{
+                "X-Twilio-Signature": sig,
+                "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_2,algorithm=HMAC_SHA256",
+            },
+        )
         assert wrong_key.status_code == 403
         sha1_with_shared = RequestValidator("shared-secret-abc123").compute_signature(url, PARAMS)
-        downgraded = await b.post("/incoming-call", PARAMS, sign=False, **{
-            "X-Twilio-Signature": sha1_with_shared,
-            "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"})
+        downgraded = await b.post(
+            "/incoming-call",
+            PARAMS,
+            sign=False,
+            **{
+                "X-Twilio-Signature": sha1_with_shared,
+                "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+            },
+        )
         assert downgraded.status_code == 403
         assert (await b.post("/incoming-call", PARAMS)).status_code == 200  # auth token, SHA-1
 
 
 def test_secrets_are_redacted_from_every_log_record():
-    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed with key sk-live-123456 in %s", ("url",),
-                               None)
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed with key sk-live-123456 in %s", ("url",), None)
     record.fields = {"detail": "token=tok-abcdef-999", "nested": {"x": ["sk-live-123456"]}}
     RedactSecrets(["sk-live-123456", "tok-abcdef-999"]).filter(record)
     line = JsonFormatter().format(record)

@@ -26,8 +26,11 @@ json_values = st.recursive(
 @st.composite
 def twilio_like(draw):
     event = draw(st.sampled_from(["media", "start", "mark", "dtmf", "stop", "connected", "x", None]))
-    body = draw(st.dictionaries(st.sampled_from(["media", "start", "mark", "dtmf", "stop", "streamSid", "event"]),
-                                json_values, max_size=4))
+    body = draw(
+        st.dictionaries(
+            st.sampled_from(["media", "start", "mark", "dtmf", "stop", "streamSid", "event"]), json_values, max_size=4
+        )
+    )
     if event is not None:
         body["event"] = event
     return json.dumps(body)
@@ -42,9 +45,28 @@ def test_twilio_parser_never_raises(raw):
 @st.composite
 def realtime_like(draw):
     kind = draw(st.sampled_from(sorted(rt.KNOWN_EVENT_TYPES) + ["unknown.event"]))
-    body = draw(st.dictionaries(st.sampled_from(["response", "item_id", "response_id", "delta", "call_id", "name",
-                                                 "arguments", "audio_start_ms", "audio_end_ms", "transcript",
-                                                 "error", "session"]), json_values, max_size=6))
+    body = draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "response",
+                    "item_id",
+                    "response_id",
+                    "delta",
+                    "call_id",
+                    "name",
+                    "arguments",
+                    "audio_start_ms",
+                    "audio_end_ms",
+                    "transcript",
+                    "error",
+                    "session",
+                ]
+            ),
+            json_values,
+            max_size=6,
+        )
+    )
     body["type"] = kind
     return json.dumps(body)
 
@@ -75,9 +97,12 @@ STEP = st.one_of(
     st.tuples(st.just("fcall"), st.integers(0, 4)),
     st.tuples(st.just("fcall"), st.integers(0, 4)),
     st.tuples(st.just("tool_done"), st.integers(0, 4)),
-    st.tuples(st.just("rt_error"), st.sampled_from(["response_cancel_not_active",
-                                                     "conversation_already_has_active_response",
-                                                     "bad_response_create", None])),
+    st.tuples(
+        st.just("rt_error"),
+        st.sampled_from(
+            ["response_cancel_not_active", "conversation_already_has_active_response", "bad_response_create", None]
+        ),
+    ),
     st.tuples(st.just("rt_drop")),
     st.tuples(st.just("open_ok")),
     st.tuples(st.just("open_fail")),
@@ -96,8 +121,9 @@ class Harness:
     START = tw.Start("MZ1", "CA1", "AC1", {"From": "+1", "To": "+2"})
 
     def __init__(self) -> None:
-        self.call = Call(CallConfig(quiet_timeout_s=30, reconnect_attempts=3, reconnect_backoff_s=0.05,
-                                    rollover_after_s=5.0))
+        self.call = Call(
+            CallConfig(quiet_timeout_s=30, reconnect_attempts=3, reconnect_backoff_s=0.05, rollover_after_s=5.0)
+        )
         self.now = 0.0
         self.open_pending = False
         self.live = False

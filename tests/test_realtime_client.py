@@ -126,8 +126,9 @@ async def test_server_close_frame_is_reported_with_its_code():
 
 async def test_refused_upgrade_maps_status_to_retryable():
     for status, retryable in ((401, False), (403, False), (404, False), (429, True), (503, True)):
-        async with server(lambda ws: ws.wait_closed(),
-                          process_request=lambda c, r, s=status: c.respond(s, "no\n")) as url:
+        async with server(
+            lambda ws: ws.wait_closed(), process_request=lambda c, r, s=status: c.respond(s, "no\n")
+        ) as url:
             with pytest.raises(RealtimeConnectError) as info:
                 await WebsocketsConnector(url, "sk-x")()
             assert f"HTTP {status}" in str(info.value)
@@ -228,8 +229,9 @@ async def test_wss_verifies_the_certificate_and_speaks_over_tls():
 
     async with serve(handler, "localhost", 0, ssl=server_ctx, compression=None) as srv:
         port = srv.sockets[0].getsockname()[1]
-        conn = await WebsocketsConnector(f"wss://localhost:{port}/v1/realtime?model=m", "sk-x",
-                                         ssl_context=client_ctx)()
+        conn = await WebsocketsConnector(
+            f"wss://localhost:{port}/v1/realtime?model=m", "sk-x", ssl_context=client_ctx
+        )()
         r = Received()
         conn.start(r.on_message, r.on_closed)
         conn.send('{"type":"ping-over-tls"}')
@@ -335,8 +337,7 @@ async def test_an_https_proxy_is_reached_over_tls(monkeypatch):
         upstream_port = int(direct_url.split(":")[2].split("/")[0])
         async with connect_proxy(upstream_port, seen, ssl=proxy_ctx) as proxy_port:
             use_proxy(monkeypatch, https_proxy=f"https://user:s3cret@127.0.0.1:{proxy_port}")
-            conn = await WebsocketsConnector("ws://realtime.test:4443/v1/realtime", "sk-x",
-                                             ssl_context=client_ctx)()
+            conn = await WebsocketsConnector("ws://realtime.test:4443/v1/realtime", "sk-x", ssl_context=client_ctx)()
             r = Received()
             conn.start(r.on_message, r.on_closed)
             await r.wait_messages(1)

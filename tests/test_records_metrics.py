@@ -42,11 +42,22 @@ async def _full_call(b, session_hook=None):
     await session.speech_started()  # barge-in
     await call.wait_for("clear")
     await session.audio_done(rid, item, "It is clear in Oslo today, and")
-    await session.response_done(rid, status="cancelled", reason="turn_detected",
-                                usage={"total_tokens": 50, "input_tokens": 40, "output_tokens": 10})
-    await session.send({"type": "conversation.item.input_audio_transcription.completed", "event_id": "e",
-                        "item_id": caller_item, "content_index": 0, "transcript": "What's the weather in Oslo?",
-                        "usage": {"type": "duration", "seconds": 1}})
+    await session.response_done(
+        rid,
+        status="cancelled",
+        reason="turn_detected",
+        usage={"total_tokens": 50, "input_tokens": 40, "output_tokens": 10},
+    )
+    await session.send(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "event_id": "e",
+            "item_id": caller_item,
+            "content_index": 0,
+            "transcript": "What's the weather in Oslo?",
+            "usage": {"type": "duration", "seconds": 1},
+        }
+    )
     await call.dtmf("7")
     await call.hang_up()
     await asyncio.wait_for(session.closed.wait(), 2)
@@ -81,7 +92,9 @@ async def test_records_and_metrics_follow_a_call(tmp_path):
         record = (await b.get(f"/calls/{call.call_sid}", **auth)).json()
         assert record["from_number"] == "+15550001111" and record["to_number"] == "+15550002222"
         assert [(e["role"], e["text"]) for e in record["transcript"]] == [
-            ("caller", "What's the weather in Oslo?"), ("agent", "It is clear in Oslo today, and")]
+            ("caller", "What's the weather in Oslo?"),
+            ("agent", "It is clear in Oslo today, and"),
+        ]
         tool_call = record["tool_calls"][0]
         assert tool_call["name"] == "weather" and tool_call["ok"] is True
         assert '"sky": "clear"' in tool_call["result"] and tool_call["duration_ms"] >= 0
@@ -94,15 +107,22 @@ async def test_records_and_metrics_follow_a_call(tmp_path):
     store = SqliteCallStore(tmp_path / "calls.db")
     assert store.get(sid).outcome == "completed"
     env = {**os.environ, "TELEPHONY_RECORDS_PATH": str(tmp_path / "calls.db")}
-    out = subprocess.run([sys.executable, "-m", "telephony", "calls"], env=env, capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "telephony", "calls"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and sid in out.stdout and "completed" in out.stdout
-    show = subprocess.run([sys.executable, "-m", "telephony", "calls", "show", sid], env=env, capture_output=True,
-                          text=True, timeout=30)
+    show = subprocess.run(
+        [sys.executable, "-m", "telephony", "calls", "show", sid], env=env, capture_output=True, text=True, timeout=30
+    )
     assert show.returncode == 0, show.stderr
     assert "caller: What's the weather in Oslo?" in show.stdout and "weather(" in show.stdout
-    missing = subprocess.run([sys.executable, "-m", "telephony", "calls", "show", "CAnope"], env=env,
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [sys.executable, "-m", "telephony", "calls", "show", "CAnope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2 and "no call CAnope" in missing.stderr
 
 

@@ -34,8 +34,14 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_serve_without_api_key_exits_at_once_naming_it(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "telephony", "serve", "--port", "0"], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "telephony", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode != 0
     assert "OPENAI_API_KEY" in proc.stderr
 
@@ -48,22 +54,41 @@ async def fake() -> AsyncIterator[FakeRealtimeServer]:
 
 
 class Server:
-    def __init__(self, fake: FakeRealtimeServer, token: str | None = TOKEN, args: tuple[str, ...] = (),
-                 **env: str) -> None:
+    def __init__(
+        self, fake: FakeRealtimeServer, token: str | None = TOKEN, args: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.fake, self.token, self.extra, self.args = fake, token, env, args
         self.port = 0
         self.log: list[str] = []
         self._logged = asyncio.Condition()
 
     async def __aenter__(self) -> Server:
-        env = _env(OPENAI_API_KEY="sk-process-secret-999", OPENAI_BASE_URL=self.fake.base_url,
-                   TELEPHONY_TRANSCRIPTION_MODEL="", TELEPHONY_RECORDS_PATH="", **self.extra)
+        env = _env(
+            OPENAI_API_KEY="sk-process-secret-999",
+            OPENAI_BASE_URL=self.fake.base_url,
+            TELEPHONY_TRANSCRIPTION_MODEL="",
+            TELEPHONY_RECORDS_PATH="",
+            **self.extra,
+        )
         if self.token:
             env["TWILIO_AUTH_TOKEN"] = self.token
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "telephony", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--tools", str(ROOT / "examples" / "tools.py"), *self.args,
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "telephony",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tools",
+            str(ROOT / "examples" / "tools.py"),
+            *self.args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
         match = re.search(rb"listening on http://127.0.0.1:(\d+)", line)
         assert match, line
@@ -94,8 +119,11 @@ class Server:
 
     async def live_call(self) -> tuple[FakeTwilioCall, FakeSession]:
         """A signed media stream to this server, with its Realtime session configured."""
-        call = FakeTwilioCall(f"ws://127.0.0.1:{self.port}/media-stream", auth_token=TOKEN,
-                              signed_url=f"wss://127.0.0.1:{self.port}/media-stream")
+        call = FakeTwilioCall(
+            f"ws://127.0.0.1:{self.port}/media-stream",
+            auth_token=TOKEN,
+            signed_url=f"wss://127.0.0.1:{self.port}/media-stream",
+        )
         return call, await start_call(call, self.fake)
 
     def events(self) -> list[dict]:
@@ -119,8 +147,12 @@ async def test_scripted_call_through_the_real_process(fake):
             r = await http.post(origin + "/incoming-call", data=params)
             assert r.status_code == 403
 
-        call = FakeTwilioCall(f"ws://127.0.0.1:{server.port}/media-stream", auth_token=TOKEN,
-                              signed_url="wss://voice.example.com/media-stream", call_sid=params["CallSid"])
+        call = FakeTwilioCall(
+            f"ws://127.0.0.1:{server.port}/media-stream",
+            auth_token=TOKEN,
+            signed_url="wss://voice.example.com/media-stream",
+            call_sid=params["CallSid"],
+        )
         session = await start_call(call, fake)
         update = session.events("session.update")[0]
         assert {t["name"] for t in update["session"]["tools"]} >= {"lookup_order", "book_appointment"}

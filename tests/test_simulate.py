@@ -38,13 +38,23 @@ async def test_offline_simulation_end_to_end(tmp_path):
     settings = Settings(_env_file=None, records_path=str(tmp_path / "calls.db"))
     registry = ToolRegistry(load_tools("examples.tools"))
     lines: list[str] = []
-    result = await simulate(wav, settings=settings, registry=registry, offline=True, out=tmp_path / "heard.wav",
-                            emit=lines.append, speed=4.0, tail_seconds=0.5)
+    result = await simulate(
+        wav,
+        settings=settings,
+        registry=registry,
+        offline=True,
+        out=tmp_path / "heard.wav",
+        emit=lines.append,
+        speed=4.0,
+        tail_seconds=0.5,
+    )
     text = "\n".join(lines)
     assert result.outcome == "completed", text
     assert result.tool_calls == 4 and "tool result lookup_order" in text and "ERROR" not in text
-    assert ("agent", "Hello, this is the offline simulator. I cannot understand words, but I heard you.") \
-        in result.transcript
+    assert (
+        "agent",
+        "Hello, this is the offline simulator. I cannot understand words, but I heard you.",
+    ) in result.transcript
     # What the caller heard is exactly the agent's voice through the bridge's audio path.
     heard = read_wav(tmp_path / "heard.wav")
     assert heard.rate == 8000
@@ -62,11 +72,19 @@ async def test_offline_simulation_end_to_end(tmp_path):
 def test_cli_simulate_rejects_files_it_cannot_read(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("not audio")
-    out = subprocess.run([sys.executable, "-m", "telephony", "simulate", "--audio", str(bad), "--offline"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "telephony", "simulate", "--audio", str(bad), "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2 and "not a WAV file" in out.stderr
-    missing = subprocess.run([sys.executable, "-m", "telephony", "simulate", "--audio", "nope.wav", "--offline"],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [sys.executable, "-m", "telephony", "simulate", "--audio", "nope.wav", "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2 and "cannot read nope.wav" in missing.stderr
 
 
@@ -80,14 +98,17 @@ def _wav(path, tag, bits, rate, channels, body):
     return path
 
 
-@pytest.mark.parametrize("tag,bits,make", [
-    (1, 8, lambda x: (x // 256 + 128).astype(np.uint8).tobytes()),
-    (1, 16, lambda x: x.astype("<i2").tobytes()),
-    (1, 24, lambda x: b"".join(int(v * 256).to_bytes(3, "little", signed=True) for v in x)),
-    (1, 32, lambda x: (x.astype("<i4") * 65536).tobytes()),
-    (3, 32, lambda x: (x / 32768.0).astype("<f4").tobytes()),
-    (3, 64, lambda x: (x / 32768.0).astype("<f8").tobytes()),
-])
+@pytest.mark.parametrize(
+    "tag,bits,make",
+    [
+        (1, 8, lambda x: (x // 256 + 128).astype(np.uint8).tobytes()),
+        (1, 16, lambda x: x.astype("<i2").tobytes()),
+        (1, 24, lambda x: b"".join(int(v * 256).to_bytes(3, "little", signed=True) for v in x)),
+        (1, 32, lambda x: (x.astype("<i4") * 65536).tobytes()),
+        (3, 32, lambda x: (x / 32768.0).astype("<f4").tobytes()),
+        (3, 64, lambda x: (x / 32768.0).astype("<f8").tobytes()),
+    ],
+)
 def test_wav_reader_accepts_common_encodings(tmp_path, tag, bits, make):
     x = (np.sin(np.arange(800) / 10) * 12000).astype(np.int64)
     wav = read_wav(_wav(tmp_path / "a.wav", tag, bits, 8000, 1, make(x)))
@@ -104,15 +125,18 @@ def test_wav_reader_mixes_channels_and_reads_g711(tmp_path):
     ulaw = read_wav(CALLER_WAV)
     assert ulaw.format == "ulaw" and ulaw.rate == 8000
     raw = CALLER_WAV.read_bytes()
-    assert caller_ulaw(CALLER_WAV) == raw[raw.index(b"data") + 8:][: len(ulaw.samples)]
+    assert caller_ulaw(CALLER_WAV) == raw[raw.index(b"data") + 8 :][: len(ulaw.samples)]
     alaw = read_wav(_wav(tmp_path / "a.wav", 6, 8, 8000, 1, bytes([0xD5, 0x55, 0x2A])))
     assert alaw.format == "alaw" and list(alaw.samples[:2]) == [8, -8]
 
 
-@pytest.mark.parametrize("header,message", [
-    (b"RIFX....WAVE", "not a WAV file"),
-    (b"", "not a WAV file"),
-])
+@pytest.mark.parametrize(
+    "header,message",
+    [
+        (b"RIFX....WAVE", "not a WAV file"),
+        (b"", "not a WAV file"),
+    ],
+)
 def test_wav_reader_errors_are_clear(tmp_path, header, message):
     p = tmp_path / "x.wav"
     p.write_bytes(header)
@@ -141,7 +165,14 @@ def test_resample_other_rates_keeps_length_and_tone():
 
 
 def test_example_arguments_follow_the_schema():
-    schema = {"properties": {"a": {"type": "string"}, "b": {"enum": ["x", "y"]}, "c": {"type": "integer"},
-                             "d": {"anyOf": [{"type": "null"}, {"type": "boolean"}]}, "e": {"type": "number"}},
-              "required": ["a", "b", "c", "d"]}
+    schema = {
+        "properties": {
+            "a": {"type": "string"},
+            "b": {"enum": ["x", "y"]},
+            "c": {"type": "integer"},
+            "d": {"anyOf": [{"type": "null"}, {"type": "boolean"}]},
+            "e": {"type": "number"},
+        },
+        "required": ["a", "b", "c", "d"],
+    }
     assert example_arguments(schema) == {"a": "A100", "b": "x", "c": 10, "d": True}

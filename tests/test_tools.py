@@ -31,9 +31,19 @@ class Address(pydantic.BaseModel):
 
 
 @tool(timeout=3, name="book")
-async def book_appointment(day: Literal["mon", "tue"], hour: int, size: Size, ratio: float, urgent: bool,
-                           tags: list[str], extra: dict[str, int], note: Optional[str], address: Address,
-                           ctx: CallContext, reminder: bool = True) -> dict:
+async def book_appointment(
+    day: Literal["mon", "tue"],
+    hour: int,
+    size: Size,
+    ratio: float,
+    urgent: bool,
+    tags: list[str],
+    extra: dict[str, int],
+    note: Optional[str],
+    address: Address,
+    ctx: CallContext,
+    reminder: bool = True,
+) -> dict:
     """Book an appointment.
 
     Args:
@@ -74,8 +84,10 @@ def test_the_decorated_function_stays_a_plain_function():
 async def test_runner_validates_coerces_and_passes_context():
     reg = ToolRegistry([book_appointment])
     ctx = CallContext(call_sid="CA1")
-    args = ('{"day":"mon","hour":"9","size":"small","ratio":1,"urgent":false,"tags":[],"extra":{},'
-            '"note":null,"address":{"street":"Main"}}')
+    args = (
+        '{"day":"mon","hour":"9","size":"small","ratio":1,"urgent":false,"tags":[],"extra":{},'
+        '"note":null,"address":{"street":"Main"}}'
+    )
     result = await reg.run("c1", "book", args, ctx)
     assert result.ok, result.error
     assert result.output == '{"day": "mon", "hour": 9, "size": "small", "address": "Main", "sid": "CA1"}'
@@ -85,21 +97,25 @@ async def test_runner_validates_coerces_and_passes_context():
 
 def test_tool_definitions_are_checked_at_decoration_time():
     with pytest.raises(ToolDefinitionError, match="needs a type hint"):
+
         @tool
         def f(x):  # noqa: ANN001
             """No hints."""
 
     with pytest.raises(ToolDefinitionError, match="must match"):
+
         @tool(name="has space")
         def g() -> None:
             """Bad name."""
 
     with pytest.raises(ToolDefinitionError, match=r"\*args/\*\*kwargs"):
+
         @tool
         def h(*names: str) -> None:
             """Varargs."""
 
     with pytest.raises(ToolDefinitionError, match="cannot resolve type hints"):
+
         @tool
         def i(x: "NoSuchType") -> None:  # noqa: F821
             """Unresolvable hint."""
@@ -136,8 +152,12 @@ def test_decorated_functions_keep_their_signature_at_run_time():
 
     sig = inspect.signature(lookup_order)
     assert list(sig.parameters) == ["order_id", "ctx", "verbose"]
-    assert typing.get_type_hints(lookup_order) == {"order_id": str, "ctx": CallContext, "verbose": bool,
-                                                   "return": dict[str, str]}
+    assert typing.get_type_hints(lookup_order) == {
+        "order_id": str,
+        "ctx": CallContext,
+        "verbose": bool,
+        "return": dict[str, str],
+    }
     assert inspect.iscoroutinefunction(lookup_order) and lookup_order.__name__ == "lookup_order"
 
 
@@ -169,19 +189,31 @@ def test_type_checkers_see_the_decorated_signature(tmp_path):
     api = pytest.importorskip("mypy.api")
     snippet = tmp_path / "typed_tools.py"
     snippet.write_text(TYPED_SNIPPET)
-    out, err, _ = api.run(["--cache-dir", str(tmp_path / "cache"), "--no-error-summary",
-                           "--python-executable", sys.executable, str(snippet)])
+    out, err, _ = api.run(
+        [
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-error-summary",
+            "--python-executable",
+            sys.executable,
+            str(snippet),
+        ]
+    )
     assert err == ""
     assert 'Revealed type is "def (a: int, b: int =) -> int"' in out, out
-    assert ('Revealed type is "def (order_id: str, ctx: telephony.tools.context.CallContext) '
-            '-> typing.Coroutine[Any, Any, dict[str, str]]"') in out, out
+    assert (
+        'Revealed type is "def (order_id: str, ctx: telephony.tools.context.CallContext) '
+        '-> typing.Coroutine[Any, Any, dict[str, str]]"'
+    ) in out, out
     assert 'Argument 1 to "add" has incompatible type "str"; expected "int"' in out, out
 
 
 def test_load_tools_from_a_file_and_a_module(tmp_path):
     path = tmp_path / "mytools.py"
-    path.write_text("from telephony import tool\n\n@tool\ndef ping(x: str) -> str:\n    '''Ping.'''\n"
-                    "    return x\n\ndef not_a_tool():\n    pass\n")
+    path.write_text(
+        "from telephony import tool\n\n@tool\ndef ping(x: str) -> str:\n    '''Ping.'''\n"
+        "    return x\n\ndef not_a_tool():\n    pass\n"
+    )
     assert [t.name for t in load_tools(str(path))] == ["ping"]
     assert {t.name for t in load_tools("examples.tools")} >= {"lookup_order", "book_appointment"}
 

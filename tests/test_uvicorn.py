@@ -45,8 +45,11 @@ def test_each_kind_of_missing_internal_is_named(monkeypatch):
     monkeypatch.delattr(cls, "send_receive_event_to_app")
     monkeypatch.setattr(cls, "handle_connect", lambda self, event: None)  # scope no longer set
     monkeypatch.setattr(cls, "handle_text", lambda self, event: None)  # no longer delivers
-    assert missing_internals(cls) == ["method send_receive_event_to_app",
-                                      "handle_text calling send_receive_event_to_app", "attribute scope"]
+    assert missing_internals(cls) == [
+        "method send_receive_event_to_app",
+        "handle_text calling send_receive_event_to_app",
+        "attribute scope",
+    ]
     assert missing_internals(None) == ["uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol"]
 
 
@@ -66,8 +69,13 @@ async def test_a_renamed_uvicorn_attribute_falls_back_to_plain_asgi_with_one_war
     # The fallback is uvicorn's stock protocol: a call works, over plain ASGI.
     async with bridge(server_options={"ws": ws_protocol()}) as b:
         call, session = await b.live_call()
-        media = json.dumps({"event": "media", "streamSid": call.stream_sid,
-                            "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()}})
+        media = json.dumps(
+            {
+                "event": "media",
+                "streamSid": call.stream_sid,
+                "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()},
+            }
+        )
         await call.send_raw(media.encode())
         assert len(await session.wait_audio(960)) == 960
         await call.hang_up()

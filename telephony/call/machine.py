@@ -513,7 +513,9 @@ class Call:
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
         self._actions.append(
-            events.CallEnded(outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize)
+            events.CallEnded(
+                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+            )
         )
         self._actions.append(events.EndCall(outcome, reason, apologize))
 

@@ -41,8 +41,7 @@ def _b64(data: bytes) -> str:
 class Playout:
     """Appends Twilio ``media``/``mark``/``clear`` messages to ``twilio_out``."""
 
-    __slots__ = ("_out", "_stream", "_down", "_clock", "_segments", "_current", "_dropped_items",
-                 "_dropped_responses")
+    __slots__ = ("_out", "_stream", "_down", "_clock", "_segments", "_current", "_dropped_items", "_dropped_responses")
 
     def __init__(self, twilio_out: list[str]) -> None:
         self._out = twilio_out

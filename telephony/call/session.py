@@ -19,9 +19,23 @@ MAX_BACKOFF_S = 4.0
 
 
 class SessionLifecycle:
-    __slots__ = ("_config", "generation", "reconnects", "connecting", "attempts", "reconnect_at", "resume",
-                 "started_at", "rollover_at", "configured", "_history", "_cut", "_deferred", "_held",
-                 "_held_bytes")
+    __slots__ = (
+        "_config",
+        "generation",
+        "reconnects",
+        "connecting",
+        "attempts",
+        "reconnect_at",
+        "resume",
+        "started_at",
+        "rollover_at",
+        "configured",
+        "_history",
+        "_cut",
+        "_deferred",
+        "_held",
+        "_held_bytes",
+    )
 
     def __init__(self, config: CallConfig) -> None:
         self._config = config

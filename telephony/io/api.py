@@ -21,8 +21,11 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        body = {"status": "draining" if admission.draining else "ok", "active_calls": admission.active,
-                "pid": os.getpid()}
+        body = {
+            "status": "draining" if admission.draining else "ok",
+            "active_calls": admission.active,
+            "pid": os.getpid(),
+        }
         return JSONResponse(body, status_code=503 if admission.draining else 200)
 
     @app.get("/metrics")
@@ -61,6 +64,14 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
 
 
 def _summary(r: CallRecord) -> dict[str, Any]:
-    return {"call_sid": r.call_sid, "from_number": r.from_number, "to_number": r.to_number,
-            "started_at": r.started_at, "duration_s": r.duration_s, "outcome": r.outcome,
-            "turns": len(r.transcript), "tool_calls": len(r.tool_calls), "barge_ins": len(r.barge_ins)}
+    return {
+        "call_sid": r.call_sid,
+        "from_number": r.from_number,
+        "to_number": r.to_number,
+        "started_at": r.started_at,
+        "duration_s": r.duration_s,
+        "outcome": r.outcome,
+        "turns": len(r.transcript),
+        "tool_calls": len(r.tool_calls),
+        "barge_ins": len(r.barge_ins),
+    }

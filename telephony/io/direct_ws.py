@@ -199,7 +199,13 @@ def ws_protocol() -> Any:
             from uvicorn import __version__ as version
         except ImportError:  # pragma: no cover
             version = "?"
-        log_event(log, "server.direct_ws_unavailable", logging.WARNING, uvicorn=version, missing=", ".join(missing),
-                  fallback="plain ASGI (uvicorn's own WebSocket protocol; works, costs more CPU per message)")
+        log_event(
+            log,
+            "server.direct_ws_unavailable",
+            logging.WARNING,
+            uvicorn=version,
+            missing=", ".join(missing),
+            fallback="plain ASGI (uvicorn's own WebSocket protocol; works, costs more CPU per message)",
+        )
         return STOCK if WebSocketsSansIOProtocol is not None else "auto"
     return _direct_protocol(WebSocketsSansIOProtocol, _buffer(WebSocketsSansIOProtocol))  # type: ignore[arg-type]

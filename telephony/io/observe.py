@@ -92,8 +92,13 @@ class CallObserver:
             try:
                 store.save(record)
             except Exception as exc:  # a full disk must not break calls
-                log_event(log, "records.save_failed", logging.ERROR, call_sid=record.call_sid,
-                          error=f"{type(exc).__name__}: {exc}")
+                log_event(
+                    log,
+                    "records.save_failed",
+                    logging.ERROR,
+                    call_sid=record.call_sid,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
 
         future = asyncio.get_running_loop().run_in_executor(None, write)
         self._writes.add(future)
@@ -160,8 +165,14 @@ class CallReport:
         m = o.metrics
         match ev:
             case CallStarted():
-                log_event(log, "call.start", call_sid=sid, stream_sid=ev.start.stream_sid,
-                          from_number=ev.from_number, to_number=ev.to_number)
+                log_event(
+                    log,
+                    "call.start",
+                    call_sid=sid,
+                    stream_sid=ev.start.stream_sid,
+                    from_number=ev.from_number,
+                    to_number=ev.to_number,
+                )
             case CallEnded():
                 o.counters[f"calls_{ev.outcome}"] += 1
                 m.calls.labels(ev.outcome).inc()
@@ -179,8 +190,9 @@ class CallReport:
             case RealtimeErrorReported():
                 o.counters["realtime.error"] += 1
                 m.realtime_errors.labels(ev.code or "none").inc()
-                log_event(log, "realtime.error", logging.WARNING, call_sid=sid, type=ev.type, code=ev.code,
-                          message=ev.message)
+                log_event(
+                    log, "realtime.error", logging.WARNING, call_sid=sid, type=ev.type, code=ev.code, message=ev.message
+                )
             case InvalidTwilioMessage():
                 o.counters["twilio.invalid"] += 1
                 log_event(log, "twilio.invalid", logging.WARNING, call_sid=sid, reason=ev.reason, count=ev.count)
@@ -199,17 +211,27 @@ class CallReport:
             case TransferRequested():
                 log_event(log, "transfer.requested", call_sid=sid, number=ev.number, label=ev.label)
             case TransferFailed():
-                log_event(log, "transfer.failed", logging.WARNING, call_sid=sid, number=ev.number,
-                          reason=ev.reason)
+                log_event(log, "transfer.failed", logging.WARNING, call_sid=sid, number=ev.number, reason=ev.reason)
             case RealtimeLost():
-                log_event(log, "realtime.lost", logging.WARNING, call_sid=sid, reason=ev.reason,
-                          attempt=ev.attempt, retry_in_s=ev.retry_in_s)
+                log_event(
+                    log,
+                    "realtime.lost",
+                    logging.WARNING,
+                    call_sid=sid,
+                    reason=ev.reason,
+                    attempt=ev.attempt,
+                    retry_in_s=ev.retry_in_s,
+                )
             case RealtimeGaveUp():
-                log_event(log, "realtime.gave_up", logging.ERROR, call_sid=sid, reason=ev.reason,
-                          attempts=ev.attempts)
+                log_event(log, "realtime.gave_up", logging.ERROR, call_sid=sid, reason=ev.reason, attempts=ev.attempts)
             case RealtimeReconnected():
-                log_event(log, "realtime.reconnected", call_sid=sid, generation=ev.generation,
-                          restored_items=ev.restored_items)
+                log_event(
+                    log,
+                    "realtime.reconnected",
+                    call_sid=sid,
+                    generation=ev.generation,
+                    restored_items=ev.restored_items,
+                )
             case RealtimeRollover():
                 log_event(log, "realtime.rollover", call_sid=sid, age_s=ev.age_s)
             case Transcript():
@@ -228,8 +250,16 @@ class CallReport:
         o = self._observer
         o.metrics.tool_calls.labels(result.name, "ok" if result.ok else "error").inc()
         o.metrics.tool_seconds.labels(result.name).observe(result.duration_s)
-        log_event(log, "tool.call", logging.INFO if result.ok else logging.WARNING, call_sid=self.call_sid,
-                  tool=result.name, ok=result.ok, error=result.error, duration_ms=round(result.duration_s * 1000, 1))
+        log_event(
+            log,
+            "tool.call",
+            logging.INFO if result.ok else logging.WARNING,
+            call_sid=self.call_sid,
+            tool=result.name,
+            ok=result.ok,
+            error=result.error,
+            duration_ms=round(result.duration_s * 1000, 1),
+        )
         if self.recorder is not None:
             self.recorder.tool_finished(result)
         for listener in o.listeners:

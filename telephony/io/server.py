@@ -10,8 +10,9 @@ from typing import Any
 __all__ = ["listen_socket", "start_server", "uvicorn_config"]
 
 
-def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048, *, reuse_port: bool = False,
-                  listen: bool = True) -> socket.socket:
+def listen_socket(
+    host: str = "127.0.0.1", port: int = 0, backlog: int = 2048, *, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
     """A bound, listening TCP socket (``port=0`` picks a free one).
 
     ``proto=IPPROTO_TCP`` matters: asyncio sets TCP_NODELAY only on accepted
@@ -80,7 +81,9 @@ def _server_class() -> type:
     return Server
 
 
-async def start_server(config: Any, sockets: list[socket.socket], timeout: float = 10.0) -> tuple[Any, asyncio.Task[None]]:
+async def start_server(
+    config: Any, sockets: list[socket.socket], timeout: float = 10.0
+) -> tuple[Any, asyncio.Task[None]]:
     """Run uvicorn with ``config`` on ``sockets`` in a task; return ``(server, task)`` once
     it accepts connections. Stop it with ``server.should_exit = True`` and ``await task``.
     Raises what startup raised, or ``TimeoutError`` (the server stopped) after ``timeout``."""

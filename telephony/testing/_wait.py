@@ -10,8 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def wait_until(changed: asyncio.Condition, ready: Callable[[], T | None], closed: asyncio.Event,
-                     what: str, timeout: float) -> T:
+async def wait_until(
+    changed: asyncio.Condition, ready: Callable[[], T | None], closed: asyncio.Event, what: str, timeout: float
+) -> T:
     """Wait (on ``changed``) until ``ready()`` returns something other than None."""
 
     async def wait() -> T:

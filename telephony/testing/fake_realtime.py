@@ -71,13 +71,15 @@ class FakeSession:
                 if kind == "input_audio_buffer.append":
                     self.input_audio += base64.b64decode(event["audio"])
                 elif kind == "session.update":
-                    await self.send({"type": "session.updated", "event_id": new_id("event"),
-                                     "session": event.get("session", {})})
+                    await self.send(
+                        {"type": "session.updated", "event_id": new_id("event"), "session": event.get("session", {})}
+                    )
                 elif kind == "response.create" and self.active_response is not None:
                     self.rejected_creates += 1
-                    await self.error("conversation_already_has_active_response",
-                                     f"Conversation already has an active response in progress: "
-                                     f"{self.active_response}.")
+                    await self.error(
+                        "conversation_already_has_active_response",
+                        f"Conversation already has an active response in progress: {self.active_response}.",
+                    )
                 self.received.append(event)
                 async with self._changed:
                     self._changed.notify_all()
@@ -93,8 +95,9 @@ class FakeSession:
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.received if e.get("type") == kind]
 
-    async def wait_for(self, kind: str, predicate: Callable[[dict[str, Any]], bool] | None = None,
-                       timeout: float = 5.0, count: int = 1) -> dict[str, Any]:
+    async def wait_for(
+        self, kind: str, predicate: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 5.0, count: int = 1
+    ) -> dict[str, Any]:
         """The ``count``-th event of this type (matching ``predicate``), waiting for it."""
 
         def ready() -> dict[str, Any] | None:
@@ -106,9 +109,13 @@ class FakeSession:
     async def wait_audio(self, nbytes: int, timeout: float = 5.0) -> bytes:
         """Wait until at least ``nbytes`` of caller audio (PCM16 24 kHz) arrived."""
 
-        return await wait_until(self._changed,
-                                lambda: bytes(self.input_audio) if len(self.input_audio) >= nbytes else None,
-                                self.closed, f"{nbytes} bytes of caller audio", timeout)
+        return await wait_until(
+            self._changed,
+            lambda: bytes(self.input_audio) if len(self.input_audio) >= nbytes else None,
+            self.closed,
+            f"{nbytes} bytes of caller audio",
+            timeout,
+        )
 
     # --- what the agent says ------------------------------------------------------
 
@@ -119,29 +126,47 @@ class FakeSession:
         await self.ws.send(text)
 
     async def error(self, code: str, message: str, type_: str = "invalid_request_error") -> None:
-        await self.send({"type": "error", "event_id": new_id("event"),
-                         "error": {"type": type_, "code": code, "message": message}})
+        await self.send(
+            {"type": "error", "event_id": new_id("event"), "error": {"type": type_, "code": code, "message": message}}
+        )
 
     async def speech_started(self, audio_start_ms: int = 0) -> str:
         item = new_id("item")
-        await self.send({"type": "input_audio_buffer.speech_started", "event_id": new_id("event"),
-                         "audio_start_ms": audio_start_ms, "item_id": item})
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "event_id": new_id("event"),
+                "audio_start_ms": audio_start_ms,
+                "item_id": item,
+            }
+        )
         return item
 
     async def speech_stopped(self, item_id: str, audio_end_ms: int = 0) -> None:
-        await self.send({"type": "input_audio_buffer.speech_stopped", "event_id": new_id("event"),
-                         "audio_end_ms": audio_end_ms, "item_id": item_id})
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "event_id": new_id("event"),
+                "audio_end_ms": audio_end_ms,
+                "item_id": item_id,
+            }
+        )
 
     async def response_created(self) -> str:
         rid = new_id("resp")
         self.active_response = rid
-        await self.send({"type": "response.created", "event_id": new_id("event"),
-                         "response": {"id": rid, "object": "realtime.response", "status": "in_progress",
-                                      "output": []}})
+        await self.send(
+            {
+                "type": "response.created",
+                "event_id": new_id("event"),
+                "response": {"id": rid, "object": "realtime.response", "status": "in_progress", "output": []},
+            }
+        )
         return rid
 
-    async def response_done(self, rid: str, status: str = "completed", reason: str | None = None,
-                            usage: dict[str, Any] | None = None) -> None:
+    async def response_done(
+        self, rid: str, status: str = "completed", reason: str | None = None, usage: dict[str, Any] | None = None
+    ) -> None:
         if self.active_response == rid:
             self.active_response = None
         response: dict[str, Any] = {"id": rid, "object": "realtime.response", "status": status, "output": []}
@@ -151,27 +176,58 @@ class FakeSession:
         await self.send({"type": "response.done", "event_id": new_id("event"), "response": response})
 
     async def audio_delta(self, rid: str, item: str, pcm: bytes) -> None:
-        await self.send({"type": "response.output_audio.delta", "event_id": new_id("event"), "response_id": rid,
-                         "item_id": item, "output_index": 0, "content_index": 0,
-                         "delta": base64.b64encode(pcm).decode()})
+        await self.send(
+            {
+                "type": "response.output_audio.delta",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "item_id": item,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": base64.b64encode(pcm).decode(),
+            }
+        )
 
     async def audio_done(self, rid: str, item: str, transcript: str | None = None) -> None:
-        await self.send({"type": "response.output_audio.done", "event_id": new_id("event"), "response_id": rid,
-                         "item_id": item, "output_index": 0, "content_index": 0})
+        await self.send(
+            {
+                "type": "response.output_audio.done",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "item_id": item,
+                "output_index": 0,
+                "content_index": 0,
+            }
+        )
         if transcript is not None:
-            await self.send({"type": "response.output_audio_transcript.done", "event_id": new_id("event"),
-                             "response_id": rid, "item_id": item, "output_index": 0, "content_index": 0,
-                             "transcript": transcript})
+            await self.send(
+                {
+                    "type": "response.output_audio_transcript.done",
+                    "event_id": new_id("event"),
+                    "response_id": rid,
+                    "item_id": item,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "transcript": transcript,
+                }
+            )
 
-    async def respond_audio(self, pcm: bytes, chunk_bytes: int = 4800, transcript: str | None = "",
-                            finish: bool = True, pace: float = 0.0) -> tuple[str, str]:
+    async def respond_audio(
+        self, pcm: bytes, chunk_bytes: int = 4800, transcript: str | None = "", finish: bool = True, pace: float = 0.0
+    ) -> tuple[str, str]:
         """A whole spoken answer: created, deltas of ``chunk_bytes``, done. Returns (response id, item id).
         ``pace`` > 0 sends deltas at that multiple of real time (0 = as fast as possible)."""
         rid = await self.response_created()
         item = new_id("item")
-        await self.send({"type": "response.output_item.added", "event_id": new_id("event"), "response_id": rid,
-                         "output_index": 0, "item": {"id": item, "type": "message", "role": "assistant",
-                                                     "status": "in_progress", "content": []}})
+        await self.send(
+            {
+                "type": "response.output_item.added",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "output_index": 0,
+                "item": {"id": item, "type": "message", "role": "assistant", "status": "in_progress", "content": []},
+            }
+        )
         for i in range(0, len(pcm), chunk_bytes):
             if self.closed.is_set():
                 break
@@ -184,15 +240,25 @@ class FakeSession:
             await self.response_done(rid)
         return rid, item
 
-    async def function_call(self, name: str, arguments: str | dict[str, Any], call_id: str | None = None,
-                            finish: bool = True) -> tuple[str, str]:
+    async def function_call(
+        self, name: str, arguments: str | dict[str, Any], call_id: str | None = None, finish: bool = True
+    ) -> tuple[str, str]:
         """A response that calls a tool. Returns (response id, call id)."""
         rid = await self.response_created()
         call_id = call_id or new_id("call")
         args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-        await self.send({"type": "response.function_call_arguments.done", "event_id": new_id("event"),
-                         "response_id": rid, "item_id": new_id("item"), "output_index": 0, "call_id": call_id,
-                         "name": name, "arguments": args})
+        await self.send(
+            {
+                "type": "response.function_call_arguments.done",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "item_id": new_id("item"),
+                "output_index": 0,
+                "call_id": call_id,
+                "name": name,
+                "arguments": args,
+            }
+        )
         if finish:
             await self.response_done(rid)
         return rid, call_id
@@ -204,8 +270,11 @@ class FakeSession:
 class FakeRealtimeServer:
     """Listens on 127.0.0.1; each connection becomes a ``FakeSession``."""
 
-    def __init__(self, validator: Callable[[dict[str, Any]], None] | None = None,
-                 on_session: Callable[[FakeSession], Any] | None = None) -> None:
+    def __init__(
+        self,
+        validator: Callable[[dict[str, Any]], None] | None = None,
+        on_session: Callable[[FakeSession], Any] | None = None,
+    ) -> None:
         self.validator = validator
         self.on_session = on_session
         self.sessions: list[FakeSession] = []
@@ -222,8 +291,13 @@ class FakeRealtimeServer:
     async def _handler(self, ws: ServerConnection) -> None:
         session = FakeSession(ws, self.validator)
         self.sessions.append(session)
-        await session.send({"type": "session.created", "event_id": new_id("event"),
-                            "session": {"id": new_id("sess"), "type": "realtime", "object": "realtime.session"}})
+        await session.send(
+            {
+                "type": "session.created",
+                "event_id": new_id("event"),
+                "session": {"id": new_id("sess"), "type": "realtime", "object": "realtime.session"},
+            }
+        )
         self._queue.put_nowait(session)
         if self.on_session is not None:
             asyncio.get_running_loop().create_task(self.on_session(session))
@@ -235,8 +309,9 @@ class FakeRealtimeServer:
         return None
 
     async def start(self) -> FakeRealtimeServer:
-        self._server = await serve(self._handler, "127.0.0.1", 0, max_size=None, compression=None,
-                                   process_request=self._process_request)
+        self._server = await serve(
+            self._handler, "127.0.0.1", 0, max_size=None, compression=None, process_request=self._process_request
+        )
         self.port = self._server.sockets[0].getsockname()[1] if hasattr(self._server, "sockets") else 0
         return self
 

@@ -38,9 +38,17 @@ def sign_webhook(token: str, url: str, params: dict[str, str]) -> str:
 
 
 class FakeTwilioCall:
-    def __init__(self, ws_url: str, *, auth_token: str | None = None, signed_url: str | None = None,
-                 call_sid: str | None = None, parameters: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None, play_speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        *,
+        auth_token: str | None = None,
+        signed_url: str | None = None,
+        call_sid: str | None = None,
+        parameters: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        play_speed: float = 1.0,
+    ) -> None:
         n = next(_sids)
         #: playback pace, x real time (1 = like Twilio; more only for quick offline runs)
         self.rate = 8000 * play_speed
@@ -49,8 +57,11 @@ class FakeTwilioCall:
         self.signed_url = signed_url
         self.call_sid = call_sid or f"CA{n:032x}"
         self.stream_sid = f"MZ{n:032x}"
-        self.parameters = parameters if parameters is not None else {
-            "From": "+15550001111", "To": "+15550002222", "CallSid": self.call_sid}
+        self.parameters = (
+            parameters
+            if parameters is not None
+            else {"From": "+15550001111", "To": "+15550002222", "CallSid": self.call_sid}
+        )
         self.extra_headers = headers or {}
         self.ws: ClientConnection | None = None
         self.received: list[dict[str, Any]] = []
@@ -118,8 +129,9 @@ class FakeTwilioCall:
         self.echoed.append(name)
         async with self._changed:
             self._changed.notify_all()
-        await self._send_json({"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                               "mark": {"name": name}})
+        await self._send_json(
+            {"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid, "mark": {"name": name}}
+        )
 
     def _clear(self, now: float) -> None:
         self.clears.append(now)
@@ -166,12 +178,21 @@ class FakeTwilioCall:
 
     async def start(self) -> None:
         await self._send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self._send_json({
-            "event": "start", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-            "start": {"accountSid": "AC" + "0" * 32, "streamSid": self.stream_sid, "callSid": self.call_sid,
-                      "tracks": ["inbound"], "customParameters": self.parameters,
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
-        })
+        await self._send_json(
+            {
+                "event": "start",
+                "sequenceNumber": self._next_seq(),
+                "streamSid": self.stream_sid,
+                "start": {
+                    "accountSid": "AC" + "0" * 32,
+                    "streamSid": self.stream_sid,
+                    "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": self.parameters,
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+            }
+        )
 
     async def send_audio(self, ulaw: bytes, frame_bytes: int = 160, pace: float = 0.0) -> None:
         """Caller audio in 20 ms frames; ``pace`` > 0 sends at that multiple of real time."""
@@ -180,11 +201,19 @@ class FakeTwilioCall:
         for i in range(0, len(ulaw), frame_bytes):
             frame = ulaw[i : i + frame_bytes]
             self._chunk += 1
-            await self._send_json({
-                "event": "media", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                "media": {"track": "inbound", "chunk": str(self._chunk), "timestamp": str(self._media_ts),
-                          "payload": base64.b64encode(frame).decode()},
-            })
+            await self._send_json(
+                {
+                    "event": "media",
+                    "sequenceNumber": self._next_seq(),
+                    "streamSid": self.stream_sid,
+                    "media": {
+                        "track": "inbound",
+                        "chunk": str(self._chunk),
+                        "timestamp": str(self._media_ts),
+                        "payload": base64.b64encode(frame).decode(),
+                    },
+                }
+            )
             self._media_ts += len(frame) // 8
             if pace > 0:
                 due = t0 + (i + len(frame)) / 8000 / pace
@@ -193,12 +222,24 @@ class FakeTwilioCall:
                     await asyncio.sleep(delay)  # pacing the sender, not waiting for a result
 
     async def dtmf(self, digit: str) -> None:
-        await self._send_json({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": self._next_seq(),
-                               "dtmf": {"track": "inbound_track", "digit": digit}})
+        await self._send_json(
+            {
+                "event": "dtmf",
+                "streamSid": self.stream_sid,
+                "sequenceNumber": self._next_seq(),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
 
     async def stop(self) -> None:
-        await self._send_json({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
-                               "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}})
+        await self._send_json(
+            {
+                "event": "stop",
+                "sequenceNumber": self._next_seq(),
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
+            }
+        )
 
     async def hang_up(self) -> None:
         """Twilio's end of a call: ``stop`` then the socket closes."""
@@ -229,14 +270,24 @@ class FakeTwilioCall:
         return await wait_until(self._changed, ready, self.closed, f"{count} x {kind}", timeout)
 
     async def wait_media_bytes(self, nbytes: int, timeout: float = 5.0) -> None:
-        await wait_until(self._changed, lambda: True if len(self.media_bytes()) >= nbytes else None,
-                         self.closed, f"{nbytes} bytes of agent audio", timeout)
+        await wait_until(
+            self._changed,
+            lambda: True if len(self.media_bytes()) >= nbytes else None,
+            self.closed,
+            f"{nbytes} bytes of agent audio",
+            timeout,
+        )
 
     async def wait_echoed(self, count: int, timeout: float = 10.0) -> None:
         """Wait until ``count`` marks have been echoed (played or cleared)."""
 
-        await wait_until(self._changed, lambda: True if len(self.echoed) >= count else None,
-                         self.closed, f"{count} mark echoes", timeout)
+        await wait_until(
+            self._changed,
+            lambda: True if len(self.echoed) >= count else None,
+            self.closed,
+            f"{count} mark echoes",
+            timeout,
+        )
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         await asyncio.wait_for(self.closed.wait(), timeout)

@@ -53,9 +53,16 @@ class FakeTwilioRest:
 
     def add_number(self, number: str, **fields: Any) -> None:
         sid = "PN" + f"{len(self.numbers) + 1:032x}"
-        self.numbers[number] = {"sid": sid, "phone_number": number, "voice_url": None, "voice_method": "POST",
-                                "status_callback": None, "status_callback_method": "POST",
-                                "account_sid": self.account_sid, **fields}
+        self.numbers[number] = {
+            "sid": sid,
+            "phone_number": number,
+            "voice_url": None,
+            "voice_method": "POST",
+            "status_callback": None,
+            "status_callback_method": "POST",
+            "account_sid": self.account_sid,
+            **fields,
+        }
 
     def wait_requests(self, count: int, timeout: float = 5.0) -> list[RestRequest]:
         with self._event:
@@ -101,17 +108,39 @@ class FakeTwilioRest:
                 path = url.path
                 if method == "POST" and path == prefix + "/Calls.json":
                     sid = "CA" + f"{next(ids):032x}"
-                    return self._reply(201, {"sid": sid, "status": "queued", "to": req.field("To"),
-                                             "from": req.field("From"), "account_sid": fake.account_sid})
+                    return self._reply(
+                        201,
+                        {
+                            "sid": sid,
+                            "status": "queued",
+                            "to": req.field("To"),
+                            "from": req.field("From"),
+                            "account_sid": fake.account_sid,
+                        },
+                    )
                 m = re.fullmatch(prefix + r"/Calls/(CA\w+)\.json", path)
                 if method == "POST" and m:
-                    return self._reply(200, {"sid": m.group(1), "status": req.field("Status") or "in-progress",
-                                             "account_sid": fake.account_sid})
+                    return self._reply(
+                        200,
+                        {
+                            "sid": m.group(1),
+                            "status": req.field("Status") or "in-progress",
+                            "account_sid": fake.account_sid,
+                        },
+                    )
                 if method == "GET" and path == prefix + "/IncomingPhoneNumbers.json":
                     wanted = (req.query.get("PhoneNumber") or [None])[0]
                     found = [n for k, n in fake.numbers.items() if wanted in (None, k)]
-                    return self._reply(200, {"incoming_phone_numbers": found, "next_page_uri": None, "page": 0,
-                                             "page_size": 50, "uri": path})
+                    return self._reply(
+                        200,
+                        {
+                            "incoming_phone_numbers": found,
+                            "next_page_uri": None,
+                            "page": 0,
+                            "page_size": 50,
+                            "uri": path,
+                        },
+                    )
                 m = re.fullmatch(prefix + r"/IncomingPhoneNumbers/(PN\w+)\.json", path)
                 if method == "POST" and m:
                     for n in fake.numbers.values():

@@ -59,8 +59,7 @@ def example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
 class OfflineAgent:
     """Use as ``FakeRealtimeServer(on_session=OfflineAgent().run)``."""
 
-    def __init__(self, threshold: float = 400.0, start_ms: int = 60, stop_ms: int = 500,
-                 voice: Path = VOICE) -> None:
+    def __init__(self, threshold: float = 400.0, start_ms: int = 60, stop_ms: int = 500, voice: Path = VOICE) -> None:
         self.threshold = threshold
         self.start_frames = max(1, start_ms // 20)
         self.stop_frames = max(1, stop_ms // 20)
@@ -116,14 +115,26 @@ class OfflineAgent:
                         in_speech, loud = False, 0
                         end_ms = pos // 48 - 20 * quiet
                         await s.speech_stopped(speech_item, end_ms)
-                        await s.send({"type": "input_audio_buffer.committed", "event_id": new_id("event"),
-                                      "item_id": speech_item, "previous_item_id": None})
+                        await s.send(
+                            {
+                                "type": "input_audio_buffer.committed",
+                                "event_id": new_id("event"),
+                                "item_id": speech_item,
+                                "previous_item_id": None,
+                            }
+                        )
                         if transcribe:
                             seconds = (end_ms - speech_start_ms) / 1000
-                            await s.send({"type": "conversation.item.input_audio_transcription.completed",
-                                          "event_id": new_id("event"), "item_id": speech_item, "content_index": 0,
-                                          "transcript": f"(offline simulator: {seconds:.1f} s of caller speech)",
-                                          "usage": {"type": "duration", "seconds": seconds}})
+                            await s.send(
+                                {
+                                    "type": "conversation.item.input_audio_transcription.completed",
+                                    "event_id": new_id("event"),
+                                    "item_id": speech_item,
+                                    "content_index": 0,
+                                    "transcript": f"(offline simulator: {seconds:.1f} s of caller speech)",
+                                    "usage": {"type": "duration", "seconds": seconds},
+                                }
+                            )
                         turn += 1
                         if tools and not tools_called:
                             tools_called = True
@@ -135,16 +146,28 @@ class OfflineAgent:
         rid = await s.response_created()
         for i, t in enumerate(tools):
             args = example_arguments(t.get("parameters") or {})
-            await s.send({"type": "response.function_call_arguments.done", "event_id": new_id("event"),
-                          "response_id": rid, "item_id": new_id("item"), "output_index": i,
-                          "call_id": new_id("call"), "name": t["name"], "arguments": json.dumps(args)})
+            await s.send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "event_id": new_id("event"),
+                    "response_id": rid,
+                    "item_id": new_id("item"),
+                    "output_index": i,
+                    "call_id": new_id("call"),
+                    "name": t["name"],
+                    "arguments": json.dumps(args),
+                }
+            )
         await s.response_done(rid)
 
     async def _say(self, s: FakeSession, turn: int) -> None:
         rid = await s.response_created()
         item = new_id("item")
-        text = ("Hello, this is the offline simulator. I cannot understand words, but I heard you."
-                if turn else "Hello, this is the offline simulator answering.")
+        text = (
+            "Hello, this is the offline simulator. I cannot understand words, but I heard you."
+            if turn
+            else "Hello, this is the offline simulator answering."
+        )
         try:
             for i in range(0, len(self.voice), 9600):  # 200 ms deltas, faster than real time
                 await s.audio_delta(rid, item, self.voice[i : i + 9600])

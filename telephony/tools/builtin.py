@@ -10,11 +10,11 @@ from .registry import Tool, tool, tool_spec
 __all__ = ["end_call_tool", "transfer_call_tool"]
 
 
-
 def _spec(fn: object) -> Tool:
     spec = tool_spec(fn)
     assert spec is not None
     return spec
+
 
 def end_call_tool() -> Tool:
     @tool(name="end_call")

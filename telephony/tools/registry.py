@@ -182,12 +182,18 @@ def tool(fn: _F) -> _F: ...
 
 
 @overload
-def tool(fn: None = None, *, name: str | None = None, timeout: float | None = None,
-         description: str | None = None) -> Callable[[_F], _F]: ...
+def tool(
+    fn: None = None, *, name: str | None = None, timeout: float | None = None, description: str | None = None
+) -> Callable[[_F], _F]: ...
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float | None = None,
-         description: str | None = None) -> Any:
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    description: str | None = None,
+) -> Any:
     """Offer a plain function (sync or async) to the model.
 
     ``@tool`` or ``@tool(timeout=5, name="lookup")``. Without ``timeout`` the
@@ -227,7 +233,9 @@ def _fallback(value: Any) -> Any:
 class ToolRegistry:
     """The tools offered on a call, by name."""
 
-    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), default_timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, tools: Iterable[Tool | Callable[..., Any]] = (), default_timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.default_timeout = default_timeout
         self._tools: dict[str, Tool] = {}
         for t in tools:

@@ -291,7 +291,10 @@ def truncate(item_id: str, audio_end_ms: int) -> str:
 
 def function_call_output(call_id: str, output: str) -> str:
     return _dump(
-        {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+        }
     )
 
 

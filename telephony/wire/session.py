@@ -31,8 +31,12 @@ def _turn_detection(s: Settings) -> dict[str, Any] | None:
             td["idle_timeout_ms"] = s.idle_timeout_ms
         return td
     if s.turn_detection == "semantic_vad":
-        return {"type": "semantic_vad", "eagerness": s.vad_eagerness, "create_response": True,
-                "interrupt_response": True}
+        return {
+            "type": "semantic_vad",
+            "eagerness": s.vad_eagerness,
+            "create_response": True,
+            "interrupt_response": True,
+        }
     return None
 
 

@@ -76,8 +76,13 @@ class RealtimeConnector(Protocol):
 class WebsocketsConnection(asyncio.Protocol):
     """One Realtime WebSocket: ``websockets.ClientProtocol`` driven by asyncio callbacks."""
 
-    def __init__(self, proto: ClientProtocol, ping_interval: float | None, ping_timeout: float | None,
-                 max_write_buffer: int = MAX_WRITE_BUFFER) -> None:
+    def __init__(
+        self,
+        proto: ClientProtocol,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        max_write_buffer: int = MAX_WRITE_BUFFER,
+    ) -> None:
         self._proto = proto
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -287,9 +292,18 @@ class WebsocketsConnector:
     (base64 audio does not compress, and it costs CPU per frame).
     """
 
-    def __init__(self, url: str, api_key: str, open_timeout: float = 10.0, *, max_size: int = MAX_EVENT_BYTES,
-                 ping_interval: float | None = 20.0, ping_timeout: float | None = 20.0,
-                 max_write_buffer: int = MAX_WRITE_BUFFER, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        open_timeout: float = 10.0,
+        *,
+        max_size: int = MAX_EVENT_BYTES,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        max_write_buffer: int = MAX_WRITE_BUFFER,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url
         self._api_key = api_key
         self.open_timeout = open_timeout
@@ -315,14 +329,17 @@ class WebsocketsConnector:
             async with asyncio.timeout(self.open_timeout):
                 if proxy is None:
                     await asyncio.get_running_loop().create_connection(
-                        lambda: conn, uri.host, uri.port, ssl=context, server_hostname=uri.host if context else None)
+                        lambda: conn, uri.host, uri.port, ssl=context, server_hostname=uri.host if context else None
+                    )
                 else:
                     await self._open_through(proxy, uri, conn, context)
                 proto.send_request(request)
                 conn._write(proto.data_to_send())
                 await conn._handshake
         except ProxyError as exc:
-            raise RealtimeConnectError(f"cannot reach the Realtime API through the proxy: {_proxy_failure(exc)}") from None
+            raise RealtimeConnectError(
+                f"cannot reach the Realtime API through the proxy: {_proxy_failure(exc)}"
+            ) from None
         except (OSError, TimeoutError, ConnectionError) as exc:
             if conn._transport is not None:
                 conn._transport.abort()
@@ -344,8 +361,9 @@ class WebsocketsConnector:
             self._ssl = ssl.create_default_context()
         return self._ssl
 
-    async def _open_through(self, proxy: Proxy, uri: WebSocketURI, conn: WebsocketsConnection,
-                            context: ssl.SSLContext | None) -> None:
+    async def _open_through(
+        self, proxy: Proxy, uri: WebSocketURI, conn: WebsocketsConnection, context: ssl.SSLContext | None
+    ) -> None:
         """Connect ``conn`` to ``uri`` through ``proxy`` with websockets' own proxy helpers,
         as its asyncio ``connect()`` does: a SOCKS socket, or an HTTP CONNECT tunnel (over
         TLS for an https:// proxy); then TLS to the API inside it for wss://."""
@@ -356,13 +374,16 @@ class WebsocketsConnector:
             try:
                 sock = await connect_socks_proxy(proxy, uri)
             except ImportError:
-                raise RealtimeConnectError("a SOCKS proxy needs python-socks: pip install 'python-socks[asyncio]'",
-                                           retryable=False) from None
-            await loop.create_connection(lambda: conn, sock=sock, ssl=context,
-                                         server_hostname=uri.host if context else None)
+                raise RealtimeConnectError(
+                    "a SOCKS proxy needs python-socks: pip install 'python-socks[asyncio]'", retryable=False
+                ) from None
+            await loop.create_connection(
+                lambda: conn, sock=sock, ssl=context, server_hostname=uri.host if context else None
+            )
             return
-        transport = await connect_http_proxy(proxy, uri, user_agent_header="telephony",
-                                             ssl=self._ssl_context() if proxy.scheme == "https" else None)
+        transport = await connect_http_proxy(
+            proxy, uri, user_agent_header="telephony", ssl=self._ssl_context() if proxy.scheme == "https" else None
+        )
         try:
             transport.set_protocol(conn)
             if context is not None:

@@ -26,22 +26,31 @@ def _public_url(settings: Settings) -> str:
     return settings.public_url
 
 
-def outbound_twiml(settings: Settings, to: str, from_: str, instructions: str | None = None,
-                   parameters: dict[str, str] | None = None) -> str:
+def outbound_twiml(
+    settings: Settings, to: str, from_: str, instructions: str | None = None, parameters: dict[str, str] | None = None
+) -> str:
     params: dict[str, str] = {"From": from_, "To": to, "direction": "outbound"}
     if instructions:
         params["instructions"] = instructions
     params.update(parameters or {})
     twiml = connect_stream(stream_url(_public_url(settings)), params, action=_public_url(settings) + "/stream-ended")
     if len(twiml) > MAX_TWIML:
-        raise OutboundCallError(f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
-                         "shorten the instructions or parameters")
+        raise OutboundCallError(
+            f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
+            "shorten the instructions or parameters"
+        )
     return twiml
 
 
-async def place_call(to: str, *, settings: Settings | None = None, from_number: str | None = None,
-                     instructions: str | None = None, parameters: dict[str, str] | None = None,
-                     rest: TwilioRest | None = None) -> str:
+async def place_call(
+    to: str,
+    *,
+    settings: Settings | None = None,
+    from_number: str | None = None,
+    instructions: str | None = None,
+    parameters: dict[str, str] | None = None,
+    rest: TwilioRest | None = None,
+) -> str:
     """Call ``to`` and connect the answer to this server's agent. Returns the call SID.
 
     ``instructions`` replace the agent's instructions for this call; ``parameters``
@@ -55,8 +64,9 @@ async def place_call(to: str, *, settings: Settings | None = None, from_number: 
     return await client.create_call(to, from_, twiml, status_callback=_public_url(settings) + "/call-status")
 
 
-async def configure_number(number: str, *, settings: Settings | None = None,
-                           rest: TwilioRest | None = None) -> dict[str, Any]:
+async def configure_number(
+    number: str, *, settings: Settings | None = None, rest: TwilioRest | None = None
+) -> dict[str, Any]:
     """Point ``number``'s voice webhook at ``PUBLIC_URL/incoming-call`` and its status
     callback at ``PUBLIC_URL/call-status``. Returns what changed: {field: (old, new)}."""
     settings = settings or Settings()

@@ -33,8 +33,13 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         origin = signatures.origin(request.url.scheme, request.headers, request.url.netloc)
         url = origin + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if not signatures.valid(url, flat, request.headers):
-            log_event(log, "signature.rejected", logging.WARNING, path=request.url.path,
-                      call_sid=flat.get("CallSid") if isinstance(flat.get("CallSid"), str) else None)
+            log_event(
+                log,
+                "signature.rejected",
+                logging.WARNING,
+                path=request.url.path,
+                call_sid=flat.get("CallSid") if isinstance(flat.get("CallSid"), str) else None,
+            )
             return None
         return flat
 
@@ -54,8 +59,9 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if admission.full():
             observer.counters["calls_rejected_busy"] += 1
             observer.metrics.rejected.labels("busy").inc()
-            log_event(log, "call.rejected_busy", logging.WARNING, call_sid=params.get("CallSid"),
-                      active=admission.active)
+            log_event(
+                log, "call.rejected_busy", logging.WARNING, call_sid=params.get("CallSid"), active=admission.active
+            )
             return _twiml(say_and_hangup(BUSY_MESSAGE))
         origin = signatures.origin(request.url.scheme, request.headers, request.url.netloc)
         parameters = {k: params[k] for k in ("From", "To", "CallSid") if isinstance(params.get(k), str)}
@@ -81,8 +87,14 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         status = params.get("CallStatus")
         observer.counters[f"status_{status}"] += 1
         observer.metrics.status_callbacks.labels(str(status)).inc()
-        log_event(log, "call.status", call_sid=params.get("CallSid"), status=status,
-                  duration_s=params.get("CallDuration"), direction=params.get("Direction"))
+        log_event(
+            log,
+            "call.status",
+            call_sid=params.get("CallSid"),
+            status=status,
+            duration_s=params.get("CallDuration"),
+            direction=params.get("Direction"),
+        )
         return Response(status_code=204)
 
     @app.websocket("/media-stream")

@@ -16,8 +16,9 @@ class Signatures:
         self.settings = settings
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
         self._validator = RequestValidator(token) if token else None
-        self._shared_keys = {k: RequestValidator(v.get_secret_value())
-                             for k, v in settings.twilio_webhook_shared_keys.items()}
+        self._shared_keys = {
+            k: RequestValidator(v.get_secret_value()) for k, v in settings.twilio_webhook_shared_keys.items()
+        }
 
     def origin(self, scheme: str, headers: Any, netloc: str) -> str:
         """The origin Twilio used to reach us (``PUBLIC_URL`` when set)."""
@@ -44,8 +45,10 @@ class Signatures:
         validator = self._validator
         algorithm = None
         if sig_settings:
-            key = next((p.partition("=")[2].strip() for p in sig_settings.split(",")
-                        if p.partition("=")[0].strip() == "key"), "")
+            key = next(
+                (p.partition("=")[2].strip() for p in sig_settings.split(",") if p.partition("=")[0].strip() == "key"),
+                "",
+            )
             validator = self._shared_keys.get(key)
             algorithm = get_signature_algorithm(sig_settings)
         if validator is None:
