@@ -149,8 +149,8 @@ class Load:
             '"status":"in_progress","output":[]}}'
         )
         head = (
-            '{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i%d",'
-            '"output_index":0,"content_index":0,"delta":"' % id(call)
+            '{"type":"response.output_audio.delta","event_id":"e","response_id":"r",'
+            f'"item_id":"i{id(call)}","output_index":0,"content_index":0,"delta":"'
         )
         for i in range(0, len(audio), chunk):
             piece = audio[i : i + chunk]
@@ -159,8 +159,8 @@ class Load:
             await asyncio.sleep(DELTA_MS / 1000 / 5)
         call.expected_out += ((len(audio) // 2 - 1 + 102) // 3 + 1) if call.pcm else len(audio)
         await ws.send(
-            '{"type":"response.output_audio.done","event_id":"e","response_id":"r","item_id":"i%d",'
-            '"output_index":0,"content_index":0}' % id(call)
+            '{"type":"response.output_audio.done","event_id":"e","response_id":"r",'
+            f'"item_id":"i{id(call)}","output_index":0,"content_index":0}}'
         )
         await ws.send(
             '{"type":"response.done","event_id":"e","response":{"id":"r","object":"realtime.response",'

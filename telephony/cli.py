@@ -232,8 +232,8 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from .io.twilio.outbound import place_call
     from .errors import TelephonyError
+    from .io.twilio.outbound import place_call
 
     settings = _settings()
     try:
@@ -253,8 +253,8 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_configure(args: argparse.Namespace) -> int:
-    from .io.twilio.outbound import configure_number
     from .errors import TelephonyError
+    from .io.twilio.outbound import configure_number
 
     settings = _settings()
     try:

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
 
-__all__ = ["Settings", "DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL", "Settings"]
 
 DEFAULT_MODEL = "gpt-realtime-1.5"
 

@@ -32,21 +32,21 @@ Settings validation is not here: pydantic reports it as ``ValidationError``.
 from __future__ import annotations
 
 __all__ = [
-    "TelephonyError",
+    "AudioFormatError",
     "ConfigError",
     "InvalidPhoneNumber",
-    "TransferTargetError",
     "OutboundCallError",
-    "AudioFormatError",
-    "WavError",
-    "ToolDefinitionError",
-    "ToolLoadError",
+    "RealtimeConnectError",
+    "RealtimeError",
+    "TelephonyError",
     "ToolArgumentsError",
+    "ToolDefinitionError",
     "ToolError",
+    "ToolLoadError",
+    "TransferTargetError",
     "TwilioError",
     "TwilioRestError",
-    "RealtimeError",
-    "RealtimeConnectError",
+    "WavError",
 ]
 
 

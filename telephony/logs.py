@@ -17,7 +17,7 @@ import time
 from types import TracebackType
 from typing import IO, Any, TypeAlias
 
-__all__ = ["log_event", "setup_logging", "log_handler", "JsonFormatter", "TextFormatter", "RedactSecrets"]
+__all__ = ["JsonFormatter", "RedactSecrets", "TextFormatter", "log_event", "log_handler", "setup_logging"]
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -121,7 +121,7 @@ class RedactSecrets(logging.Filter):
         record.msg = self._clean(record.getMessage())
         record.args = ()
         if isinstance(getattr(record, "fields", None), dict):
-            setattr(record, "fields", self._clean(getattr(record, "fields")))
+            record.fields = self._clean(record.fields)
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -28,7 +28,7 @@ from .io.server import listen_socket, start_server, uvicorn_config
 from .tools import ToolRegistry
 from .tools.registry import ToolResult
 
-__all__ = ["simulate", "SimulationResult", "caller_ulaw"]
+__all__ = ["SimulationResult", "caller_ulaw", "simulate"]
 
 
 @dataclass

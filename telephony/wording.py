@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Wording", "DEFAULT_INSTRUCTIONS", "BUSY_MESSAGE", "DRAINING_MESSAGE", "APOLOGY"]
+__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "Wording"]
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from telephony.config import Settings
-from telephony.io.server import listen_socket, start_server, uvicorn_config
 from telephony.io.app import create_app
+from telephony.io.server import listen_socket, start_server, uvicorn_config
 from telephony.testing import FakeRealtimeServer, FakeSession, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
 from telephony.tools import ToolRegistry

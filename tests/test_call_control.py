@@ -45,7 +45,7 @@ async def test_greeting_is_spoken_first_and_can_be_interrupted():
         call, session = await b.live_call()
         create = await session.wait_for("response.create")
         assert "Thanks for calling Acme Repairs!" in create["response"]["instructions"]
-        rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
+        _rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
         await call.wait_echoed(2)
         await session.speech_started()
         await call.wait_for("clear")
@@ -210,7 +210,7 @@ async def test_place_call_sends_inline_twiml_to_our_stream(rest_fake):
     "to,from_", [("5551234567", "+15550009999"), ("+15551234567", None), ("+1555abc", "+15550009999")]
 )
 async def test_place_call_validates_numbers_before_any_request(rest_fake, to, from_):
-    with pytest.raises(ValueError, match="E.164"):
+    with pytest.raises(ValueError, match=r"E\.164"):
         await place_call(to, settings=_settings(rest_fake), from_number=from_)
     assert rest_fake.requests == []
 

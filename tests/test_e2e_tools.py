@@ -125,7 +125,7 @@ async def test_each_failure_gives_the_model_an_error_and_the_call_goes_on(tools)
             ids.append(cid)
             await session.wait_for("response.create", count=len(ids))
         outputs = _outputs(session)
-        for cid, (name, _, expected) in zip(ids, cases):
+        for cid, (name, _, expected) in zip(ids, cases, strict=True):
             text = json.loads(outputs[cid])["error"]
             assert expected in text, (name, text)
         # The call is still alive: caller audio flows.
@@ -183,4 +183,4 @@ async def test_duplicate_function_call_runs_once(tools):
         await session.wait_for("response.create")
         await call.send_audio(b"\xff" * 160)
         await session.wait_audio(960)
-        assert len([e for e in session.events("conversation.item.create")]) == 1
+        assert len(list(session.events("conversation.item.create"))) == 1

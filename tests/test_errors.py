@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-import telephony
 from telephony import errors
 from telephony.config import Settings
 from telephony.errors import (
@@ -125,7 +124,7 @@ def test_tool_definitions_raise_tool_definition_error():
 
 @pytest.mark.parametrize("number", ["", "5551234567", "+0123456789", "+1555abc", "+1234567890123456"])
 def test_validate_e164_raises_invalid_phone_number(number):
-    with pytest.raises(InvalidPhoneNumber, match="E.164"):
+    with pytest.raises(InvalidPhoneNumber, match=r"E\.164"):
         validate_e164(number)
 
 

@@ -90,7 +90,7 @@ async def test_realtime_drop_during_a_tool_call_still_answers_it_once():
         return {"query": query, "answer": 42}
 
     async with bridge(tools=[slow_lookup], **FAST) as b:
-        call, s1 = await b.live_call()
+        _call, s1 = await b.live_call()
         await s1.function_call("slow_lookup", {"query": "q"}, call_id="call_slow")
         await s1.close(1011)
         s2 = await b.fake.next_session()

@@ -35,7 +35,7 @@ async def _full_call(b, session_hook=None):
     call, session = await b.live_call()
     caller_item = await session.speech_started()
     await session.speech_stopped(caller_item)
-    rid, cid = await session.function_call("weather", {"city": "Oslo"})
+    rid, _cid = await session.function_call("weather", {"city": "Oslo"})
     await session.wait_for("response.create")
     rid, item = await session.respond_audio(agent_pcm24()[:24000].tobytes(), transcript=None, finish=False)
     await call.wait_echoed(2)

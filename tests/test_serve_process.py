@@ -159,12 +159,12 @@ async def test_scripted_call_through_the_real_process(fake):
 
         await call.send_audio(b"\xff" * 1600)
         await session.wait_audio(9600)
-        _, call_id = await session.function_call("lookup_order", {"order_id": "A100"})
+        _, _call_id = await session.function_call("lookup_order", {"order_id": "A100"})
         out = await session.wait_for("conversation.item.create")
         assert json.loads(out["item"]["output"])["status"] == "ready for pickup"
         await session.wait_for("response.create")
 
-        rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
+        _rid, item = await session.respond_audio(agent_pcm24()[:48000].tobytes(), finish=False)
         await call.wait_echoed(3)
         await session.speech_started()
         await call.wait_for("clear")

@@ -7,7 +7,7 @@ import enum
 import inspect
 import sys
 import typing
-from typing import Literal, Optional
+from typing import Literal
 
 import pydantic
 import pytest
@@ -39,7 +39,7 @@ async def book_appointment(
     urgent: bool,
     tags: list[str],
     extra: dict[str, int],
-    note: Optional[str],
+    note: str | None,
     address: Address,
     ctx: CallContext,
     reminder: bool = True,
@@ -99,7 +99,7 @@ def test_tool_definitions_are_checked_at_decoration_time():
     with pytest.raises(ToolDefinitionError, match="needs a type hint"):
 
         @tool
-        def f(x):  # noqa: ANN001
+        def f(x):
             """No hints."""
 
     with pytest.raises(ToolDefinitionError, match="must match"):
@@ -117,7 +117,7 @@ def test_tool_definitions_are_checked_at_decoration_time():
     with pytest.raises(ToolDefinitionError, match="cannot resolve type hints"):
 
         @tool
-        def i(x: "NoSuchType") -> None:  # noqa: F821
+        def i(x: NoSuchType) -> None:  # noqa: F821
             """Unresolvable hint."""
 
     @tool(name="dup")

@@ -5,14 +5,14 @@ from .resample import DELAY_8K, DELAY_24K, DELAY_MS, Downsampler, Upsampler
 from .transcode import CallerToModel, ModelToCaller
 
 __all__ = [
-    "ULAW_SILENCE",
-    "ulaw_decode",
-    "ulaw_encode",
-    "Upsampler",
-    "Downsampler",
     "DELAY_8K",
     "DELAY_24K",
     "DELAY_MS",
+    "ULAW_SILENCE",
     "CallerToModel",
+    "Downsampler",
     "ModelToCaller",
+    "Upsampler",
+    "ulaw_decode",
+    "ulaw_encode",
 ]

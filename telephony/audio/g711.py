@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "INT16_TO_ULAW",
     "ULAW_SILENCE",
+    "ULAW_TO_FLOAT",
+    "ULAW_TO_INT",
     "ulaw_decode",
     "ulaw_encode",
-    "ULAW_TO_INT",
-    "ULAW_TO_FLOAT",
-    "INT16_TO_ULAW",
 ]
 
 ULAW_SILENCE = 0xFF

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["FILTER_TAPS", "DELAY_24K", "DELAY_8K", "DELAY_MS", "Upsampler", "Downsampler", "design_filter"]
+__all__ = ["DELAY_8K", "DELAY_24K", "DELAY_MS", "FILTER_TAPS", "Downsampler", "Upsampler", "design_filter"]
 
 NUM_TAPS = 103
 KAISER_BETA = 7.9

@@ -16,7 +16,7 @@ import numpy as np
 from .g711 import INT16_TO_ULAW, ULAW_TO_FLOAT
 from .resample import DELAY_MS, Downsampler, Upsampler
 
-__all__ = ["CallerToModel", "ModelToCaller", "DELAY_MS"]
+__all__ = ["DELAY_MS", "CallerToModel", "ModelToCaller"]
 
 _EMPTY = b""
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import WavError
 from .g711 import ULAW_TO_INT
 
-__all__ = ["WavError", "WavAudio", "read_wav", "write_wav", "write_ulaw_wav", "to_mono_int16", "resample"]
+__all__ = ["WavAudio", "WavError", "read_wav", "resample", "to_mono_int16", "write_ulaw_wav", "write_wav"]
 
 _PCM, _FLOAT, _ALAW, _ULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
 
@@ -130,7 +130,7 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
         d = Downsampler()
         return np.concatenate([d.process(np.asarray(samples, np.int16)).copy(), d.flush()])
     x = np.asarray(samples, np.float64)
-    n_out = max(1, int(round(x.size * rate_out / rate_in)))
+    n_out = max(1, round(x.size * rate_out / rate_in))
     spec = np.fft.rfft(x)
     keep = min(spec.size, n_out // 2 + 1)
     out_spec = np.zeros(n_out // 2 + 1, dtype=complex)

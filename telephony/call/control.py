@@ -11,7 +11,7 @@ __all__ = ["Control", "Keypad"]
 
 
 class Control:
-    __slots__ = ("hangup", "transfer", "transfer_in_flight", "deadline")
+    __slots__ = ("deadline", "hangup", "transfer", "transfer_in_flight")
 
     def __init__(self) -> None:
         self.hangup: tuple[str, str] | None = None  # (outcome, reason)
@@ -40,7 +40,7 @@ class Control:
 
 
 class Keypad:
-    __slots__ = ("pending", "deadline")
+    __slots__ = ("deadline", "pending")
 
     def __init__(self) -> None:
         self.pending: list[str] = []

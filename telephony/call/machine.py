@@ -35,9 +35,9 @@ from typing import TypeVar
 from ..audio import CallerToModel
 from ..wire import realtime as rt
 from ..wire import twilio as tw
+from . import events
 from .config import CallConfig, Phase
 from .control import Control, Keypad
-from . import events
 from .playout import Playout
 from .responses import ResponseGate
 from .session import SessionLifecycle

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["PlaybackClock", "BYTES_PER_SECOND"]
+__all__ = ["BYTES_PER_SECOND", "PlaybackClock"]
 
 BYTES_PER_SECOND = 8000
 
 
 class PlaybackClock:
-    __slots__ = ("sent", "confirmed", "confirmed_at", "_pending", "_seq", "_stale_upto")
+    __slots__ = ("_pending", "_seq", "_stale_upto", "confirmed", "confirmed_at", "sent")
 
     def __init__(self) -> None:
         self._seq = 0

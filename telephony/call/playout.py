@@ -23,7 +23,7 @@ __all__ = ["Playout"]
 class _Segment:
     """One assistant item's audio on the playback timeline."""
 
-    __slots__ = ("item_id", "response_id", "start", "end", "model_bytes", "done")
+    __slots__ = ("done", "end", "item_id", "model_bytes", "response_id", "start")
 
     def __init__(self, item_id: str, response_id: str, start: int) -> None:
         self.item_id = item_id
@@ -41,7 +41,7 @@ def _b64(data: bytes) -> str:
 class Playout:
     """Appends Twilio ``media``/``mark``/``clear`` messages to ``twilio_out``."""
 
-    __slots__ = ("_out", "_stream", "_down", "_clock", "_segments", "_current", "_dropped_items", "_dropped_responses")
+    __slots__ = ("_clock", "_current", "_down", "_dropped_items", "_dropped_responses", "_out", "_segments", "_stream")
 
     def __init__(self, twilio_out: list[str]) -> None:
         self._out = twilio_out

@@ -27,7 +27,7 @@ class ResponseState(Enum):
 class ResponseGate:
     """Appends ``response.create`` messages to ``realtime_out``."""
 
-    __slots__ = ("_out", "state", "response_id", "_queue")
+    __slots__ = ("_out", "_queue", "response_id", "state")
 
     def __init__(self, realtime_out: list[str | bytes]) -> None:
         self._out = realtime_out

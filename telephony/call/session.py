@@ -12,7 +12,7 @@ import binascii
 from ..wire import realtime as rt
 from .config import CallConfig
 
-__all__ = ["SessionLifecycle", "MAX_BACKOFF_S"]
+__all__ = ["MAX_BACKOFF_S", "SessionLifecycle"]
 
 #: the wait between tries doubles up to this
 MAX_BACKOFF_S = 4.0
@@ -21,20 +21,20 @@ MAX_BACKOFF_S = 4.0
 class SessionLifecycle:
     __slots__ = (
         "_config",
-        "generation",
-        "reconnects",
-        "connecting",
-        "attempts",
-        "reconnect_at",
-        "resume",
-        "started_at",
-        "rollover_at",
-        "configured",
-        "_history",
         "_cut",
         "_deferred",
         "_held",
         "_held_bytes",
+        "_history",
+        "attempts",
+        "configured",
+        "connecting",
+        "generation",
+        "reconnect_at",
+        "reconnects",
+        "resume",
+        "rollover_at",
+        "started_at",
     )
 
     def __init__(self, config: CallConfig) -> None:

@@ -27,7 +27,7 @@ from .state import Admission, AppState
 from .twilio.rest import TwilioRest
 from .twilio.routes import add_twilio_routes
 
-__all__ = ["create_app", "AppState", "Admission", "drain"]
+__all__ = ["Admission", "AppState", "create_app", "drain"]
 
 log = logging.getLogger("telephony.server")
 

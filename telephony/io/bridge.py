@@ -47,7 +47,7 @@ from .services import Services
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
 
-__all__ = ["CallSession", "MAX_TWILIO_BUFFER", "call_config"]
+__all__ = ["MAX_TWILIO_BUFFER", "CallSession", "call_config"]
 
 log = logging.getLogger("telephony.call")
 

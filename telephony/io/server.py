@@ -48,14 +48,14 @@ def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
 
     from .direct_ws import ws_protocol
 
-    options: dict[str, Any] = dict(
-        log_config=None,
-        access_log=False,
-        ws=ws_protocol(),
-        ws_max_size=max_message_bytes,
-        ws_per_message_deflate=False,
-        lifespan="off",
-    )
+    options: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "ws": ws_protocol(),
+        "ws_max_size": max_message_bytes,
+        "ws_per_message_deflate": False,
+        "lifespan": "off",
+    }
     options.update(overrides)
     return uvicorn.Config(app, **options)
 

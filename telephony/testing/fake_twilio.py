@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ._wait import wait_until
 
-__all__ = ["FakeTwilioCall", "sign_websocket", "sign_webhook"]
+__all__ = ["FakeTwilioCall", "sign_webhook", "sign_websocket"]
 
 _sids = itertools.count(1)
 

@@ -151,10 +151,10 @@ class FakeTwilioRest:
                             return self._reply(200, n)
                 return self._reply(404, {"code": 20404, "message": "not found", "status": 404})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._handle("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._handle("POST")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

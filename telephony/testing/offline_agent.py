@@ -68,7 +68,7 @@ class OfflineAgent:
     async def run(self, session: FakeSession) -> None:
         try:
             await self._run(session)
-        except (AssertionError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, AssertionError, ConnectionError):
             pass
         except Exception:
             pass

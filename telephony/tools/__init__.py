@@ -5,13 +5,13 @@ from .loader import ToolLoadError, load_tools
 from .registry import DEFAULT_TIMEOUT, Tool, ToolError, ToolRegistry, ToolResult, tool
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "CallContext",
-    "tool",
     "Tool",
     "ToolError",
+    "ToolLoadError",
     "ToolRegistry",
     "ToolResult",
-    "DEFAULT_TIMEOUT",
     "load_tools",
-    "ToolLoadError",
+    "tool",
 ]

@@ -22,7 +22,7 @@ class CallContext:
     to_number: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     dtmf: list[str] = field(default_factory=list)
-    _controller: "CallControl | None" = field(default=None, repr=False, compare=False)
+    _controller: CallControl | None = field(default=None, repr=False, compare=False)
 
     def end_call(self, reason: str = "ended by tool") -> None:
         """Hang up after the agent's words that are queued now have played."""

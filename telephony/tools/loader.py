@@ -12,7 +12,7 @@ from types import ModuleType
 from ..errors import ToolLoadError
 from .registry import Tool, tool_spec
 
-__all__ = ["load_tools", "ToolLoadError"]
+__all__ = ["ToolLoadError", "load_tools"]
 
 
 def _import(target: str) -> ModuleType:

@@ -15,7 +15,7 @@ import json
 import re
 import time
 import typing
-from collections.abc import Iterator, Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -24,7 +24,7 @@ import pydantic
 from ..errors import ToolArgumentsError, ToolDefinitionError, ToolError
 from .context import CallContext
 
-__all__ = ["tool", "Tool", "ToolRegistry", "ToolResult", "DEFAULT_TIMEOUT", "ToolError"]
+__all__ = ["DEFAULT_TIMEOUT", "Tool", "ToolError", "ToolRegistry", "ToolResult", "tool"]
 
 DEFAULT_TIMEOUT = 10.0
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["session_config", "PCM_24K"]
+__all__ = ["PCM_24K", "session_config"]
 
 #: The model's audio both ways: PCM16 little-endian mono at 24 kHz.
 PCM_24K: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}

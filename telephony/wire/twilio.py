@@ -14,18 +14,18 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "Connected",
-    "Start",
-    "Media",
-    "Mark",
-    "Dtmf",
-    "Stop",
-    "Unknown",
-    "Invalid",
-    "TwilioEvent",
-    "parse",
-    "OutboundStream",
     "MAX_PAYLOAD_BYTES",
+    "Connected",
+    "Dtmf",
+    "Invalid",
+    "Mark",
+    "Media",
+    "OutboundStream",
+    "Start",
+    "Stop",
+    "TwilioEvent",
+    "Unknown",
+    "parse",
 ]
 
 #: Decoded media larger than this (2 s of 8 kHz mu-law) is refused; Twilio sends 160.
@@ -153,7 +153,7 @@ def parse(text: str | bytes) -> TwilioEvent:
 class OutboundStream:
     """Messages we send on one stream: media, mark, clear."""
 
-    __slots__ = ("_media_head", "_mark_head", "clear")
+    __slots__ = ("_mark_head", "_media_head", "clear")
 
     _TAIL = '"}}'
 

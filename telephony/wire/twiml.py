@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-__all__ = ["connect_stream", "stream_url", "say_and_hangup", "dial", "hangup"]
+__all__ = ["connect_stream", "dial", "hangup", "say_and_hangup", "stream_url"]
 
 #: Twilio refuses a <Parameter> whose name + value reach 500 characters.
 _PARAM_LIMIT = 499

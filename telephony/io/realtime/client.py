@@ -41,12 +41,12 @@ except ImportError:  # pragma: no cover - a websockets that moved them: proxies 
     connect_http_proxy = connect_socks_proxy = None  # type: ignore[assignment]
 
 __all__ = [
+    "MAX_EVENT_BYTES",
+    "RealtimeConnectError",
     "RealtimeConnection",
     "RealtimeConnector",
     "WebsocketsConnection",
     "WebsocketsConnector",
-    "RealtimeConnectError",
-    "MAX_EVENT_BYTES",
 ]
 
 #: The API allows 15 MiB per client event; server events are far smaller in practice.
@@ -153,7 +153,7 @@ class WebsocketsConnection(asyncio.Protocol):
                 pass
         try:
             await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             transport.abort()
 
     # --- asyncio.Protocol ------------------------------------------------------------

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from ..direct_ws import EXTENSION as DIRECT
 
-__all__ = ["MediaSocket", "MAX_TWILIO_BUFFER"]
+__all__ = ["MAX_TWILIO_BUFFER", "MediaSocket"]
 
 #: Unsent bytes on the Twilio socket before the call is given up (Twilio stopped reading).
 MAX_TWILIO_BUFFER = 4 * 1024 * 1024

@@ -9,7 +9,7 @@ from ...errors import ConfigError, OutboundCallError
 from ...wire.twiml import connect_stream, stream_url
 from .rest import TwilioRest, validate_e164
 
-__all__ = ["place_call", "configure_number", "outbound_twiml", "rest_client"]
+__all__ = ["configure_number", "outbound_twiml", "place_call", "rest_client"]
 
 #: Twilio refuses inline TwiML longer than this.
 MAX_TWIML = 4000

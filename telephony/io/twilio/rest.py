@@ -13,7 +13,7 @@ from typing import Any
 
 from ...errors import ConfigError, InvalidPhoneNumber, TwilioRestError
 
-__all__ = ["TwilioRest", "TwilioRestError", "InvalidPhoneNumber", "E164", "validate_e164"]
+__all__ = ["E164", "InvalidPhoneNumber", "TwilioRest", "TwilioRestError", "validate_e164"]
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
