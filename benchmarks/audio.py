@@ -14,6 +14,8 @@ import audioop
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import soxr
@@ -79,10 +81,10 @@ class Soxr:
         self.down = soxr.ResampleStream(24000, 8000, 1, dtype="int16", quality=quality)
 
     def up_frame(self, ulaw: bytes) -> bytes:
-        return self.up.resample_chunk(ULAW_TO_INT[np.frombuffer(ulaw, np.uint8)]).tobytes()
+        return bytes(self.up.resample_chunk(ULAW_TO_INT[np.frombuffer(ulaw, np.uint8)]).tobytes())
 
     def down_pcm(self, pcm24: bytes) -> bytes:
-        return self.down.resample_chunk(np.frombuffer(pcm24, "<i2")).tobytes()
+        return bytes(self.down.resample_chunk(np.frombuffer(pcm24, "<i2")).tobytes())
 
     def down_frame(self, pcm24: bytes) -> bytes:
         return audioop.lin2ulaw(self.down_pcm(pcm24), 2)
@@ -96,7 +98,8 @@ def measure(make) -> dict[str, float]:
     ref_down = q.soxr_resample(x24, 24000, 8000, "VHQ")
 
     m = make()
-    up_chunks, up_held, fed, produced = [], 0.0, 0, 0
+    up_chunks: list[bytes] = []
+    up_held, fed, produced = 0.0, 0.0, 0.0
     for i in range(0, len(ulaw), 160):
         frame = ulaw[i : i + 160]
         out = m.up_frame(frame)
@@ -109,7 +112,8 @@ def measure(make) -> dict[str, float]:
 
     m = make()
     pcm = x24.tobytes()
-    down_chunks, down_held, fed, produced = [], 0.0, 0, 0
+    down_chunks: list[bytes] = []
+    down_held, fed, produced = 0.0, 0.0, 0.0
     for i in range(0, len(pcm), 960):
         chunk = pcm[i : i + 960]
         out = m.down_frame(chunk)
@@ -152,7 +156,7 @@ def main() -> int:
     x24 = agent_pcm24()
     ref8 = q.soxr_resample(x24, 24000, 8000, "VHQ")
     ideal_ulaw, _ = q.band_snr(q.ulaw_roundtrip(ref8), ref8, 8000)
-    methods = [Ours, Ratecv, lambda: Soxr("HQ"), lambda: Soxr("VHQ")]
+    methods: list[Callable[[], Any]] = [Ours, Ratecv, lambda: Soxr("HQ"), lambda: Soxr("VHQ")]
     rows = []
     for make in methods:
         r = measure(make)

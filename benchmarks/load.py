@@ -50,6 +50,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
@@ -209,7 +210,7 @@ class Load:
                         queue_end[0] = max(t, queue_end[0]) + n / 8000
                     elif kind == "mark":
                         text = orjson.dumps({"event": "mark", "streamSid": sid, "mark": ev["mark"]}).decode()
-                        loop.call_at(max(loop.time(), queue_end[0]), lambda s=text: loop.create_task(_send(ws, s)))
+                        loop.call_at(max(loop.time(), queue_end[0]), _send_later, loop, ws, text)
                     elif kind == "clear":
                         queue_end[0] = loop.time()
 
@@ -235,6 +236,10 @@ class Load:
             except TimeoutError:
                 pass
             reader.cancel()
+
+
+def _send_later(loop: asyncio.AbstractEventLoop, ws: Any, text: str) -> None:
+    loop.create_task(_send(ws, text))
 
 
 async def _send(ws, text: str) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import socket
+from typing import Any
 
 import uvicorn
 import websockets
@@ -30,7 +31,7 @@ KEY = os.environ.get("OPENAI_API_KEY", "")
 async def media_stream(ws: WebSocket) -> None:
     await ws.accept()
     stream_sid = None
-    openai_ws = None
+    openai_ws: Any = None
     last_item = None
     sent_ms = 0
     marks: list[int] = []

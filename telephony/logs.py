@@ -121,7 +121,7 @@ class RedactSecrets(logging.Filter):
         record.msg = self._clean(record.getMessage())
         record.args = ()
         if isinstance(getattr(record, "fields", None), dict):
-            record.fields = self._clean(record.fields)
+            record.__dict__["fields"] = self._clean(record.__dict__["fields"])
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -157,7 +157,7 @@ async def simulate(
         await state.observer.flush_records()
     finally:
         await call.close()
-        if serving is not None:
+        if server is not None and serving is not None:
             server.should_exit = True
             await asyncio.wait_for(serving, 10)
         if fake is not None:

@@ -92,7 +92,8 @@ class DirectChannel:
 
     def buffered(self) -> int:
         """Bytes written but not yet accepted by the kernel (a stuck peer grows this)."""
-        return self._proto.transport.get_write_buffer_size()
+        size: int = self._proto.transport.get_write_buffer_size()
+        return size
 
 
 # --- the guard -----------------------------------------------------------------------
@@ -149,8 +150,9 @@ def missing_internals(cls: Any = WebSocketsSansIOProtocol) -> list[str]:
 def _direct_protocol(base: type, buffer: str) -> type:
     """uvicorn's protocol plus the extension; ``buffer`` is where uvicorn keeps the message."""
 
-    class DirectWebSocketProtocol(base):  # type: ignore[misc,valid-type]
+    class DirectWebSocketProtocol(base):
         _direct: Callable[[bytes], None] | None = None
+        frames: list[bytes]  # uvicorn >= 0.50 (annotation only: uvicorn sets it)
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
@@ -166,7 +168,7 @@ def _direct_protocol(base: type, buffer: str) -> type:
                 if direct is None:
                     super().send_receive_event_to_app()
                     return
-                frames = self.frames
+                frames: list[bytes] = self.frames
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 self.frames = []
                 if not self.close_sent:

@@ -28,13 +28,13 @@ _sids = itertools.count(1)
 def sign_websocket(token: str, wss_url: str) -> str:
     from twilio.request_validator import RequestValidator
 
-    return RequestValidator(token).compute_signature(wss_url, {})
+    return str(RequestValidator(token).compute_signature(wss_url, {}))
 
 
 def sign_webhook(token: str, url: str, params: dict[str, str]) -> str:
     from twilio.request_validator import RequestValidator
 
-    return RequestValidator(token).compute_signature(url, params)
+    return str(RequestValidator(token).compute_signature(url, params))
 
 
 class FakeTwilioCall:

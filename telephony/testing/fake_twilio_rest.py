@@ -129,7 +129,8 @@ class FakeTwilioRest:
                         },
                     )
                 if method == "GET" and path == prefix + "/IncomingPhoneNumbers.json":
-                    wanted = (req.query.get("PhoneNumber") or [None])[0]
+                    asked = req.query.get("PhoneNumber")
+                    wanted = asked[0] if asked else None
                     found = [n for k, n in fake.numbers.items() if wanted in (None, k)]
                     return self._reply(
                         200,

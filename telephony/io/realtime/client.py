@@ -54,7 +54,9 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 #: A server that stops reading: after this many unsent bytes (~80 s of audio) the session is dropped.
 MAX_WRITE_BUFFER = 8 * 1024 * 1024
 
-OnMessage = Callable[[bytes], None]
+#: A message's payload as websockets' parser hands it over (bytes in practice).
+_Data = bytes | bytearray | memoryview
+OnMessage = Callable[[_Data], None]
 OnClosed = Callable[[str], None]
 
 
@@ -90,8 +92,8 @@ class WebsocketsConnection(asyncio.Protocol):
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._on_message: OnMessage | None = None
         self._on_closed: OnClosed | None = None
-        self._early: list[bytes] = []
-        self._fragments: list[bytes] = []
+        self._early: list[_Data] = []
+        self._fragments: list[_Data] = []
         self._closing = False  # close() called: on_closed is not reported
         self._reason: str | None = None
         self._ping_interval = ping_interval
@@ -130,7 +132,7 @@ class WebsocketsConnection(asyncio.Protocol):
             return
         proto = self._proto
         try:
-            proto.send_text(text.encode() if type(text) is str else text)  # type: ignore[union-attr]
+            proto.send_text(text.encode() if isinstance(text, str) else text)
         except InvalidState:  # the server's close frame arrived: the close is reported
             return
         out = proto.data_to_send()
@@ -233,7 +235,7 @@ class WebsocketsConnection(asyncio.Protocol):
                 self._loop.call_later(1.0, self._transport.abort)  # unless it does not
         # PING: websockets queued the pong, written by data_received.
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, data: _Data) -> None:
         on_message = self._on_message
         if on_message is None:
             if not self._closing:
@@ -344,15 +346,16 @@ class WebsocketsConnector:
             if conn._transport is not None:
                 conn._transport.abort()
             raise RealtimeConnectError(f"cannot reach the Realtime API at {self.url}: {type(exc).__name__}") from None
-        exc = proto.handshake_exc
-        if exc is not None:
+        failure = proto.handshake_exc
+        if failure is not None:
             conn._closing = True
-            conn._transport.abort()  # type: ignore[union-attr]
-            if isinstance(exc, InvalidStatus):
-                status = exc.response.status_code
+            if conn._transport is not None:
+                conn._transport.abort()
+            if isinstance(failure, InvalidStatus):
+                status = failure.response.status_code
                 retryable = status >= 500 or status in (408, 429)
                 raise RealtimeConnectError(f"Realtime API refused the connection: HTTP {status}", retryable) from None
-            raise RealtimeConnectError(f"Realtime handshake failed: {type(exc).__name__}") from None
+            raise RealtimeConnectError(f"Realtime handshake failed: {type(failure).__name__}") from None
         conn._schedule_ping()
         return conn
 
@@ -387,7 +390,10 @@ class WebsocketsConnector:
         try:
             transport.set_protocol(conn)
             if context is not None:
-                transport = await loop.start_tls(transport, conn, context, server_hostname=uri.host)
+                tls = await loop.start_tls(transport, conn, context, server_hostname=uri.host)
+                if tls is None:  # the loop closed it
+                    raise ConnectionError("TLS to the Realtime API through the proxy failed")
+                transport = tls
         except BaseException:
             transport.abort()
             raise
