@@ -6,72 +6,10 @@
 layer and tells observers is in events.py.
 """
 
+from . import events
 from .config import CallConfig, Phase
-from .events import (
-    Action,
-    BargeIn,
-    CallEnded,
-    CallStarted,
-    CloseRealtime,
-    DuplicateStart,
-    EndCall,
-    Event,
-    FirstAudio,
-    HangupRequested,
-    InvalidRealtimeEvent,
-    InvalidTwilioMessage,
-    KeyPressed,
-    MediaBeforeStart,
-    Notice,
-    OpenRealtime,
-    RealtimeErrorReported,
-    RealtimeGaveUp,
-    RealtimeLost,
-    RealtimeReconnected,
-    RealtimeRollover,
-    ResponseFinished,
-    RunTool,
-    Transcript,
-    TransferCall,
-    TransferFailed,
-    TransferRequested,
-    Truncation,
-)
+from .events import *  # noqa: F403  (actions and notices: the core's whole vocabulary)
 from .machine import Call, RealtimeMessage
 from .playback import PlaybackClock
 
-__all__ = [
-    "Action",
-    "BargeIn",
-    "Call",
-    "CallConfig",
-    "CallEnded",
-    "CallStarted",
-    "CloseRealtime",
-    "DuplicateStart",
-    "EndCall",
-    "Event",
-    "FirstAudio",
-    "HangupRequested",
-    "InvalidRealtimeEvent",
-    "InvalidTwilioMessage",
-    "KeyPressed",
-    "MediaBeforeStart",
-    "Notice",
-    "OpenRealtime",
-    "Phase",
-    "PlaybackClock",
-    "RealtimeErrorReported",
-    "RealtimeGaveUp",
-    "RealtimeLost",
-    "RealtimeMessage",
-    "RealtimeReconnected",
-    "RealtimeRollover",
-    "ResponseFinished",
-    "RunTool",
-    "Transcript",
-    "TransferCall",
-    "TransferFailed",
-    "TransferRequested",
-    "Truncation",
-]
+__all__ = ["Call", "CallConfig", "Phase", "PlaybackClock", "RealtimeMessage", *events.__all__]

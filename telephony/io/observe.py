@@ -14,28 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from ..call import (
-    BargeIn,
-    CallEnded,
-    CallStarted,
-    DuplicateStart,
-    EndCall,
-    Event,
-    FirstAudio,
-    HangupRequested,
-    InvalidRealtimeEvent,
-    InvalidTwilioMessage,
-    KeyPressed,
-    MediaBeforeStart,
-    RealtimeErrorReported,
-    RealtimeGaveUp,
-    RealtimeLost,
-    RealtimeReconnected,
-    RealtimeRollover,
-    Transcript,
-    TransferFailed,
-    TransferRequested,
-)
+from ..call import events as ev
 from ..logs import log_event
 from ..metrics import Metrics
 from ..records import CallRecord, CallRecorder, CallStore
@@ -46,7 +25,7 @@ __all__ = ["CallObserver", "CallReport", "Listener", "Observed"]
 log = logging.getLogger("telephony.call")
 
 #: What a listener is shown: every event of the call core, and each tool result.
-Observed = Event | ToolResult
+Observed = ev.Event | ToolResult
 #: ``listener(call_sid, observed)``: extra observers (the simulator prints with one).
 Listener = Callable[[str, Observed], None]
 
@@ -63,7 +42,7 @@ class CallObserver:
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
         self.open_realtime = 0  # Realtime sessions open right now
-        self.ended: OrderedDict[str, EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
+        self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         self._writes: set[asyncio.Future[Any]] = set()
 
     def call(self) -> CallReport:
@@ -132,7 +111,7 @@ class CallObserver:
                 return False
             await asyncio.sleep(0.1)  # the other worker's write is a file away: poll briefly
 
-    def _ended(self, call_sid: str, end: EndCall) -> None:
+    def _ended(self, call_sid: str, end: ev.EndCall) -> None:
         if call_sid:
             self.ended[call_sid] = end
             while len(self.ended) > RECENT_ENDINGS:
@@ -149,93 +128,103 @@ class CallReport:
         self.call_sid = ""
         self.recorder: CallRecorder | None = None
 
-    def event(self, ev: Event, now: float) -> None:
+    def event(self, event: ev.Event, now: float) -> None:
         """A notice or action of the call core, in order."""
         o = self._observer
-        if isinstance(ev, CallStarted):
-            self.call_sid = ev.start.call_sid
+        if isinstance(event, ev.CallStarted):
+            self.call_sid = event.start.call_sid
             o.counters["calls_started"] += 1
             if o.store is not None:
-                self.recorder = CallRecorder(self.call_sid, now, ev.start.custom_parameters)
+                self.recorder = CallRecorder(self.call_sid, now, event.start.custom_parameters)
         if self.recorder is not None:
-            self.recorder.observe(ev, now)
+            self.recorder.observe(event, now)
         for listener in o.listeners:
-            listener(self.call_sid, ev)
+            listener(self.call_sid, event)
         sid = self.call_sid or None
         m = o.metrics
-        match ev:
-            case CallStarted():
+        match event:
+            case ev.CallStarted():
                 log_event(
                     log,
                     "call.start",
                     call_sid=sid,
-                    stream_sid=ev.start.stream_sid,
-                    from_number=ev.from_number,
-                    to_number=ev.to_number,
+                    stream_sid=event.start.stream_sid,
+                    from_number=event.from_number,
+                    to_number=event.to_number,
                 )
-            case CallEnded():
-                o.counters[f"calls_{ev.outcome}"] += 1
-                m.calls.labels(ev.outcome).inc()
-                log_event(log, "call.end", call_sid=sid, **asdict(ev))
+            case ev.CallEnded():
+                o.counters[f"calls_{event.outcome}"] += 1
+                m.calls.labels(event.outcome).inc()
+                log_event(log, "call.end", call_sid=sid, **asdict(event))
                 if self.recorder is not None:
                     o.save(self.recorder.record)
-            case EndCall():
-                o._ended(self.call_sid, ev)
-            case BargeIn():
+            case ev.EndCall():
+                o._ended(self.call_sid, event)
+            case ev.BargeIn():
                 o.counters["barge_ins"] += 1
                 m.barge_ins.inc()
-                log_event(log, "barge_in", call_sid=sid, truncated=[asdict(t) for t in ev.truncated])
-            case FirstAudio():
-                m.response_latency.observe(ev.seconds)
-            case RealtimeErrorReported():
+                log_event(log, "barge_in", call_sid=sid, truncated=[asdict(t) for t in event.truncated])
+            case ev.FirstAudio():
+                m.response_latency.observe(event.seconds)
+            case ev.RealtimeErrorReported():
                 o.counters["realtime.error"] += 1
-                m.realtime_errors.labels(ev.code or "none").inc()
+                m.realtime_errors.labels(event.code or "none").inc()
                 log_event(
-                    log, "realtime.error", logging.WARNING, call_sid=sid, type=ev.type, code=ev.code, message=ev.message
+                    log,
+                    "realtime.error",
+                    logging.WARNING,
+                    call_sid=sid,
+                    type=event.type,
+                    code=event.code,
+                    message=event.message,
                 )
-            case InvalidTwilioMessage():
+            case ev.InvalidTwilioMessage():
                 o.counters["twilio.invalid"] += 1
-                log_event(log, "twilio.invalid", logging.WARNING, call_sid=sid, reason=ev.reason, count=ev.count)
-            case InvalidRealtimeEvent():
+                log_event(log, "twilio.invalid", logging.WARNING, call_sid=sid, reason=event.reason, count=event.count)
+            case ev.InvalidRealtimeEvent():
                 o.counters["realtime.invalid"] += 1
-                log_event(log, "realtime.invalid", logging.WARNING, call_sid=sid, reason=ev.reason)
-            case MediaBeforeStart():
+                log_event(log, "realtime.invalid", logging.WARNING, call_sid=sid, reason=event.reason)
+            case ev.MediaBeforeStart():
                 o.counters["twilio.media_before_start"] += 1
                 log_event(log, "twilio.media_before_start", logging.WARNING, call_sid=sid)
-            case DuplicateStart():
-                log_event(log, "twilio.duplicate_start", call_sid=sid, stream_sid=ev.stream_sid)
-            case KeyPressed():
-                log_event(log, "dtmf", call_sid=sid, digit=ev.digit)
-            case HangupRequested():
-                log_event(log, "hangup.requested", call_sid=sid, reason=ev.reason)
-            case TransferRequested():
-                log_event(log, "transfer.requested", call_sid=sid, number=ev.number, label=ev.label)
-            case TransferFailed():
-                log_event(log, "transfer.failed", logging.WARNING, call_sid=sid, number=ev.number, reason=ev.reason)
-            case RealtimeLost():
+            case ev.DuplicateStart():
+                log_event(log, "twilio.duplicate_start", call_sid=sid, stream_sid=event.stream_sid)
+            case ev.KeyPressed():
+                log_event(log, "dtmf", call_sid=sid, digit=event.digit)
+            case ev.HangupRequested():
+                log_event(log, "hangup.requested", call_sid=sid, reason=event.reason)
+            case ev.TransferRequested():
+                log_event(log, "transfer.requested", call_sid=sid, number=event.number, label=event.label)
+            case ev.TransferFailed():
+                log_event(
+                    log, "transfer.failed", logging.WARNING, call_sid=sid, number=event.number, reason=event.reason
+                )
+            case ev.RealtimeLost():
                 log_event(
                     log,
                     "realtime.lost",
                     logging.WARNING,
                     call_sid=sid,
-                    reason=ev.reason,
-                    attempt=ev.attempt,
-                    retry_in_s=ev.retry_in_s,
+                    reason=event.reason,
+                    attempt=event.attempt,
+                    retry_in_s=event.retry_in_s,
                 )
-            case RealtimeGaveUp():
-                log_event(log, "realtime.gave_up", logging.ERROR, call_sid=sid, reason=ev.reason, attempts=ev.attempts)
-            case RealtimeReconnected():
+            case ev.RealtimeGaveUp():
+                log_event(
+                    log, "realtime.gave_up", logging.ERROR, call_sid=sid, reason=event.reason, attempts=event.attempts
+                )
+            case ev.RealtimeReconnected():
                 log_event(
                     log,
                     "realtime.reconnected",
                     call_sid=sid,
-                    generation=ev.generation,
-                    restored_items=ev.restored_items,
+                    generation=event.generation,
+                    restored_items=event.restored_items,
                 )
-            case RealtimeRollover():
-                log_event(log, "realtime.rollover", call_sid=sid, age_s=ev.age_s)
-            case Transcript():
-                log_event(log, "transcript", logging.DEBUG, call_sid=sid, role=ev.role, text=ev.text)
+            case ev.RealtimeRollover():
+                log_event(log, "realtime.rollover", call_sid=sid, age_s=event.age_s)
+            case ev.Transcript():
+                log_event(log, "transcript", logging.DEBUG, call_sid=sid, role=event.role, text=event.text)
             case _:
                 pass
 
