@@ -9,8 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -61,8 +60,6 @@ def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .io.app import create_app, drain
     from .logs import log_event, setup_logging
 
@@ -93,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    from .io.server import listen_socket, uvicorn_config
+    from .io.server import listen_socket, make_server, uvicorn_config
 
     try:
         sock = listen_socket(host, port, reuse_port=args.reuse_port)
@@ -103,23 +100,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = uvicorn_config(app, settings.max_message_bytes, timeout_graceful_shutdown=5)
 
-    class Server(uvicorn.Server):
-        draining = False
+    async def drain_first() -> None:
+        await drain(state, settings.drain_seconds)
 
-        def handle_exit(
-            self, sig: int, frame: FrameType | None
-        ) -> None:  # first SIGTERM/SIGINT drains, the second stops now
-            if self.draining:
-                return super().handle_exit(sig, frame)
-            self.draining = True
-            loop = asyncio.get_event_loop()
-            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
-
-        async def _drain(self) -> None:
-            await drain(state, settings.drain_seconds)
-            self.should_exit = True
-
-    server = Server(config)
+    server = make_server(config, on_first_signal=drain_first)
     log_event(
         log,
         "server.ready",
@@ -140,85 +124,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings, workers: int) -> int:
-    """Run ``workers`` copies of ``telephony serve`` on one port (SO_REUSEPORT: the
-    kernel spreads connections). Signals are passed on (the first drains, the
-    second stops); if a worker dies the others are stopped and the exit code
-    says so, for the supervisor (systemd, Docker, Kubernetes) to restart."""
-    import os
-    import signal
-    import subprocess
-    import threading
-
-    from .io.server import listen_socket
+    from .workers import run_workers
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    try:  # hold the port (bound, not listening: it takes no connections) so port 0 works too
-        holder = listen_socket(host, port, reuse_port=True, listen=False)
+    try:
+        return run_workers(host, port, workers, tools=args.tools)
     except OSError as exc:
         _die(f"cannot listen on {host}:{port}: {exc.strerror}")
-    bound = holder.getsockname()[1]
-    cmd = [
-        sys.executable,
-        "-m",
-        "telephony",
-        "serve",
-        "--host",
-        host,
-        "--port",
-        str(bound),
-        "--reuse-port",
-        "--workers",
-        "1",
-    ]
-    if args.tools:
-        cmd += ["--tools", args.tools]
-    stopping = False
-    children: list[subprocess.Popen[bytes]] = []
-
-    def pass_on(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, pass_on)
-    signal.signal(signal.SIGINT, pass_on)
-    # Own sessions: a Ctrl-C reaches the workers once, through us, not twice.
-    children.extend(subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True) for _ in range(workers))
-    for child in children:
-        assert child.stdout is not None
-        if not child.stdout.readline():  # "listening on": or it died starting
-            pass_on(signal.SIGTERM, None)
-            for c in children:
-                c.wait()
-            return child.returncode or 1
-
-    def relay(stream: IO[bytes]) -> None:
-        for line in stream:
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
-
-    for child in children:
-        threading.Thread(target=relay, args=(child.stdout,), daemon=True).start()
-    print(f"telephony: listening on http://{host}:{bound} ({workers} workers)", flush=True)
-    code = 0
-    alive = {child.pid: child for child in children}
-    while alive:
-        pid, status = os.wait()
-        if pid not in alive:
-            continue
-        child = alive.pop(pid)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if not stopping:
-            print(f"telephony: worker {pid} exited ({child.returncode}); stopping the others", file=sys.stderr)
-            code = code or child.returncode or 1
-            pass_on(signal.SIGTERM, None)
-        elif child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
-            code = code or child.returncode
-    holder.close()
-    return code
 
 
 def _params(pairs: list[str]) -> dict[str, str]:

@@ -1,13 +1,16 @@
-"""The listening socket for ``telephony serve`` (and the simulator and tests)."""
+"""The listening socket and the uvicorn server for ``telephony serve`` (and the
+simulator and tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import socket
+from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
-__all__ = ["listen_socket", "start_server", "uvicorn_config"]
+__all__ = ["listen_socket", "make_server", "start_server", "uvicorn_config"]
 
 
 def listen_socket(
@@ -65,11 +68,28 @@ def _server_class() -> type:
     import uvicorn  # here, not at the top: the workers' supervisor imports this module without serving
 
     class Server(uvicorn.Server):
-        """uvicorn's server plus a startup signal (``started`` is only a flag to poll)."""
+        """uvicorn's server plus a startup signal (``started`` is only a flag to poll),
+        and, with ``on_first_signal``, a drain: the first SIGTERM/SIGINT runs it and
+        then stops the server; a second one stops it at once."""
 
-        def __init__(self, config: Any) -> None:
+        def __init__(self, config: Any, on_first_signal: Callable[[], Awaitable[None]] | None = None) -> None:
             super().__init__(config)
             self.listening = asyncio.Event()
+            self._on_first_signal = on_first_signal
+            self._draining = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self._on_first_signal is None or self._draining:
+                super().handle_exit(sig, frame)
+                return
+            self._draining = True
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
+
+        async def _drain(self) -> None:
+            assert self._on_first_signal is not None
+            await self._on_first_signal()
+            self.should_exit = True
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             # uvicorn's startup() creates the listening servers and sets ``started`` as
@@ -79,6 +99,11 @@ def _server_class() -> type:
                 self.listening.set()
 
     return Server
+
+
+def make_server(config: Any, on_first_signal: Callable[[], Awaitable[None]] | None = None) -> Any:
+    """A uvicorn server for ``config`` (see ``_server_class``)."""
+    return _server_class()(config, on_first_signal)
 
 
 async def start_server(
