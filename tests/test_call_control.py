@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -124,7 +125,8 @@ async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fa
         assert b.observer.counters["calls_transferred"] == 1
 
 
-async def test_failed_transfer_is_told_to_the_model_and_the_call_goes_on(rest_fake):
+async def test_failed_transfer_is_told_to_the_model_and_the_call_goes_on(rest_fake, caplog):
+    caplog.set_level(logging.INFO, "telephony")
     rest_fake.fail_next = (400, "The phone number is not valid")
     rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
     async with bridge(tools=[transfer_call_tool([], has_default=True)], rest=rest, transfer_number="+15557770000") as b:
@@ -136,6 +138,9 @@ async def test_failed_transfer_is_told_to_the_model_and_the_call_goes_on(rest_fa
         await call.send_audio(b"\xff" * 160)
         await session.wait_audio(960)
         assert not call.closed.is_set()
+    # Logged once, at WARNING, with the reason (it used to be logged twice, by two loggers).
+    [failed] = [r for r in caplog.records if r.getMessage() == "transfer.failed"]
+    assert failed.levelno == logging.WARNING and "not valid" in failed.fields["reason"]  # type: ignore[attr-defined]
 
 
 async def test_dtmf_reaches_the_model_and_tools():

@@ -37,7 +37,12 @@ async def _transcripts(session, caller: str, agent_pcm: bytes, agent: str):
     return await session.respond_audio(agent_pcm, transcript=agent, finish=False)
 
 
-async def test_realtime_drop_mid_answer_reconnects_and_restores_the_conversation():
+def _logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:
+    return [r.fields for r in caplog.records if r.getMessage() == event]  # type: ignore[attr-defined]
+
+
+async def test_realtime_drop_mid_answer_reconnects_and_restores_the_conversation(caplog):
+    caplog.set_level(logging.INFO, "telephony")
     async with bridge(**FAST) as b:
         call, s1 = await b.live_call()
         rid, item = await _transcripts(
@@ -65,6 +70,11 @@ async def test_realtime_drop_mid_answer_reconnects_and_restores_the_conversation
         assert b.observer.counters["calls_failed"] == 0 and b.observer.open_realtime == 1
         metrics = (await b.get("/metrics")).text
         assert "telephony_realtime_reconnects_total 1.0" in metrics
+    # The loss and the recovery are in the log, with what was restored.
+    [lost] = _logged(caplog, "realtime.lost")
+    assert lost["attempt"] == 1 and lost["retry_in_s"] == 0.0
+    [back] = _logged(caplog, "realtime.reconnected")
+    assert back["generation"] == 2 and back["restored_items"] == 2
 
 
 async def test_caller_audio_during_the_gap_is_held_and_sent_after():
@@ -120,7 +130,8 @@ async def test_session_expiry_reconnects():
         await s2.wait_audio(960)
 
 
-async def test_rollover_between_turns_keeps_one_session_at_a_time():
+async def test_rollover_between_turns_keeps_one_session_at_a_time(caplog):
+    caplog.set_level(logging.INFO, "telephony")
     async with bridge(session_rollover_seconds=0.3, **FAST) as b:
         call, s1 = await b.live_call()
         rid, item = await _transcripts(s1, "Hello?", agent_pcm24()[:2400].tobytes(), "Hi there.")
@@ -132,9 +143,12 @@ async def test_rollover_between_turns_keeps_one_session_at_a_time():
         texts = [e["item"]["content"][0]["text"] for e in s2.events("conversation.item.create")]
         assert texts[:2] == ["Hello?", "Hi there."]
         assert not call.closed.is_set()
+    [rollover] = _logged(caplog, "realtime.rollover")
+    assert rollover["age_s"] >= 0.3
 
 
-async def test_after_n_failed_tries_the_call_ends_with_a_spoken_apology():
+async def test_after_n_failed_tries_the_call_ends_with_a_spoken_apology(caplog):
+    caplog.set_level(logging.INFO, "telephony")
     async with bridge(**FAST) as b:
         call, s1 = await b.live_call()
         b.fake.refuse_status = 503
@@ -147,6 +161,8 @@ async def test_after_n_failed_tries_the_call_ends_with_a_spoken_apology():
         other = await b.post("/stream-ended", {"CallSid": "CA" + "0" * 32})
         assert "<Say>" not in other.text and "<Hangup />" in other.text
         assert (await b.post("/stream-ended", {"CallSid": call.call_sid}, sign=False)).status_code == 403
+    [gave_up] = _logged(caplog, "realtime.gave_up")
+    assert gave_up["attempts"] == b.settings.reconnect_attempts and "503" in gave_up["reason"]
 
 
 async def test_apology_is_answered_by_another_worker_sharing_the_records_file(tmp_path):
