@@ -190,10 +190,11 @@ class CallSession(CallControl):
     def send_to_twilio(self, messages: Iterable[str]) -> None:
         """Write to the Twilio socket; a socket that stopped reading (more than
         ``MAX_TWILIO_BUFFER`` unsent) ends the call instead of growing forever."""
-        send = self.twilio.send
+        twilio = self.twilio
+        send = twilio.send
         for text in messages:
             send(text)
-        if self.twilio.overflowing() and self.call.phase is not Phase.ENDED:
+        if twilio.overflowing() and self.call.phase is not Phase.ENDED:
             self.call.end("failed", "Twilio stopped reading the media stream")
             self._handle(self.call.drain_actions())
 
