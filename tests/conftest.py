@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
+import uuid
 from collections.abc import Generator
 from typing import Any
 
@@ -56,3 +58,31 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         return (yield)
     finally:
         pyfuncitem.obj = test
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Generator[str, None, None]:
+    """A PostgreSQL server for the session (see ``tests.postgres``); its admin URL.
+    Skipped where PostgreSQL is not installed, except in CI (``.ci/run`` installs
+    it, so there a missing server is a failure)."""
+    from tests.postgres import find_binaries, throwaway_cluster
+
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql; .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with throwaway_cluster(bin_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the session's server, for one test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return postgres_server.rsplit("/", 1)[0] + "/" + name
