@@ -119,6 +119,7 @@ class CallObserver:
                     continue
                 if self._pending.get(sid, (None,))[0] is record:  # not replaced meanwhile
                     del self._pending[sid]
+                log_event(log, "records.saved", logging.DEBUG, call_sid=sid)
                 if failing:
                     failing, backoff = False, 0.0
                     log_event(log, "records.save_recovered", call_sid=sid, pending=len(self._pending))
