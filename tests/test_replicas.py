@@ -3,7 +3,6 @@ replicas behind a load balancer: Twilio's callbacks may reach either."""
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
