@@ -60,6 +60,7 @@ def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .io.app import create_app, drain
     from .logs import log_event, setup_logging
 
@@ -85,7 +86,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "telephony: warning: PUBLIC_URL is not set; stream URLs come from the request's Host header",
             file=sys.stderr,
         )
-    app = create_app(settings, registry)
+    try:
+        app = create_app(settings, registry)
+    except ConfigError as exc:
+        _die(str(exc))
     state = app.state.telephony
 
     host = args.host or settings.host
@@ -184,10 +188,14 @@ def cmd_configure(args: argparse.Namespace) -> int:
 def cmd_calls(args: argparse.Namespace) -> int:
     import datetime as dt
 
+    from .errors import ConfigError
     from .records import CallQuery, CallRecord, open_store
 
     settings = _settings()
-    store = open_store(settings)
+    try:
+        store = open_store(settings)
+    except ConfigError as exc:
+        _die(str(exc))
     if store is None:
         _die("call records are off: TELEPHONY_RECORDS_PATH and TELEPHONY_DATABASE_URL are empty")
     where = "the database" if settings.database_url else settings.records_path

@@ -3,6 +3,10 @@ replicas behind a load balancer: Twilio's callbacks may reach either."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -64,5 +68,16 @@ async def test_two_replicas_share_records_and_the_apology(fake, postgres_url):  
                 assert [c["call_sid"] for c in page] == [listing[1]["call_sid"]]
                 record = (await http.get(f"{origin}/calls/{call.call_sid}", headers=auth)).json()
                 assert record["apologized"] is True
+    # The CLI reads the same database.
+    cli_env = {**os.environ, "TELEPHONY_DATABASE_URL": postgres_url}
+    out = subprocess.run(
+        [sys.executable, "-m", "telephony", "calls", "--outcome", "failed"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert call.call_sid in out.stdout and call2.call_sid not in out.stdout
     assert "replica-api-token" not in "\n".join(a.log + b.log)
     assert postgres_url not in "\n".join(a.log + b.log)

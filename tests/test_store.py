@@ -191,3 +191,39 @@ async def test_records_waiting_on_a_failing_store_are_bounded_in_number_and_age(
     assert await aged.flush_records(timeout=5)  # given up at once: nothing left waiting
     assert aged.counters["records_dropped"] == 1
     await aged.close()
+
+
+class Down(Flaky):
+    """Every operation fails."""
+
+    async def get(self, call_sid: str) -> CallRecord | None:
+        raise ConnectionError("database unreachable")
+
+    async def list(self, query: CallQuery = CallQuery()) -> list[CallRecord]:  # noqa: B008
+        raise ConnectionError("database unreachable")
+
+
+async def test_the_records_api_answers_503_while_the_store_is_down(tmp_path, caplog) -> None:
+    import httpx
+
+    from telephony.io.app import create_app
+
+    settings = Settings(_env_file=None, openai_api_key="sk-x", api_token="records-token-xyz")
+    app = create_app(settings, store=Down(SqliteCallStore(tmp_path / "calls.db")))
+    auth = {"Authorization": "Bearer records-token-xyz"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        for path in ("/calls?outcome=failed", "/calls/CA1"):
+            r = await http.get(path, headers=auth)
+            assert r.status_code == 503 and "database unreachable" in r.json()["error"]
+    assert len([r for r in caplog.records if r.getMessage() == "records.read_failed"]) == 2
+
+
+def test_a_database_url_that_is_not_postgresql_is_refused_by_name() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TWILIO_", "TELEPHONY_"))}
+    env["TELEPHONY_DATABASE_URL"] = "mysql://db.example/calls"
+    out = subprocess.run([sys.executable, "-m", "telephony", "calls"], env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "TELEPHONY_DATABASE_URL must be a postgresql:// URL" in out.stderr

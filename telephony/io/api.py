@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from ..logs import log_event
 from ..records import CallQuery, CallRecord, CallStore
 from .state import AppState
 
 __all__ = ["add_operator_routes"]
+
+log = logging.getLogger("telephony.server")
 
 
 def add_operator_routes(app: FastAPI, state: AppState) -> None:
@@ -63,7 +67,10 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
         if isinstance(store, Response):
             return store
         query = CallQuery(number, outcome, after, before, max(1, min(limit, 1000)), max(0, offset))
-        records = await store.list(query)
+        try:
+            records = await store.list(query)
+        except Exception as exc:
+            return _unavailable(exc)
         return JSONResponse([_summary(r) for r in records])
 
     @app.get("/calls/{call_sid}")
@@ -71,10 +78,20 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
         store = _records(request)
         if isinstance(store, Response):
             return store
-        record = await store.get(call_sid)
+        try:
+            record = await store.get(call_sid)
+        except Exception as exc:
+            return _unavailable(exc)
         if record is None:
             return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
         return JSONResponse(record.to_dict())
+
+
+def _unavailable(exc: Exception) -> Response:
+    """The store failed (a database outage): say so, 503, and log it."""
+    error = f"{type(exc).__name__}: {exc}"
+    log_event(log, "records.read_failed", logging.ERROR, error=error)
+    return JSONResponse({"error": f"call records are unavailable: {error}"}, status_code=503)
 
 
 def _summary(r: CallRecord) -> dict[str, Any]:

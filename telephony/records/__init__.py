@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import ConfigError
 from .record import CallQuery, CallRecord, CallRecorder
 from .sqlite import SqliteCallStore
 
@@ -51,6 +52,8 @@ def open_store(settings: Settings) -> CallStore | None:
     SQLite file ``records_path``, else none (records off). Connects on first use."""
     url = settings.database_url.get_secret_value() if settings.database_url else ""
     if url:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("TELEPHONY_DATABASE_URL must be a postgresql:// URL")
         from .postgres import PostgresCallStore
 
         return PostgresCallStore(url)
