@@ -14,6 +14,7 @@ import inspect
 import os
 import uuid
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,8 +74,18 @@ def postgres_server() -> Generator[str, None, None]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with throwaway_cluster(bin_dir) as url:
-        yield url
+    with throwaway_cluster(bin_dir) as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session")
+def postgres_bin(postgres_server: str) -> Path:
+    """The PostgreSQL binaries (for a test that needs a server of its own)."""
+    from tests.postgres import find_binaries
+
+    found = find_binaries()
+    assert found is not None
+    return found
 
 
 @pytest.fixture

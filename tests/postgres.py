@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["find_binaries", "throwaway_cluster"]
+__all__ = ["Cluster", "find_binaries", "throwaway_cluster"]
 
 
 def find_binaries() -> Path | None:
@@ -51,37 +51,58 @@ def _owner() -> str | None:
     raise RuntimeError("running as root with neither a 'postgres' nor a 'nobody' user to run PostgreSQL as")
 
 
-@contextmanager
-def throwaway_cluster(bin_dir: Path) -> Iterator[str]:
-    """Start a cluster; yield its URL (user ``postgres``, database ``postgres``)."""
-    owner = _owner()
-    root = Path(tempfile.mkdtemp(prefix="telephony-pg-"))
-    data, log = root / "data", root / "server.log"
+class Cluster:
+    """A new cluster in a temporary directory, on a free loopback port; ``start()``
+    and ``stop()`` may be repeated (same data, same port), ``remove()`` ends it."""
 
-    def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        cmd = [str(bin_dir / argv[0]), *argv[1:]]
-        if owner is not None:
-            cmd = ["runuser", "-u", owner, "--", *cmd]
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.owner = _owner()
+        self.root = Path(tempfile.mkdtemp(prefix="telephony-pg-"))
+        self.data, self.log = self.root / "data", self.root / "server.log"
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.running = False
+        if self.owner is not None:
+            user = pwd.getpwnam(self.owner)
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        os.chmod(self.root, 0o700)
+        done = self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        if done.returncode != 0:
+            self.remove()
+            raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
+
+    def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bin_dir / argv[0]), *argv[1:]]
+        if self.owner is not None:
+            cmd = ["runuser", "-u", self.owner, "--", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
-    port = _free_port()
-    started = False
-    try:
-        if owner is not None:
-            user = pwd.getpwnam(owner)
-            os.chown(root, user.pw_uid, user.pw_gid)
-        os.chmod(root, 0o700)
-        done = run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} -c fsync=off"
+        done = self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
         if done.returncode != 0:
-            raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c fsync=off"
-        done = run("pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
-        if done.returncode != 0:
-            server_log = log.read_text() if log.exists() else ""
+            server_log = self.log.read_text() if self.log.exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()}\n{server_log}")
-        started = True
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.running = False
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_cluster(bin_dir: Path) -> Iterator[Cluster]:
+    """A started cluster (user ``postgres``, database ``postgres`` at ``.url``),
+    removed on exit."""
+    cluster = Cluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
     finally:
-        if started:
-            run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()

@@ -227,3 +227,51 @@ def test_a_database_url_that_is_not_postgresql_is_refused_by_name() -> None:
     env["TELEPHONY_DATABASE_URL"] = "mysql://db.example/calls"
     out = subprocess.run([sys.executable, "-m", "telephony", "calls"], env=env, capture_output=True, text=True)
     assert out.returncode == 2 and "TELEPHONY_DATABASE_URL must be a postgresql:// URL" in out.stderr
+
+
+class Watched:
+    """A store that signals each failed write."""
+
+    def __init__(self, inner: CallStore) -> None:
+        self.inner = inner
+        self.failed = asyncio.Event()
+
+    async def save(self, record: CallRecord) -> None:
+        try:
+            await self.inner.save(record)
+        except Exception:
+            self.failed.set()
+            raise
+
+    async def get(self, call_sid: str) -> CallRecord | None:
+        return await self.inner.get(call_sid)
+
+    async def list(self, query: CallQuery = CallQuery()) -> list[CallRecord]:  # noqa: B008
+        return await self.inner.list(query)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@pytest.mark.async_timeout(90)
+async def test_a_postgresql_server_going_away_and_back_loses_no_record(postgres_bin, caplog) -> None:
+    from telephony.records.postgres import PostgresCallStore
+    from tests.postgres import throwaway_cluster
+
+    caplog.set_level(logging.INFO, "telephony")
+    with throwaway_cluster(postgres_bin) as cluster:  # a server of its own, to stop
+        store = Watched(PostgresCallStore(cluster.url, timeout_s=0.5))
+        observer = CallObserver(store)
+        observer.save(_record("CA1", 1.0, outcome="completed"))
+        assert await observer.flush_records(timeout=10)
+        await asyncio.to_thread(cluster.stop)
+
+        observer.save(_record("CA2", 2.0, outcome="failed", apologized=True))
+        await asyncio.wait_for(store.failed.wait(), 10)
+        assert not await observer.apologized("CA3", wait_s=0.1)  # a lookup fails fast, as "no apology"
+        await asyncio.to_thread(cluster.start)
+        assert await observer.flush_records(timeout=60)
+        assert [r.call_sid for r in await store.list()] == ["CA2", "CA1"]
+        assert await observer.apologized("CA2")  # found in the database (not run by this observer)
+        await observer.close()
+    assert any(r.getMessage() == "records.save_recovered" for r in caplog.records)

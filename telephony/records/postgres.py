@@ -9,6 +9,8 @@ starting together apply each migration exactly once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -17,7 +19,7 @@ from .sqlite import where
 
 try:
     from psycopg.types.json import Jsonb
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
 except ImportError as exc:  # the optional extra is not installed
     raise ConfigError("TELEPHONY_DATABASE_URL needs the PostgreSQL driver: pip install 'telephony[postgres]'") from exc
 
@@ -105,9 +107,23 @@ class PostgresCallStore:
                     self._pool = pool
         return self._pool
 
-    async def save(self, record: CallRecord) -> None:
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection. No connection within ``timeout_s`` (the database is
+        down or unreachable): the pool is dropped, and the next operation starts a
+        fresh one (and migrates, if the database came back empty)."""
         pool = await self._ready()
-        async with pool.connection() as conn:
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            if self._pool is pool:
+                self._pool = None
+                await pool.close()
+            raise
+
+    async def save(self, record: CallRecord) -> None:
+        async with self._connection() as conn:
             await conn.execute(
                 "INSERT INTO telephony_calls VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (call_sid) DO UPDATE "
                 "SET started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, "
@@ -124,16 +140,14 @@ class PostgresCallStore:
             )
 
     async def get(self, call_sid: str) -> CallRecord | None:
-        pool = await self._ready()
-        async with pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute("SELECT record FROM telephony_calls WHERE call_sid = %s", (call_sid,))
             row = await cur.fetchone()
         return CallRecord.from_dict(row[0]) if row else None
 
     async def list(self, query: CallQuery = CallQuery()) -> list[CallRecord]:  # noqa: B008
         tail, args = where(query, "%s")
-        pool = await self._ready()
-        async with pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute("SELECT record FROM telephony_calls" + tail, args)
             rows = await cur.fetchall()
         return [CallRecord.from_dict(r[0]) for r in rows]
