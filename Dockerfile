@@ -6,7 +6,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY telephony ./telephony
 COPY examples ./examples
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir '.[postgres]'
 # Call records (SQLite) live outside the image, writable by the service user; with
 # TELEPHONY_WORKERS > 1 the workers share this file.
 RUN mkdir -p /data && chown telephony /data

@@ -5,6 +5,7 @@ ours (`telephony serve`) and a minimal pass-through bridge, side by side.
     python -m benchmarks.load --together           # both bridges at the same moment, ratio per round
     python -m benchmarks.load --calls 50 --seconds 30 --rounds 1 --bridges ours
     python -m benchmarks.load --together --baseline origin/main   # and main's `telephony serve` too
+    python -m benchmarks.load --together --bridges ours ours-pg --database-url postgresql://…
 
 `--baseline REV` adds a third bridge, "baseline": `telephony serve` as of git
 revision REV, checked out for the run into a throwaway `git worktree` (removed
@@ -15,6 +16,9 @@ stops if that is not the checkout. The baseline speaks ours' protocol (PCM16
 24 kHz to the model). Alternating rounds rotate through all selected bridges;
 `--together` runs them all at once and gives ours / each other bridge's CPU,
 round by round.
+
+`--database-url URL` adds "ours-pg": ours with its call records in PostgreSQL
+(``TELEPHONY_DATABASE_URL``) instead of SQLite, to compare the two stores.
 
 Each call: caller audio in at real-time pace (20 ms mu-law frames); every 3 s
 of caller audio the fake agent answers with 1.5 s of audio in 100 ms deltas
@@ -267,7 +271,9 @@ _SERVE = (
 )
 
 
-async def _start_server(bridge: str, fake_url: str, records: str, baseline: Path | None = None):
+async def _start_server(
+    bridge: str, fake_url: str, records: str, baseline: Path | None = None, database_url: str | None = None
+):
     env = {
         **os.environ,
         "OPENAI_API_KEY": "sk-load",
@@ -278,6 +284,9 @@ async def _start_server(bridge: str, fake_url: str, records: str, baseline: Path
         "TELEPHONY_QUIET_TIMEOUT": "60",
     }
     env.pop("TWILIO_AUTH_TOKEN", None)
+    if bridge == "ours-pg":
+        assert database_url
+        env["TELEPHONY_DATABASE_URL"] = database_url
     cwd = ROOT
     if bridge == "passthrough":
         cmd = [sys.executable, "-m", "benchmarks.passthrough", "--port", "0"]
@@ -321,9 +330,11 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-async def run(bridges: list[str], n: int, seconds: float, baseline: Path | None = None) -> list[dict[str, float]]:
+async def run(
+    bridges: list[str], n: int, seconds: float, baseline: Path | None = None, database_url: str | None = None
+) -> list[dict[str, float]]:
     """N calls against each bridge in ``bridges`` ("ours", "passthrough", "baseline":
-    the checkout at ``baseline``), all at the same time when there are several, so
+    the checkout at ``baseline``, "ours-pg": ours on PostgreSQL at ``database_url``), all at the same time when there are several, so
     that they see the same machine at the same moment."""
     async with contextlib.AsyncExitStack() as stack:
         loads, procs, urls = [], [], []
@@ -334,7 +345,7 @@ async def run(bridges: list[str], n: int, seconds: float, baseline: Path | None 
                 serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None)
             )
             fake_url = f"http://127.0.0.1:{fake.sockets[0].getsockname()[1]}/v1"
-            proc, port = await _start_server(bridge, fake_url, str(Path(tmp) / f"calls{k}.db"), baseline)
+            proc, port = await _start_server(bridge, fake_url, str(Path(tmp) / f"calls{k}.db"), baseline, database_url)
             stack.push_async_callback(_stop, proc)
             loads.append(load)
             procs.append(proc)
@@ -438,8 +449,14 @@ def main() -> int:
         "--bridges",
         nargs="+",
         default=["ours", "passthrough"],
-        choices=["ours", "passthrough", "baseline"],
-        help="baseline: `telephony serve` from --baseline REV (added when --baseline is given)",
+        choices=["ours", "passthrough", "baseline", "ours-pg"],
+        help="baseline: `telephony serve` from --baseline REV (added when --baseline is given); "
+        "ours-pg: ours with records in PostgreSQL (added when --database-url is given)",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="also run ours with TELEPHONY_DATABASE_URL=URL (records in PostgreSQL), as 'ours-pg'",
     )
     parser.add_argument(
         "--baseline",
@@ -457,6 +474,10 @@ def main() -> int:
         args.bridges.append("baseline")
     if "baseline" in args.bridges and not args.baseline:
         parser.error("the baseline bridge needs --baseline REV")
+    if args.database_url and "ours-pg" not in args.bridges:
+        args.bridges.append("ours-pg")
+    if "ours-pg" in args.bridges and not args.database_url:
+        parser.error("the ours-pg bridge needs --database-url URL")
     # SIGTERM unwinds like Ctrl-C: the servers are stopped and the baseline worktree removed
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.ExitStack() as stack:
@@ -487,12 +508,12 @@ def _table(args: argparse.Namespace, baseline: Path | None) -> int:
         runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
         for _ in range(args.rounds):
             if args.together:
-                results = asyncio.run(run(args.bridges, n, args.seconds, baseline))
+                results = asyncio.run(run(args.bridges, n, args.seconds, baseline, args.database_url))
                 for bridge, r in zip(args.bridges, results, strict=True):
                     runs[bridge].append(r)
                 continue
             for bridge in args.bridges:  # rotate, so slow drifts of the machine hit all alike
-                runs[bridge].append(asyncio.run(run([bridge], n, args.seconds, baseline))[0])
+                runs[bridge].append(asyncio.run(run([bridge], n, args.seconds, baseline, args.database_url))[0])
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)
         for other in others:

@@ -60,6 +60,7 @@ def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .io.app import create_app, drain
     from .logs import log_event, setup_logging
 
@@ -85,7 +86,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "telephony: warning: PUBLIC_URL is not set; stream URLs come from the request's Host header",
             file=sys.stderr,
         )
-    app = create_app(settings, registry)
+    try:
+        app = create_app(settings, registry)
+    except ConfigError as exc:
+        _die(str(exc))
     state = app.state.telephony
 
     host = args.host or settings.host
@@ -184,20 +188,39 @@ def cmd_configure(args: argparse.Namespace) -> int:
 def cmd_calls(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from .records import SqliteCallStore
+    from .errors import ConfigError
+    from .records import CallQuery, CallRecord, open_store
 
     settings = _settings()
-    if not settings.records_path:
-        _die("call records are off: TELEPHONY_RECORDS_PATH is empty")
-    store = SqliteCallStore(settings.records_path)
+    try:
+        store = open_store(settings)
+    except ConfigError as exc:
+        _die(str(exc))
+    if store is None:
+        _die("call records are off: TELEPHONY_RECORDS_PATH and TELEPHONY_DATABASE_URL are empty")
+    where = "the database" if settings.database_url else settings.records_path
+
+    async def ask(op: Any) -> Any:
+        assert store is not None
+        try:
+            return await op(store)
+        finally:
+            await store.close()
+
+    def read(op: Any) -> Any:
+        try:
+            return asyncio.run(ask(op))
+        except Exception as exc:
+            _die(f"cannot read call records from {where}: {type(exc).__name__}: {exc}")
 
     def when(ts: float | None) -> str:
         return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
     if args.action is None:
-        records = store.list(args.limit)
+        query = CallQuery(args.number, args.outcome, limit=args.limit, offset=args.offset)
+        records: list[CallRecord] = read(lambda st: st.list(query))
         if not records:
-            print(f"no calls recorded in {settings.records_path}")
+            print(f"no calls recorded in {where}")
         for r in records:
             dur = f"{r.duration_s:.0f}s" if r.duration_s is not None else "-"
             print(
@@ -208,9 +231,9 @@ def cmd_calls(args: argparse.Namespace) -> int:
         return 0
     if args.action != "show" or not args.sid:
         _die("usage: telephony calls [--limit N] | telephony calls show CALL_SID")
-    found = store.get(args.sid)
+    found: CallRecord | None = read(lambda st: st.get(args.sid))
     if found is None:
-        _die(f"no call {args.sid} in {settings.records_path}")
+        _die(f"no call {args.sid} in {where}")
     r = found
     print(
         f"call {r.call_sid}: {r.from_number or '?'} -> {r.to_number or '?'}, {when(r.started_at)}, "
@@ -313,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls.add_argument("action", nargs="?", choices=["show"], help="show one call's transcript")
     calls.add_argument("sid", nargs="?", help="the call SID for 'show'")
     calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--offset", type=int, default=0, help="skip the newest N matches")
+    calls.add_argument("--number", help="only calls from or to this number")
+    calls.add_argument("--outcome", help="only calls that ended so (completed, failed, …)")
     calls.set_defaults(func=cmd_calls)
 
     args = parser.parse_args(argv)

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     trust_forwarded_headers: bool = False
     #: SQLite file for call records ("" turns recording off)
     records_path: str = "telephony-calls.db"
+    #: postgresql://… : keep records in PostgreSQL instead (shared by replicas)
+    database_url: SecretStr | None = None
+    #: finished calls' records kept in memory while the store is unreachable
+    records_buffer: int = Field(1000, ge=1)
+    #: how long a record is retried before it is dropped (logged)
+    records_retry_seconds: float = Field(3600.0, ge=0)
     #: bearer token for GET /calls (unset: those endpoints answer 403)
     api_token: SecretStr | None = None
     log_level: str = "INFO"
@@ -130,6 +136,7 @@ class Settings(BaseSettings):
             self.openai_api_key,
             self.twilio_auth_token,
             self.api_token,
+            self.database_url,
             *self.twilio_webhook_shared_keys.values(),
         ):
             if s is not None and s.get_secret_value():

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
+import uuid
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,3 +59,41 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         return (yield)
     finally:
         pyfuncitem.obj = test
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Generator[str, None, None]:
+    """A PostgreSQL server for the session (see ``tests.postgres``); its admin URL.
+    Skipped where PostgreSQL is not installed, except in CI (``.ci/run`` installs
+    it, so there a missing server is a failure)."""
+    from tests.postgres import find_binaries, throwaway_cluster
+
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql; .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with throwaway_cluster(bin_dir) as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session")
+def postgres_bin(postgres_server: str) -> Path:
+    """The PostgreSQL binaries (for a test that needs a server of its own)."""
+    from tests.postgres import find_binaries
+
+    found = find_binaries()
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the session's server, for one test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return postgres_server.rsplit("/", 1)[0] + "/" + name

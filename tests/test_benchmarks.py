@@ -68,3 +68,39 @@ def test_load_benchmark_runs_a_baseline_from_a_throwaway_worktree():
     assert not Path(checkout).exists()  # the throwaway worktree is gone, from disk and from git's list
     listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"], capture_output=True, text=True)
     assert checkout not in listed.stdout
+
+
+def test_load_benchmark_compares_the_sqlite_and_postgresql_stores(postgres_url):
+    import psycopg
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            "--calls",
+            "2",
+            "--seconds",
+            "4",
+            "--rounds",
+            "1",
+            "--together",
+            "--bridges",
+            "ours",
+            "--database-url",
+            postgres_url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (ours|ours-pg) \| 2 \|.*$", proc.stdout, re.M)}
+    assert set(rows) == {"ours", "ours-pg"}, proc.stdout
+    for row in rows.values():
+        assert row.rstrip("|").rsplit("|", 1)[-1].strip() == "0 / 2", row
+    assert "ours / ours-pg CPU, round by round" in proc.stdout
+    with psycopg.connect(postgres_url) as conn:  # the PostgreSQL bridge's calls were recorded there
+        (count,) = conn.execute("SELECT count(*) FROM telephony_calls").fetchone()
+    assert count == 2

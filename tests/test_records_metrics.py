@@ -105,7 +105,7 @@ async def test_records_and_metrics_follow_a_call(tmp_path):
     sid = call.call_sid
     # Read back by a new store (the file outlives the server), and by the CLI.
     store = SqliteCallStore(tmp_path / "calls.db")
-    assert store.get(sid).outcome == "completed"
+    assert (await store.get(sid)).outcome == "completed"
     env = {**os.environ, "TELEPHONY_RECORDS_PATH": str(tmp_path / "calls.db")}
     out = subprocess.run(
         [sys.executable, "-m", "telephony", "calls"], env=env, capture_output=True, text=True, timeout=30

@@ -65,7 +65,7 @@ async def test_offline_simulation_end_to_end(tmp_path):
     # The simulated call was recorded like a real one.
     from telephony.records import SqliteCallStore
 
-    record = SqliteCallStore(tmp_path / "calls.db").get(result.call_sid)
+    record = SqliteCallStore(tmp_path / "calls.db").get_now(result.call_sid)
     assert record is not None and len(record.tool_calls) == 4 and record.outcome == "completed"
 
 

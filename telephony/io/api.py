@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
+import logging
 import os
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..records import CallRecord, CallStore
+from ..logs import log_event
+from ..records import CallQuery, CallRecord, CallStore
 from .state import AppState
 
 __all__ = ["add_operator_routes"]
+
+log = logging.getLogger("telephony.server")
 
 
 def add_operator_routes(app: FastAPI, state: AppState) -> None:
@@ -41,15 +44,33 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
         if observer.store is None:
-            return JSONResponse({"error": "call records are off (TELEPHONY_RECORDS_PATH is empty)"}, status_code=404)
+            return JSONResponse(
+                {"error": "call records are off (TELEPHONY_RECORDS_PATH and TELEPHONY_DATABASE_URL are empty)"},
+                status_code=404,
+            )
         return observer.store
 
     @app.get("/calls")
-    async def list_calls(request: Request, limit: int = 50) -> Response:
+    async def list_calls(
+        request: Request,
+        limit: int = 50,
+        offset: int = 0,
+        number: str | None = None,
+        outcome: str | None = None,
+        after: float | None = None,
+        before: float | None = None,
+    ) -> Response:
+        """Newest first. ``number`` matches the caller or the called number; ``after``
+        and ``before`` bound the start (unix time); ``limit`` (1–1000) and ``offset``
+        page through the rest."""
         store = _records(request)
         if isinstance(store, Response):
             return store
-        records = await asyncio.to_thread(store.list, max(1, min(limit, 1000)))
+        query = CallQuery(number, outcome, after, before, max(1, min(limit, 1000)), max(0, offset))
+        try:
+            records = await store.list(query)
+        except Exception as exc:
+            return _unavailable(exc)
         return JSONResponse([_summary(r) for r in records])
 
     @app.get("/calls/{call_sid}")
@@ -57,10 +78,20 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
         store = _records(request)
         if isinstance(store, Response):
             return store
-        record = await asyncio.to_thread(store.get, call_sid)
+        try:
+            record = await store.get(call_sid)
+        except Exception as exc:
+            return _unavailable(exc)
         if record is None:
             return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
         return JSONResponse(record.to_dict())
+
+
+def _unavailable(exc: Exception) -> Response:
+    """The store failed (a database outage): say so, 503, and log it."""
+    error = f"{type(exc).__name__}: {exc}"
+    log_event(log, "records.read_failed", logging.ERROR, error=error)
+    return JSONResponse({"error": f"call records are unavailable: {error}"}, status_code=503)
 
 
 def _summary(r: CallRecord) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..logs import log_event
-from ..records import CallStore, SqliteCallStore
+from ..records import CallStore, open_store
 from ..tools import ToolRegistry
 from .api import add_operator_routes
 from .observe import CallObserver
@@ -40,9 +40,10 @@ def create_app(
     store: CallStore | None = None,
 ) -> FastAPI:
     services = Services(settings, registry if registry is not None else ToolRegistry(), connect_realtime, rest)
-    if store is None and settings.records_path:
-        store = SqliteCallStore(settings.records_path)
-    state = AppState(services, CallObserver(store))
+    if store is None:
+        store = open_store(settings)
+    observer = CallObserver(store, settings.records_buffer, settings.records_retry_seconds)
+    state = AppState(services, observer)
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state
     add_operator_routes(app, state)
@@ -65,3 +66,4 @@ async def drain(state: AppState, deadline_s: float) -> None:
         session.end_now("failed", "server shutting down")
     if admission.sessions:
         await asyncio.wait([asyncio.ensure_future(s.wait_ended()) for s in list(admission.sessions)], timeout=5)
+    await state.observer.close(timeout=5)  # the last records written, the store's connections closed

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 from ..call import events as ev
 from ..logs import log_event
@@ -36,14 +36,22 @@ RECENT_ENDINGS = 2000
 class CallObserver:
     """Shared by every call of one app."""
 
-    def __init__(self, store: CallStore | None = None) -> None:
+    def __init__(
+        self, store: CallStore | None = None, records_buffer: int = 1000, records_retry_s: float = 3600.0
+    ) -> None:
         self.metrics = Metrics()
         self.store = store
+        self.records_buffer = records_buffer
+        self.records_retry_s = records_retry_s
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
         self.open_realtime = 0  # Realtime sessions open right now
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
-        self._writes: set[asyncio.Future[Any]] = set()
+        # Records waiting to be written, oldest first: call_sid -> (record, when queued).
+        self._pending: OrderedDict[str, tuple[CallRecord, float]] = OrderedDict()
+        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def call(self) -> CallReport:
         return CallReport(self)
@@ -62,37 +70,93 @@ class CallObserver:
     # --- records ------------------------------------------------------------------------------
 
     def save(self, record: CallRecord) -> None:
-        """Write a finished call's record off the event loop."""
-        store = self.store
-        if store is None:
+        """Queue a finished call's record; one writer task saves the queue in order,
+        off the audio path. While the store fails (a database outage, a full disk)
+        the records wait here, at most ``records_buffer`` of them (the oldest is
+        dropped first) and each at most ``records_retry_s`` (then dropped), retried
+        with backoff; every drop and failure is logged, never raised."""
+        if self.store is None:
             return
+        self._pending[record.call_sid] = (record, time.monotonic())
+        self._pending.move_to_end(record.call_sid)
+        while len(self._pending) > self.records_buffer:
+            sid, _ = self._pending.popitem(last=False)
+            self.counters["records_dropped"] += 1
+            log_event(log, "records.dropped", logging.ERROR, call_sid=sid, reason="buffer full")
+        self._idle.clear()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
 
-        def write() -> None:
+    async def _write_pending(self) -> None:
+        store = self.store
+        assert store is not None
+        backoff = 0.0
+        failing = False
+        try:
+            while self._pending:
+                sid, (record, queued) = next(iter(self._pending.items()))
+                if time.monotonic() - queued > self.records_retry_s:
+                    del self._pending[sid]
+                    self.counters["records_dropped"] += 1
+                    log_event(log, "records.dropped", logging.ERROR, call_sid=sid, reason="retried too long")
+                    continue
+                try:
+                    await store.save(record)
+                except Exception as exc:
+                    self.counters["records_save_failed"] += 1
+                    backoff = min(30.0, max(0.5, backoff * 2))
+                    log_event(
+                        log,
+                        "records.save_failed",
+                        logging.ERROR,
+                        call_sid=sid,
+                        error=f"{type(exc).__name__}: {exc}",
+                        pending=len(self._pending),
+                        retry_in_s=backoff,
+                    )
+                    failing = True
+                    await asyncio.sleep(backoff)
+                    continue
+                if self._pending.get(sid, (None,))[0] is record:  # not replaced meanwhile
+                    del self._pending[sid]
+                log_event(log, "records.saved", logging.DEBUG, call_sid=sid)
+                if failing:
+                    failing, backoff = False, 0.0
+                    log_event(log, "records.save_recovered", call_sid=sid, pending=len(self._pending))
+        finally:
+            if not self._pending:
+                self._idle.set()
+
+    async def flush_records(self, timeout: float | None = None) -> bool:
+        """Wait until every finished call's record is written (or ``timeout``);
+        whether none is left waiting."""
+        if self._pending:
             try:
-                store.save(record)
-            except Exception as exc:  # a full disk must not break calls
-                log_event(
-                    log,
-                    "records.save_failed",
-                    logging.ERROR,
-                    call_sid=record.call_sid,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                pass
+        return not self._pending
 
-        future = asyncio.get_running_loop().run_in_executor(None, write)
-        self._writes.add(future)
-        future.add_done_callback(self._writes.discard)
-
-    async def flush_records(self) -> None:
-        """Wait until every finished call's record is written."""
-        if self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+    async def close(self, timeout: float = 5.0) -> None:
+        """At shutdown: write what waits (for up to ``timeout``), then close the
+        store; records still unwritten are logged as lost."""
+        if not await self.flush_records(timeout):
+            for sid in self._pending:
+                log_event(log, "records.dropped", logging.ERROR, call_sid=sid, reason="server shutting down")
+            self._pending.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+        if self.store is not None:
+            try:
+                await self.store.close()
+            except Exception as exc:
+                log_event(log, "records.close_failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
 
     async def apologized(self, call_sid: str, wait_s: float = 1.0) -> bool:
         """Whether the bridge gave up on this call (so the caller is owed an apology).
         Known here if this process ran the stream; else the call's record (written
-        by whichever worker ran it, to the shared records file) says so. The record
-        is written as the stream closes, so it may land a moment after Twilio asks:
+        by whichever replica ran it, to the shared store) says so. The record is
+        written as the stream closes, so it may land a moment after Twilio asks:
         look a few times within ``wait_s``."""
         end = self.ended.get(call_sid)
         if end is not None or not call_sid or self.store is None:
@@ -102,14 +166,14 @@ class CallObserver:
         deadline = loop.time() + wait_s
         while True:
             try:
-                record = await loop.run_in_executor(None, store.get, call_sid)
+                record = await asyncio.wait_for(store.get(call_sid), max(0.05, deadline - loop.time()))
             except Exception:
                 return False
             if record is not None and record.outcome is not None:
                 return record.apologized
             if loop.time() >= deadline:
                 return False
-            await asyncio.sleep(0.1)  # the other worker's write is a file away: poll briefly
+            await asyncio.sleep(0.1)  # the other replica's write is a network hop away: poll briefly
 
     def _ended(self, call_sid: str, end: ev.EndCall) -> None:
         if call_sid:

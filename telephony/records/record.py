@@ -1,0 +1,123 @@
+"""One call's record (``CallRecord``) and what builds it from the call's notices
+and tool results (``CallRecorder``; no per-frame work)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..call.events import BargeIn, CallEnded, Event, KeyPressed, ResponseFinished, RunTool, Transcript
+
+if TYPE_CHECKING:
+    from ..tools.registry import ToolResult
+
+__all__ = ["CallQuery", "CallRecord", "CallRecorder"]
+
+
+@dataclass
+class CallRecord:
+    call_sid: str
+    from_number: str | None = None
+    to_number: str | None = None
+    started_at: float = 0.0  # unix time
+    ended_at: float | None = None
+    duration_s: float | None = None
+    outcome: str | None = None  # completed | transferred | hung_up_by_agent | failed
+    reason: str | None = None
+    apologized: bool = False  # the bridge gave up and the caller is told so (/stream-ended)
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # {t, role, text}, in order
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    barge_ins: list[dict[str, Any]] = field(default_factory=list)
+    dtmf: str = ""
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "responses": 0}
+    )
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Which records ``CallStore.list`` returns: newest first (``started_at``, then
+    ``call_sid``, descending), every filter given must match, then ``offset``
+    records are skipped and at most ``limit`` returned."""
+
+    number: str | None = None  # the caller's or the called number (exact)
+    outcome: str | None = None  # completed | transferred | hung_up_by_agent | failed
+    after: float | None = None  # started_at >= after (unix time)
+    before: float | None = None  # started_at < before (unix time)
+    limit: int = 50
+    offset: int = 0
+
+
+class CallRecorder:
+    """Builds one call's ``CallRecord`` from what the call reports (its notices,
+    the tools it ran). Times are the loop's monotonic clock; the record keeps
+    seconds since the call started, and unix time for its start and end."""
+
+    def __init__(self, call_sid: str, now_mono: float, parameters: dict[str, str] | None = None) -> None:
+        params = parameters or {}
+        self.record = CallRecord(
+            call_sid, params.get("From"), params.get("To"), started_at=time.time(), parameters=dict(params)
+        )
+        self._started_mono = now_mono
+        self._calls: dict[str, dict[str, Any]] = {}
+
+    def _t(self, mono: float) -> float:
+        return round(mono - self._started_mono, 3)
+
+    def observe(self, event: Event, now: float) -> None:
+        r = self.record
+        match event:
+            case Transcript():
+                r.transcript.append({"t": self._t(event.at), "role": event.role, "text": event.text})
+                r.transcript.sort(key=lambda e: e["t"])
+            case RunTool():
+                call = {
+                    "t": self._t(now),
+                    "call_id": event.call_id,
+                    "name": event.name,
+                    "arguments": event.arguments,
+                    "ok": None,
+                    "result": None,
+                    "error": None,
+                    "duration_ms": None,
+                }
+                self._calls[event.call_id] = call
+                r.tool_calls.append(call)
+            case BargeIn():
+                r.barge_ins.append({"t": self._t(now), "truncated": [asdict(t) for t in event.truncated]})
+            case KeyPressed():
+                r.dtmf += event.digit
+            case ResponseFinished():
+                usage = event.usage or {}
+                r.usage["responses"] += 1
+                for key in ("input_tokens", "output_tokens", "total_tokens"):
+                    value = usage.get(key)
+                    if isinstance(value, int):
+                        r.usage[key] += value
+            case CallEnded():
+                r.outcome, r.reason = event.outcome, event.reason
+                r.apologized = event.apologize
+                r.ended_at = time.time()
+                r.duration_s = round(now - self._started_mono, 3)
+            case _:
+                pass
+
+    def tool_finished(self, result: ToolResult) -> None:
+        call = self._calls.get(result.call_id)
+        if call is not None:
+            call.update(
+                ok=result.ok,
+                result=result.output if result.ok else None,
+                error=result.error,
+                duration_ms=round(1000 * result.duration_s, 1),
+            )
