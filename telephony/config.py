@@ -7,17 +7,48 @@ the agent and the server has a ``TELEPHONY_`` prefix (``TELEPHONY_MODEL``...).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL", "Settings"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL", "DEFAULT_TRANSCRIPTION_MODEL", "McpServer", "Settings", "takes_reasoning"]
 
-DEFAULT_MODEL = "gpt-realtime-1.5"
+#: The newest GA Realtime model the ``openai`` SDK lists without a deprecation note.
+DEFAULT_MODEL = "gpt-realtime-2.1"
+#: Input transcription: not one announced for shutdown (whisper-1 and the gpt-4o
+#: transcribe models end on 2027-02-26); the recommended model for live audio.
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-live-transcribe"
+#: Realtime models that take ``reasoning`` and ``parallel_tool_calls``.
+REASONING_MODEL_PREFIXES = ("gpt-realtime-2",)
+
+Effort = Literal["minimal", "low", "medium", "high", "xhigh"]
+
+
+def takes_reasoning(model: str) -> bool:
+    return model.startswith(REASONING_MODEL_PREFIXES)
+
+
+class McpServer(BaseModel):
+    """A remote MCP server the Realtime API calls itself (a ``type: "mcp"`` tool)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server_label: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    server_url: str = Field(pattern=r"^https?://")
+    server_description: str | None = None
+    headers: dict[str, str] | None = None
+    authorization: str | None = None
+    allowed_tools: list[str] | dict[str, Any] | None = None
+    require_approval: Literal["always", "never"] | dict[str, Any] | None = None
+
+    def tool(self) -> dict[str, Any]:
+        """The ``session.tools`` entry."""
+        return {"type": "mcp", **self.model_dump(exclude_none=True)}
 
 
 def _env(name: str) -> Any:
@@ -50,7 +81,8 @@ class Settings(BaseSettings):
 
     # --- the agent ---
     model: str = DEFAULT_MODEL
-    voice: str = "marin"
+    #: a built-in voice name, or a custom voice as JSON: {"id": "voice_1234"}
+    voice: str | dict[str, str] = "marin"
     speed: float = Field(1.0, ge=0.25, le=1.5)
     instructions: str = DEFAULT_INSTRUCTIONS
     greeting: str | None = None
@@ -60,15 +92,53 @@ class Settings(BaseSettings):
     vad_silence_ms: int = Field(500, ge=0)
     vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
     idle_timeout_ms: int | None = None
-    transcription_model: str | None = "gpt-4o-mini-transcribe"
+    transcription_model: str | None = DEFAULT_TRANSCRIPTION_MODEL
     transcription_language: str | None = None
+    #: possible languages (ISO-639-1), JSON list (gpt-transcribe, gpt-live-transcribe)
+    transcription_languages: list[str] | None = None
+    #: words to expect, JSON list (gpt-transcribe, gpt-live-transcribe)
+    transcription_keywords: list[str] | None = None
+    transcription_prompt: str | None = None
+    #: latency vs accuracy (gpt-realtime-whisper only)
+    transcription_delay: Literal["minimal", "low", "medium", "high", "xhigh"] | None = None
     noise_reduction: Literal["near_field", "far_field", "none"] = "none"
-    max_output_tokens: int | None = None
+    noise_reduction_strength: float | None = Field(None, ge=0.0)
+    #: 1-4096 tokens per response, or "inf" (the API's default)
+    max_output_tokens: int | Literal["inf"] | None = None
+    #: reasoning models only (gpt-realtime-2 family); ignored for the others
+    reasoning_effort: Effort | None = None
+    #: reasoning models only; unset: the API's default
+    parallel_tool_calls: bool | None = None
+    #: "auto", "none", "required", or JSON such as {"type": "function", "name": "lookup"}
+    tool_choice: str | dict[str, Any] = "auto"
+    #: "auto", "disabled", or JSON such as {"type": "retention_ratio", "retention_ratio": 0.8}
+    truncation: str | dict[str, Any] = "auto"
+    #: a stored prompt, JSON: {"id": "pmpt_...", "version": "3", "variables": {...}}
+    prompt: dict[str, Any] | None = None
+    #: "auto" or JSON {"workflow_name": ..., "group_id": ..., "metadata": {...}}; unset: no tracing
+    tracing: str | dict[str, Any] | None = None
+    #: extra server outputs, JSON list: ["item.input_audio_transcription.logprobs"]
+    include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
+    #: the model answers by itself at the end of a caller turn (turn detection)
+    create_response: bool = True
+    #: the caller's speech cuts the model's answer (turn detection)
+    interrupt_response: bool = True
     #: a ``instructions`` stream parameter (outbound calls) replaces the instructions
     allow_instruction_override: bool = True
 
-    # --- tools and call control ---
+    # --- tools, agents and call control ---
     tools: str | None = None
+    #: the agent that answers (an Agent's name in the --tools module)
+    agent: str | None = None
+    #: the agent by the called number, JSON: {"+15551230000": "billing"}
+    agents_by_number: dict[str, str] = Field(default_factory=dict)
+    #: how long the module's route(ctx) may take before the default agent answers
+    route_timeout: float = Field(2.0, gt=0)
+    #: remote MCP servers offered to every agent, JSON list of
+    #: {server_label, server_url, headers?, authorization?, allowed_tools?, require_approval?}
+    mcp_servers: list[McpServer] = Field(default_factory=list)
+    #: how the bridge answers the API's MCP approval requests (no human is on hand)
+    mcp_approval: Literal["approve", "deny"] = "deny"
     tool_timeout: float = Field(10.0, gt=0)
     enable_end_call: bool = False
     transfer_number: str | None = None
@@ -113,10 +183,84 @@ class Settings(BaseSettings):
             raise ValueError("PUBLIC_URL must be an http(s) origin such as https://example.ngrok.app")
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
-    @field_validator("transcription_model", "greeting", "transfer_number", "tools", mode="before")
+    @field_validator(
+        "transcription_model",
+        "greeting",
+        "transfer_number",
+        "tools",
+        "agent",
+        "transcription_prompt",
+        "transcription_delay",
+        "reasoning_effort",
+        "tracing",
+        "prompt",
+        "max_output_tokens",
+        "noise_reduction_strength",
+        "parallel_tool_calls",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @field_validator("voice", "tool_choice", "truncation", "tracing", mode="before")
+    @classmethod
+    def _json_object(cls, v: Any) -> Any:
+        """A value that is a name or a JSON object: parse the object."""
+        if isinstance(v, str) and v.lstrip().startswith("{"):
+            try:
+                return json.loads(v)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON: {exc}") from exc
+        return v
+
+    @field_validator("max_output_tokens")
+    @classmethod
+    def _max_output_tokens(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and not 1 <= v <= 4096:
+            raise ValueError("must be 1-4096 or 'inf'")
+        return v
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        if isinstance(v, str) and v not in ("auto", "none", "required"):
+            raise ValueError('must be "auto", "none", "required" or a JSON object')
+        if isinstance(v, dict) and (v.get("type") not in ("function", "mcp") or not isinstance(v.get("name") or v.get("server_label"), str)):
+            raise ValueError('a JSON tool_choice is {"type": "function", "name": ...} or {"type": "mcp", "server_label": ...}')
+        return v
+
+    @field_validator("truncation")
+    @classmethod
+    def _truncation(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        if isinstance(v, str) and v not in ("auto", "disabled"):
+            raise ValueError('must be "auto", "disabled" or a JSON retention_ratio object')
+        if isinstance(v, dict):
+            ratio = v.get("retention_ratio")
+            if v.get("type") != "retention_ratio" or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+                raise ValueError('JSON truncation is {"type": "retention_ratio", "retention_ratio": 0.0-1.0}')
+        return v
+
+    @field_validator("tracing")
+    @classmethod
+    def _tracing(cls, v: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if isinstance(v, str) and v != "auto":
+            raise ValueError('must be "auto" or a JSON object')
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and (not isinstance(v.get("id"), str) or set(v) - {"id", "version", "variables"}):
+            raise ValueError('a prompt is JSON {"id": "pmpt_...", "version"?: "...", "variables"?: {...}}')
+        return v
+
+    @field_validator("voice")
+    @classmethod
+    def _voice(cls, v: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(v, dict) and (set(v) != {"id"} or not isinstance(v["id"], str)):
+            raise ValueError('a custom voice is JSON {"id": "voice_..."}')
+        return v
 
     # --- derived ---
     @property
@@ -141,4 +285,6 @@ class Settings(BaseSettings):
         ):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
+        for server in self.mcp_servers:  # MCP credentials never reach a log line
+            out += [v for v in (server.authorization, *(server.headers or {}).values()) if v]
         return out

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from telephony.audio import ModelToCaller
+from telephony.config import DEFAULT_MODEL
 from tests.audio_data import agent_pcm24, caller_ulaw
 from tests.harness import IO_MODES, bridge
 
@@ -22,7 +23,7 @@ async def test_whole_call_audio_both_ways_and_session_closed(io):
         assert "authorization" in {k.lower() for k in session.headers}
         assert session.headers.get("authorization") == "Bearer sk-test-key-abcdef"
         assert "openai-beta" not in session.headers
-        assert session.path == "/v1/realtime?model=gpt-realtime-1.5"
+        assert session.path == f"/v1/realtime?model={DEFAULT_MODEL}"
         update = await session.wait_for("session.update")
         fmt = update["session"]["audio"]
         assert fmt["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
