@@ -1,6 +1,6 @@
 """telephony: put an OpenAI Realtime voice agent on a Twilio phone number.
 
-Public API: ``tool`` (decorator), ``CallContext``, ``ToolError``, ``Settings``,
+Public API: ``tool`` (decorator), ``Agent``, ``CallContext``, ``ToolError``, ``Settings``,
 ``create_app``, ``place_call`` and ``configure_number`` (Twilio REST), and
 ``TelephonyError``, the root of every error telephony raises (the tree is in
 ``telephony.errors``).
@@ -8,6 +8,7 @@ Public API: ``tool`` (decorator), ``CallContext``, ``ToolError``, ``Settings``,
 
 from typing import TYPE_CHECKING, Any
 
+from .agents import Agent
 from .errors import TelephonyError
 from .tools import CallContext, ToolError, tool
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = [
+    "Agent",
     "CallContext",
     "Settings",
     "TelephonyError",

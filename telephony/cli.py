@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
+    from .agents import Agents
     from .config import Settings
     from .tools import ToolRegistry
 
@@ -38,25 +39,46 @@ def _die(message: str, code: int = 2) -> NoReturn:
 
 
 def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry:
-    from .tools import ToolLoadError, ToolRegistry, load_tools
+    return build_setup(settings, tools_target)[0]
+
+
+def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegistry, Agents | None]:
+    """The tool registry and the agents (None: the module defines no ``Agent``)
+    of ``--tools``; a module that cannot load or agents that do not add up end
+    the command with a clear error."""
+    from .agents import Agents
+    from .errors import ConfigError
+    from .tools import ToolLoadError, ToolRegistry
     from .tools.builtin import end_call_tool, transfer_call_tool
+    from .tools.loader import Loaded, load_module
 
     registry = ToolRegistry(default_timeout=settings.tool_timeout)
     target = tools_target or settings.tools
+    loaded = Loaded()
     if target:
         try:
-            loaded = load_tools(target)
+            loaded = load_module(target)
         except ToolLoadError as exc:
             _die(str(exc))
-        if not loaded:
+        if not loaded.tools and not loaded.agents:
             print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
-        for t in loaded:
+        for t in loaded.tools:
             registry.add(t)
     if settings.enable_end_call:
         registry.add(end_call_tool())
     if settings.transfer_number or settings.transfer_directory:
         registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
-    return registry
+    agents = None
+    if loaded.agents:
+        try:
+            agents = Agents(
+                loaded.agents, settings.agent, settings.agents_by_number, loaded.route, settings.route_timeout
+            )
+        except ConfigError as exc:
+            _die(str(exc))
+    elif settings.agent or settings.agents_by_number:
+        _die("TELEPHONY_AGENT / TELEPHONY_AGENTS_BY_NUMBER are set but the --tools module defines no Agent")
+    return registry, agents
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -73,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers > 1 and not args.reuse_port:
         return _serve_workers(args, settings, workers)
     setup_logging(settings.log_level, settings.log_format, settings.secrets())
-    registry = build_registry(settings, args.tools)
+    registry, agents = build_setup(settings, args.tools)
     if not settings.signatures_required:
         banner = "!" * 78
         print(
@@ -87,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_app(settings, registry)
+        app = create_app(settings, registry, agents=agents)
     except ConfigError as exc:
         _die(str(exc))
     state = app.state.telephony
@@ -270,13 +292,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except WavError as exc:
         _die(str(exc))
     setup_logging("WARNING", "text", settings.secrets())
-    registry = build_registry(settings, args.tools)
+    registry, agents = build_setup(settings, args.tools)
     out = args.out or str(Path(args.audio).with_suffix("")) + ".heard.wav"
     result = asyncio.run(
         simulate(
             args.audio,
             settings=settings,
             registry=registry,
+            agents=agents,
             offline=args.offline,
             out=out,
             emit=lambda line: print(line, flush=True),

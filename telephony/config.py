@@ -16,7 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL", "DEFAULT_TRANSCRIPTION_MODEL", "McpServer", "Settings", "takes_reasoning"]
+__all__ = [
+    "DEFAULT_INSTRUCTIONS",
+    "DEFAULT_MODEL",
+    "DEFAULT_TRANSCRIPTION_MODEL",
+    "McpServer",
+    "Settings",
+    "takes_reasoning",
+]
 
 #: The newest GA Realtime model the ``openai`` SDK lists without a deprecation note.
 DEFAULT_MODEL = "gpt-realtime-2.1"
@@ -226,8 +233,12 @@ class Settings(BaseSettings):
     def _tool_choice(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
         if isinstance(v, str) and v not in ("auto", "none", "required"):
             raise ValueError('must be "auto", "none", "required" or a JSON object')
-        if isinstance(v, dict) and (v.get("type") not in ("function", "mcp") or not isinstance(v.get("name") or v.get("server_label"), str)):
-            raise ValueError('a JSON tool_choice is {"type": "function", "name": ...} or {"type": "mcp", "server_label": ...}')
+        if isinstance(v, dict) and (
+            v.get("type") not in ("function", "mcp") or not isinstance(v.get("name") or v.get("server_label"), str)
+        ):
+            raise ValueError(
+                'a JSON tool_choice is {"type": "function", "name": ...} or {"type": "mcp", "server_label": ...}'
+            )
         return v
 
     @field_validator("truncation")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import SecretStr
 
+from .agents import Agents
 from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
 from .audio.wav import read_wav, resample, write_wav
 from .call import BargeIn, CallEnded, CallStarted, FirstAudio, RealtimeErrorReported, RunTool, Transcript
@@ -97,6 +98,7 @@ async def simulate(
     settings: Settings,
     registry: ToolRegistry,
     offline: bool,
+    agents: Agents | None = None,
     out: str | Path,
     emit: Callable[[str], None],
     speed: float = 1.0,
@@ -118,7 +120,7 @@ async def simulate(
     port = sock.getsockname()[1]
     overrides.update(public_url=f"http://127.0.0.1:{port}", twilio_auth_token=None, quiet_timeout=0)
     sim_settings = settings.model_copy(update=overrides)
-    app = create_app(sim_settings, registry)
+    app = create_app(sim_settings, registry, agents=agents)
     state = app.state.telephony
     t0 = time.monotonic()
     printer = _Printer(emit, t0)

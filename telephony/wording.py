@@ -39,3 +39,13 @@ class Wording:
     transfer_failed: str = "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
     #: a tool result whose call was made in a Realtime session that is gone
     late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"
+    #: a denied MCP approval request (``TELEPHONY_MCP_APPROVAL=deny``)
+    mcp_denied: str = "Calling MCP tools that need approval is not allowed on this line."
+
+
+#: The ``handoff_to_<name>`` tool's result: the model reads it right after its
+#: instructions and tools switched to ``{agent}``'s (``{previous}`` handed over).
+HANDOFF = (
+    "Handoff done: you are now the {agent} agent (taking over from {previous}) and follow your new "
+    "instructions. Do not greet the caller again; carry on from where the conversation is."
+)

@@ -41,5 +41,7 @@ class CallConfig:
     rollover_after_s: float = 55 * 60
     #: conversation text restored into a new session (most recent first), in characters
     restore_chars: int = 16000
+    #: answer the API's MCP approval requests yes (else no)
+    mcp_approve: bool = False
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

@@ -16,6 +16,7 @@ from ..wire import twilio as tw
 
 __all__ = [
     "Action",
+    "AgentChanged",
     "BargeIn",
     "CallEnded",
     "CallStarted",
@@ -28,6 +29,9 @@ __all__ = [
     "InvalidRealtimeEvent",
     "InvalidTwilioMessage",
     "KeyPressed",
+    "McpApproval",
+    "McpCall",
+    "McpProgress",
     "MediaBeforeStart",
     "Notice",
     "OpenRealtime",
@@ -232,6 +236,48 @@ class TransferFailed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AgentChanged:
+    """The agent that speaks from now on: chosen at the start (``how`` is route,
+    number or default; ``previous`` None) or by a handoff (``how="handoff"``)."""
+
+    agent: str
+    previous: str | None
+    how: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class McpProgress:
+    """The API listing an MCP server's tools or calling one (``what``: list_tools | call)."""
+
+    what: str
+    status: str  # in_progress | completed | failed
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class McpCall:
+    """A call the API made to a remote MCP server, finished."""
+
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class McpApproval:
+    """The API asked to call an MCP tool; answered by ``TELEPHONY_MCP_APPROVAL``."""
+
+    request_id: str
+    server_label: str
+    name: str
+    approved: bool
+
+
 Notice = (
     CallStarted
     | CallEnded
@@ -252,6 +298,10 @@ Notice = (
     | HangupRequested
     | TransferRequested
     | TransferFailed
+    | AgentChanged
+    | McpProgress
+    | McpCall
+    | McpApproval
 )
 
 #: Everything ``Call.drain_actions()`` returns.

@@ -222,7 +222,7 @@ class Call:
         reconnected = self.phase is Phase.RECONNECTING
         self.phase = Phase.LIVE
         session.opened(now, reconnected)
-        self._realtime.append(session_update)
+        self._realtime.append(session.configure(session_update))
         if reconnected:
             restored = session.restore()
             self._realtime.extend(restored)
@@ -236,6 +236,19 @@ class Call:
         if reconnected and session.resume and not self._user_speaking:
             self._request_response()
         session.resume = False
+
+    def update_session(self, message: str, new_session: str, now: float, notice: events.Notice | None = None) -> None:
+        """Change the live session (an agent handoff): send ``message`` (a
+        ``session.update``) now if a session is live; a session opened from now on
+        is configured with ``new_session`` instead of the first one. Nothing is
+        deferred: a session being opened gets ``new_session`` whole."""
+        if self.phase is Phase.ENDED:
+            return
+        self._session.update = new_session
+        if self.phase is Phase.LIVE:
+            self._realtime.append(message)
+        if notice is not None:
+            self._actions.append(notice)
 
     def realtime_closed(self, reason: str, now: float, retryable: bool = True) -> None:
         """The Realtime socket closed (or failed to open) without us asking: try
@@ -325,10 +338,26 @@ class Call:
                 if ev.code not in rt.BENIGN_ERRORS:
                     self._gate.refused()
                     self._actions.append(events.RealtimeErrorReported(ev.type, ev.code, ev.message))
+            case rt.McpProgress():
+                self._actions.append(events.McpProgress(ev.what, ev.status, ev.item_id))
+            case rt.McpCallDone():
+                self._actions.append(
+                    events.McpCall(ev.item_id, ev.server_label, ev.name, ev.arguments, ev.output, ev.error)
+                )
+            case rt.McpApprovalRequest():
+                self._on_mcp_approval(ev)
             case rt.Invalid():
                 self._actions.append(events.InvalidRealtimeEvent(ev.reason))
             case _:
                 pass
+
+    def _on_mcp_approval(self, ev: rt.McpApprovalRequest) -> None:
+        """Answer by policy; the API continues once a response is asked for."""
+        approve = self.config.mcp_approve
+        reason = None if approve else self.config.wording.mcp_denied
+        self._realtime.append(rt.mcp_approval_response(ev.request_id, approve, reason))
+        self._actions.append(events.McpApproval(ev.request_id, ev.server_label, ev.name, approve))
+        self._request_response()
 
     def _agent_started(self, item_id: str, now: float) -> None:
         """The first audio of an assistant item went to the caller."""

@@ -35,6 +35,7 @@ class SessionLifecycle:
         "resume",
         "rollover_at",
         "started_at",
+        "update",
     )
 
     def __init__(self, config: CallConfig) -> None:
@@ -53,6 +54,9 @@ class SessionLifecycle:
         self._deferred: list[str | bytes] = []  # for the session being opened (sent after its set-up)
         self._held: list[bytes] = []
         self._held_bytes = 0
+        #: the session.update a new session gets (set by the first open, then by
+        #: each agent switch), so a reconnect keeps the agent now speaking
+        self.update: str | None = None
 
     # --- caller audio while no session is live ------------------------------------------
 
@@ -92,6 +96,13 @@ class SessionLifecycle:
         return tuple(self._deferred)
 
     # --- opening, losing, rolling over ----------------------------------------------------------
+
+    def configure(self, session_update: str) -> str:
+        """The ``session.update`` for a session just opened: the current one if
+        the call switched agents, else ``session_update`` (which becomes current)."""
+        if self.update is None:
+            self.update = session_update
+        return self.update
 
     def opened(self, now: float, reconnected: bool) -> None:
         self.connecting = False

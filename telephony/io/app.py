@@ -15,6 +15,7 @@ import time
 
 from fastapi import FastAPI
 
+from ..agents import Agents
 from ..config import Settings
 from ..logs import log_event
 from ..records import CallStore, open_store
@@ -38,8 +39,9 @@ def create_app(
     connect_realtime: RealtimeConnector | None = None,
     rest: TwilioRest | None = None,
     store: CallStore | None = None,
+    agents: Agents | None = None,
 ) -> FastAPI:
-    services = Services(settings, registry if registry is not None else ToolRegistry(), connect_realtime, rest)
+    services = Services(settings, registry if registry is not None else ToolRegistry(), connect_realtime, rest, agents)
     if store is None:
         store = open_store(settings)
     observer = CallObserver(store, settings.records_buffer, settings.records_retry_seconds)

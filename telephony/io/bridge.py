@@ -13,6 +13,7 @@ things (opening a session, tools, transfers) run as tasks.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
@@ -22,7 +23,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from ..agents import Agent
 from ..call import (
+    AgentChanged,
     Call,
     CallConfig,
     CallStarted,
@@ -38,9 +41,11 @@ from ..errors import ConfigError, TelephonyError
 from ..logs import log_event
 from ..tools import CallContext
 from ..tools.context import CallControl
+from ..tools.registry import ToolResult
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
+from ..wording import HANDOFF
 from .observe import CallReport
 from .realtime.client import RealtimeConnectError, RealtimeConnection
 from .services import Services
@@ -66,6 +71,7 @@ def call_config(services: Services) -> CallConfig:
         reconnect_attempts=settings.reconnect_attempts,
         reconnect_backoff_s=settings.reconnect_backoff,
         rollover_after_s=settings.session_rollover_seconds,
+        mcp_approve=settings.mcp_approval == "approve",
     )
 
 
@@ -78,6 +84,9 @@ class CallSession(CallControl):
         self.loop = asyncio.get_running_loop()
         self.call_sid = ""
         self.context: CallContext | None = None
+        self.agent: Agent | None = None  # the agent speaking now (None: no agents defined)
+        self.first_agent: Agent | None = None  # the one that answered: its voice stays
+        self._start: tw.Start | None = None
         self._rt: RealtimeConnection | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -257,9 +266,20 @@ class CallSession(CallControl):
             _controller=self,
         )
 
+    async def _choose_agent(self) -> None:
+        """Which agent answers this call (route(), the called number, the default)."""
+        agents = self.services.agents
+        if agents is None or self.agent is not None or self.context is None:
+            return
+        agent, how = await agents.choose(self.context)
+        self.agent = self.first_agent = agent
+        self.report.event(AgentChanged(agent.name, None, how), self.loop.time())
+
     async def _open_realtime(self, start: tw.Start, reconnect: bool) -> None:
+        self._start = start
         if self._rt is not None:  # replacing a session: never two live ones per call
             await self._close_realtime()
+        choosing = self.loop.create_task(self._choose_agent())  # while the socket opens
         try:
             conn = await self.services.connect_realtime()
         except RealtimeConnectError as exc:
@@ -268,13 +288,17 @@ class CallSession(CallControl):
         except Exception as exc:
             self._report_realtime_closed(f"cannot open the Realtime session: {type(exc).__name__}")
             return
+        finally:
+            if not choosing.done():
+                await choosing
         if self.call.phase is Phase.ENDED:  # the caller hung up while we connected
             await _quiet_close(conn)
             return
         self._rt = conn
         self.report.realtime_opened(reconnect)
         log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
-        self.call.realtime_opened(self.services.session_update(start), self.loop.time())
+        update = self.services.session_update(start, self.agent, self.first_agent)
+        self.call.realtime_opened(update, self.loop.time())
         self._pump()
         conn.start(partial(self._on_realtime_message, conn), partial(self._on_realtime_lost, conn))
 
@@ -330,9 +354,37 @@ class CallSession(CallControl):
 
     async def _run_tool(self, action: RunTool) -> None:
         assert self.context is not None
-        result = await self.services.registry.run(action.call_id, action.name, action.arguments, self.context)
+        services = self.services
+        target = services.handoff_target(self.agent, action.name)
+        if target is not None:
+            self._hand_off(action, target)
+            return
+        if services.offers(self.agent, action.name):
+            result = await services.registry.run(action.call_id, action.name, action.arguments, self.context)
+        else:  # a tool of another agent, or none: refused like an unknown one
+            message = f"{action.name} is not available to you now"
+            result = ToolResult(action.call_id, action.name, json.dumps({"error": message}), False, message, 0.0)
         self.report.tool_finished(result)
         self.call.tool_finished(action.call_id, result.output, self.loop.time())
+        self._pump()
+
+    def _hand_off(self, action: RunTool, target: Agent) -> None:
+        """Switch the live session to ``target``: one ``session.update`` (instructions,
+        tools), then the tool's output tells the model whom it now is."""
+        assert self._start is not None and self.agent is not None and self.first_agent is not None
+        try:
+            args = json.loads(action.arguments or "{}")
+        except ValueError:
+            args = {}
+        reason = args.get("reason") if isinstance(args, dict) and isinstance(args.get("reason"), str) else None
+        previous, self.agent = self.agent, target
+        message, new_session = self.services.handoff_update(self._start, target, self.first_agent)
+        now = self.loop.time()
+        notice = AgentChanged(target.name, previous.name, "handoff", reason)
+        self.call.update_session(message, new_session, now, notice)
+        output = json.dumps({"handoff": target.name, "note": HANDOFF.format(agent=target.name, previous=previous.name)})
+        self.report.tool_finished(ToolResult(action.call_id, action.name, output, True, None, 0.0))
+        self.call.tool_finished(action.call_id, output, now)
         self._pump()
 
     # --- call control (CallControl, used by CallContext and built-in tools) -----

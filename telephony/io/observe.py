@@ -289,6 +289,31 @@ class CallReport:
                 log_event(log, "realtime.rollover", call_sid=sid, age_s=event.age_s)
             case ev.Transcript():
                 log_event(log, "transcript", logging.DEBUG, call_sid=sid, role=event.role, text=event.text)
+            case ev.AgentChanged():
+                o.counters["agent_handoffs" if event.how == "handoff" else "agent_chosen"] += 1
+                log_event(
+                    log, "agent." + ("handoff" if event.how == "handoff" else "chosen"), call_sid=sid, **asdict(event)
+                )
+            case ev.McpProgress():
+                if event.status == "failed":
+                    o.counters[f"mcp_{event.what}_failed"] += 1
+                    log_event(log, f"mcp.{event.what}_failed", logging.WARNING, call_sid=sid, item_id=event.item_id)
+            case ev.McpCall():
+                o.counters["mcp_calls"] += 1
+                level = logging.INFO if event.error is None else logging.WARNING
+                log_event(
+                    log,
+                    "mcp.call",
+                    level,
+                    call_sid=sid,
+                    server=event.server_label,
+                    name=event.name,
+                    ok=event.error is None,
+                    error=event.error,
+                )
+            case ev.McpApproval():
+                o.counters["mcp_approvals" if event.approved else "mcp_denials"] += 1
+                log_event(log, "mcp.approval", call_sid=sid, **asdict(event))
             case _:
                 pass
 

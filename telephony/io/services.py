@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Settings
+from ..agents import HANDOFF_PREFIX, Agent, Agents, handoff_schema
+from ..config import McpServer, Settings
 from ..errors import TransferTargetError
 from ..tools import ToolRegistry
 from ..wire import realtime as rt
 from ..wire import twilio as tw
-from ..wire.session import session_config
+from ..wire.session import handoff_config, session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
 from .twilio.rest import TwilioRest, validate_e164
 
-__all__ = ["Services"]
+__all__ = ["BUILTIN_TOOLS", "Services"]
+
+#: Built-in tools every agent is offered when the settings turn them on.
+BUILTIN_TOOLS = frozenset({"end_call", "transfer_call"})
 
 
 class Services:
@@ -27,10 +31,18 @@ class Services:
         registry: ToolRegistry,
         connect_realtime: RealtimeConnector | None = None,
         rest: TwilioRest | None = None,
+        agents: Agents | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.tool_schemas: list[dict[str, Any]] = registry.schemas()
+        self.agents = agents
+        self.mcp_tools = [m.tool() for m in settings.mcp_servers]
+        self.tool_schemas: list[dict[str, Any]] = registry.schemas() + self.mcp_tools
+        #: agent name -> (its session.tools, the function names it may call)
+        self._agent_tools: dict[str, tuple[list[dict[str, Any]], frozenset[str]]] = {}
+        if agents is not None:
+            for agent in agents.by_name.values():
+                self._agent_tools[agent.name] = self._tools_of(agent)
         if connect_realtime is None:
             key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
             connect_realtime = WebsocketsConnector(settings.realtime_url, key)
@@ -41,13 +53,71 @@ class Services:
             )
         self.rest = rest
 
-    def session_update(self, start: tw.Start) -> str:
-        """The ``session.update`` for this call: a per-call ``instructions``
-        parameter replaces the configured ones when the settings allow it."""
+    def _tools_of(self, agent: Agent) -> tuple[list[dict[str, Any]], frozenset[str]]:
+        assert self.agents is not None
+        schemas: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for fn in agent.tools:
+            t = self.registry.add(fn)  # already there (the loader added it) or added now
+            schemas.append(t.schema())
+            names.add(t.name)
+        for builtin in sorted(BUILTIN_TOOLS):
+            found = self.registry.get(builtin)
+            if found is not None and found.name not in names:
+                schemas.append(found.schema())
+                names.add(found.name)
+        for target in agent.handoff_names:
+            schemas.append(handoff_schema(self.agents[target]))
+            names.add(HANDOFF_PREFIX + target)
+        mcp = list(self.mcp_tools)
+        for server in agent.mcp_servers:
+            mcp.append(McpServer.model_validate(dict(server)).tool())
+        return schemas + mcp, frozenset(names)
+
+    def offers(self, agent: Agent | None, name: str) -> bool:
+        """Whether ``agent`` (None: no agents defined) was offered the function ``name``."""
+        if agent is None:
+            return True
+        return name in self._agent_tools[agent.name][1]
+
+    def handoff_target(self, agent: Agent | None, name: str) -> Agent | None:
+        """The agent a ``handoff_to_<name>`` call from ``agent`` goes to, if it may."""
+        if agent is None or self.agents is None or not name.startswith(HANDOFF_PREFIX):
+            return None
+        target = name[len(HANDOFF_PREFIX) :]
+        return self.agents[target] if target in agent.handoff_names else None
+
+    def session_object(
+        self, start: tw.Start, agent: Agent | None = None, voice_of: Agent | None = None
+    ) -> dict[str, Any]:
+        """The ``session`` for this call: ``agent``'s instructions, tools and
+        overrides (none: the settings'), the voice of ``voice_of`` (the agent that
+        answered: a session keeps its voice); a per-call ``instructions`` parameter
+        replaces the first agent's instructions when the settings allow it."""
         settings = self.settings
         override = start.custom_parameters.get("instructions")
         instructions = override if override and settings.allow_instruction_override else None
-        return rt.session_update(session_config(settings, self.tool_schemas, instructions))
+        if agent is None:
+            return session_config(settings, self.tool_schemas, instructions)
+        first = voice_of or agent
+        overrides = agent.overrides()
+        overrides["voice"] = first.voice
+        if agent is not first:
+            instructions = None  # the override was for the agent that answered
+        tools = self._agent_tools[agent.name][0]
+        return session_config(
+            settings, tools, instructions if instructions is not None else agent.instructions, overrides
+        )
+
+    def session_update(self, start: tw.Start, agent: Agent | None = None, voice_of: Agent | None = None) -> str:
+        """The ``session.update`` that configures a new session for this call."""
+        return rt.session_update(self.session_object(start, agent, voice_of))
+
+    def handoff_update(self, start: tw.Start, agent: Agent, voice_of: Agent) -> tuple[str, str]:
+        """(the ``session.update`` that switches a live session to ``agent``, the
+        one that configures a new session as ``agent``)."""
+        full = self.session_object(start, agent, voice_of)
+        return rt.session_update(handoff_config(full)), rt.session_update(full)
 
     def resolve_transfer_target(self, target: str) -> tuple[str, str]:
         """(E.164 number, label) for a directory name, a number, or '' (the default)."""

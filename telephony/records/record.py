@@ -7,7 +7,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..call.events import BargeIn, CallEnded, Event, KeyPressed, ResponseFinished, RunTool, Transcript
+from ..call.events import (
+    AgentChanged,
+    BargeIn,
+    CallEnded,
+    Event,
+    KeyPressed,
+    McpApproval,
+    McpCall,
+    ResponseFinished,
+    RunTool,
+    Transcript,
+)
 
 if TYPE_CHECKING:
     from ..tools.registry import ToolResult
@@ -34,6 +45,9 @@ class CallRecord:
         default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "responses": 0}
     )
     parameters: dict[str, str] = field(default_factory=dict)
+    #: who spoke from when: {t, agent, previous, how, reason}; agent turns in
+    #: ``transcript`` name their agent too
+    agents: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +84,7 @@ class CallRecorder:
         )
         self._started_mono = now_mono
         self._calls: dict[str, dict[str, Any]] = {}
+        self._agent: str | None = None
 
     def _t(self, mono: float) -> float:
         return round(mono - self._started_mono, 3)
@@ -78,8 +93,46 @@ class CallRecorder:
         r = self.record
         match event:
             case Transcript():
-                r.transcript.append({"t": self._t(event.at), "role": event.role, "text": event.text})
+                turn: dict[str, Any] = {"t": self._t(event.at), "role": event.role, "text": event.text}
+                if event.role == "agent" and self._agent is not None:
+                    turn["agent"] = self._agent
+                r.transcript.append(turn)
                 r.transcript.sort(key=lambda e: e["t"])
+            case AgentChanged():
+                self._agent = event.agent
+                r.agents.append(
+                    {
+                        "t": self._t(now),
+                        "agent": event.agent,
+                        "previous": event.previous,
+                        "how": event.how,
+                        "reason": event.reason,
+                    }
+                )
+            case McpCall():
+                r.tool_calls.append(
+                    {
+                        "t": self._t(now),
+                        "call_id": event.item_id,
+                        "name": event.name,
+                        "mcp_server": event.server_label,
+                        "arguments": event.arguments,
+                        "ok": event.error is None,
+                        "result": event.output,
+                        "error": event.error,
+                        "duration_ms": None,
+                    }
+                )
+            case McpApproval():
+                r.tool_calls.append(
+                    {
+                        "t": self._t(now),
+                        "call_id": event.request_id,
+                        "name": event.name,
+                        "mcp_server": event.server_label,
+                        "approval": "approved" if event.approved else "denied",
+                    }
+                )
             case RunTool():
                 call = {
                     "t": self._t(now),

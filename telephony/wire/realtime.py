@@ -8,6 +8,7 @@ builders returning JSON text; the per-frame append uses a string template.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ __all__ = [
     "InputTranscript",
     "Invalid",
     "ItemTruncated",
+    "McpApprovalRequest",
+    "McpCallDone",
+    "McpProgress",
     "RealtimeEvent",
     "ResponseCreated",
     "ResponseDone",
@@ -36,6 +40,7 @@ __all__ = [
     "audio_append",
     "audio_append_bytes",
     "function_call_output",
+    "mcp_approval_response",
     "parse",
     "response_cancel",
     "response_create",
@@ -134,6 +139,39 @@ class Error:
 
 
 @dataclass(frozen=True, slots=True)
+class McpProgress:
+    """``mcp_list_tools.*`` (``what="list_tools"``) and ``response.mcp_call.*``
+    (``what="call"``): ``status`` is in_progress, completed or failed."""
+
+    what: str
+    status: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class McpCallDone:
+    """A finished ``mcp_call`` item (``response.output_item.done``): the API
+    called a remote MCP server itself."""
+
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class McpApprovalRequest:
+    """The API asks whether it may call an MCP tool (an ``mcp_approval_request`` item)."""
+
+    request_id: str
+    server_label: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     type: str
 
@@ -156,6 +194,9 @@ RealtimeEvent = (
     | InputTranscript
     | FunctionCallDone
     | ItemTruncated
+    | McpProgress
+    | McpCallDone
+    | McpApprovalRequest
     | Error
     | Unknown
     | Invalid
@@ -207,6 +248,30 @@ def _error(m: dict) -> RealtimeEvent:
     )
 
 
+def _output_item_done(m: dict) -> RealtimeEvent:
+    item = m["item"]
+    kind = item.get("type") if isinstance(item, dict) else None
+    if kind == "mcp_call":
+        err = item.get("error")
+        error = str(err.get("message") or err.get("type") or "error") if isinstance(err, dict) else None
+        output = item.get("output")
+        return McpCallDone(
+            _s(item, "id"),
+            _s(item, "server_label"),
+            _s(item, "name"),
+            _s(item, "arguments"),
+            output if isinstance(output, str) else None,
+            error,
+        )
+    if kind == "mcp_approval_request":
+        return McpApprovalRequest(_s(item, "id"), _s(item, "server_label"), _s(item, "name"), _s(item, "arguments"))
+    return Unknown("response.output_item.done")
+
+
+def _mcp(what: str, status: str) -> Callable[[dict], RealtimeEvent]:
+    return lambda m: McpProgress(what, status, _s(m, "item_id"))
+
+
 _PARSERS = {
     "response.output_audio.delta": _audio_delta,
     "response.output_audio.done": lambda m: AudioDone(_s(m, "response_id"), _s(m, "item_id")),
@@ -225,6 +290,9 @@ _PARSERS = {
     "session.created": lambda m: SessionCreated(str(m["session"].get("id", ""))),
     "session.updated": lambda m: SessionUpdated(),
     "error": _error,
+    "response.output_item.done": _output_item_done,
+    **{f"mcp_list_tools.{st}": _mcp("list_tools", st) for st in ("in_progress", "completed", "failed")},
+    **{f"response.mcp_call.{st}": _mcp("call", st) for st in ("in_progress", "completed", "failed")},
 }
 #: The server event types ``parse`` turns into typed values (the rest become ``Unknown``).
 KNOWN_EVENT_TYPES = frozenset(_PARSERS)
@@ -296,6 +364,19 @@ def function_call_output(call_id: str, output: str) -> str:
             "item": {"type": "function_call_output", "call_id": call_id, "output": output},
         }
     )
+
+
+def mcp_approval_response(request_id: str, approve: bool, reason: str | None = None) -> str:
+    """Answer an ``mcp_approval_request`` (a ``conversation.item.create``)."""
+    item: dict[str, Any] = {
+        "type": "mcp_approval_response",
+        "id": ("apr_" + request_id)[:32],
+        "approval_request_id": request_id,
+        "approve": approve,
+    }
+    if reason:
+        item["reason"] = reason
+    return _dump({"type": "conversation.item.create", "item": item})
 
 
 def _message(role: str, text: str) -> str:

@@ -22,7 +22,15 @@ PCM_24K: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
 #: What a handoff's ``session.update`` may change on a live session: not the model
 #: (fixed per session), not the audio (the voice cannot change once the model has
 #: spoken), not tracing (fixed once enabled).
-HANDOFF_FIELDS = ("instructions", "tools", "tool_choice", "max_output_tokens", "reasoning", "parallel_tool_calls", "prompt")
+HANDOFF_FIELDS = (
+    "instructions",
+    "tools",
+    "tool_choice",
+    "max_output_tokens",
+    "reasoning",
+    "parallel_tool_calls",
+    "prompt",
+)
 
 
 def turn_options(s: Settings) -> dict[str, bool]:
