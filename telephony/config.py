@@ -204,6 +204,9 @@ class Settings(BaseSettings):
         "max_output_tokens",
         "noise_reduction_strength",
         "parallel_tool_calls",
+        "transcription_languages",
+        "transcription_keywords",
+        "include",
         mode="before",
     )
     @classmethod

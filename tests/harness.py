@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from telephony.agents import Agents
 from telephony.config import Settings
 from telephony.io.app import create_app
 from telephony.io.server import listen_socket, start_server, uvicorn_config
@@ -101,10 +102,12 @@ async def bridge(
     token: str | None = TOKEN,
     rest: Any = None,
     server_options: Mapping[str, Any] | None = None,
+    agents: Any = None,
     **overrides: Any,
 ) -> AsyncIterator[Bridge]:
     """The real app on uvicorn. ``server_options`` override ``uvicorn.Config``
-    (``{"ws": "websockets-sansio"}`` runs the plain-ASGI path without the direct channel)."""
+    (``{"ws": "websockets-sansio"}`` runs the plain-ASGI path without the direct channel).
+    ``agents`` is a list of ``Agent`` (chosen by the settings) or an ``Agents``."""
     async with FakeRealtimeServer(validator=validate_client_event) as fake:
         sock = listen_socket()
         port = sock.getsockname()[1]
@@ -120,7 +123,10 @@ async def bridge(
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
-        app = create_app(settings, ToolRegistry(tools, default_timeout=settings.tool_timeout), rest=rest)
+        registry = ToolRegistry(tools, default_timeout=settings.tool_timeout)
+        if isinstance(agents, list):
+            agents = Agents(agents, settings.agent, settings.agents_by_number, None, settings.route_timeout)
+        app = create_app(settings, registry, rest=rest, agents=agents)
         config = uvicorn_config(app, settings.max_message_bytes, **(server_options or {}))
         server, task = await start_server(config, [sock])
         b = Bridge(fake, port, settings, app, token)

@@ -55,6 +55,8 @@ class FakeSession:
         self.active_response: str | None = None
         #: response.create received while a response was active (a real server refuses those)
         self.rejected_creates = 0
+        #: every event this fake sent, in order (tests validate them against the SDK)
+        self.sent: list[dict[str, Any]] = []
 
     # --- what the bridge sent -------------------------------------------------------
 
@@ -120,6 +122,7 @@ class FakeSession:
     # --- what the agent says ------------------------------------------------------
 
     async def send(self, event: dict[str, Any]) -> None:
+        self.sent.append(event)
         await self.ws.send(json.dumps(event))
 
     async def send_raw(self, text: str) -> None:
@@ -262,6 +265,106 @@ class FakeSession:
         if finish:
             await self.response_done(rid)
         return rid, call_id
+
+    # --- remote MCP servers (the API calls them itself) ---------------------------------
+
+    async def mcp_list_tools(self, server_label: str, tools: list[str], failed: bool = False) -> str:
+        """The API listing a server's tools: in progress, the item, completed (or failed)."""
+        item = new_id("mcpl")
+        await self.send({"type": "mcp_list_tools.in_progress", "event_id": new_id("event"), "item_id": item})
+        if not failed:
+            listing = {
+                "type": "mcp_list_tools",
+                "id": item,
+                "server_label": server_label,
+                "tools": [{"name": n, "input_schema": {"type": "object"}} for n in tools],
+            }
+            await self.send(
+                {
+                    "type": "conversation.item.done",
+                    "event_id": new_id("event"),
+                    "previous_item_id": None,
+                    "item": listing,
+                }
+            )
+        status = "failed" if failed else "completed"
+        await self.send({"type": f"mcp_list_tools.{status}", "event_id": new_id("event"), "item_id": item})
+        return item
+
+    async def mcp_call(
+        self,
+        server_label: str,
+        name: str,
+        arguments: dict[str, Any],
+        output: str | None = None,
+        error: str | None = None,
+    ) -> tuple[str, str]:
+        """A response in which the API calls an MCP tool. Returns (response id, item id)."""
+        rid = await self.response_created()
+        item = new_id("mcp")
+        args = json.dumps(arguments)
+        await self.send(
+            {
+                "type": "response.mcp_call_arguments.done",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "item_id": item,
+                "output_index": 0,
+                "arguments": args,
+            }
+        )
+        await self.send(
+            {"type": "response.mcp_call.in_progress", "event_id": new_id("event"), "item_id": item, "output_index": 0}
+        )
+        status = "failed" if error is not None else "completed"
+        await self.send(
+            {"type": f"response.mcp_call.{status}", "event_id": new_id("event"), "item_id": item, "output_index": 0}
+        )
+        done: dict[str, Any] = {
+            "type": "mcp_call",
+            "id": item,
+            "server_label": server_label,
+            "name": name,
+            "arguments": args,
+        }
+        if output is not None:
+            done["output"] = output
+        if error is not None:
+            done["error"] = {"type": "tool_execution_error", "message": error}
+        await self.send(
+            {
+                "type": "response.output_item.done",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "output_index": 0,
+                "item": done,
+            }
+        )
+        await self.response_done(rid)
+        return rid, item
+
+    async def mcp_approval_request(self, server_label: str, name: str, arguments: dict[str, Any]) -> str:
+        """A response that ends asking to approve an MCP call. Returns the request id."""
+        rid = await self.response_created()
+        request = new_id("mcpr")
+        item = {
+            "type": "mcp_approval_request",
+            "id": request,
+            "server_label": server_label,
+            "name": name,
+            "arguments": json.dumps(arguments),
+        }
+        await self.send(
+            {
+                "type": "response.output_item.done",
+                "event_id": new_id("event"),
+                "response_id": rid,
+                "output_index": 0,
+                "item": item,
+            }
+        )
+        await self.response_done(rid)
+        return request
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.ws.close(code, reason)
