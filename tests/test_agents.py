@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import textwrap
 
 import pytest
@@ -71,32 +72,30 @@ async def record_of(b, call) -> dict:
 
 
 def every_setting(**extra) -> Settings:
-    values = dict(
-        model="gpt-realtime-2",
-        voice='{"id": "voice_1234"}',
-        reasoning_effort="high",
-        parallel_tool_calls="false",
-        tool_choice="required",
-        truncation='{"type": "retention_ratio", "retention_ratio": 0.8, "token_limits": {"post_instructions": 8000}}',
-        max_output_tokens="inf",
-        noise_reduction="near_field",
-        noise_reduction_strength="0.6",
-        create_response="false",
-        interrupt_response="false",
-        prompt='{"id": "pmpt_123", "version": "2", "variables": {"city": "Paris"}}',
-        tracing='{"workflow_name": "phone", "group_id": "line-1"}',
-        include='["item.input_audio_transcription.logprobs"]',
-        transcription_model="gpt-live-transcribe",
-        transcription_languages='["en", "fr"]',
-        transcription_keywords='["invoice", "Acme"]',
-        transcription_prompt="Billing questions",
-        mcp_servers='[{"server_label": "crm", "server_url": "https://crm.example/mcp", '
+    values = {
+        "model": "gpt-realtime-2",
+        "voice": '{"id": "voice_1234"}',
+        "reasoning_effort": "high",
+        "parallel_tool_calls": "false",
+        "tool_choice": "required",
+        "truncation": '{"type": "retention_ratio", "retention_ratio": 0.8, "token_limits": {"post_instructions": 8000}}',
+        "max_output_tokens": "inf",
+        "noise_reduction": "near_field",
+        "noise_reduction_strength": "0.6",
+        "create_response": "false",
+        "interrupt_response": "false",
+        "prompt": '{"id": "pmpt_123", "version": "2", "variables": {"city": "Paris"}}',
+        "tracing": '{"workflow_name": "phone", "group_id": "line-1"}',
+        "include": '["item.input_audio_transcription.logprobs"]',
+        "transcription_model": "gpt-live-transcribe",
+        "transcription_languages": '["en", "fr"]',
+        "transcription_keywords": '["invoice", "Acme"]',
+        "transcription_prompt": "Billing questions",
+        "mcp_servers": '[{"server_label": "crm", "server_url": "https://crm.example/mcp", '
         '"authorization": "tok-secret-1", "allowed_tools": ["find_customer"], "require_approval": "never"}]',
-    )
+    }
     values.update(extra)
     env = {f"TELEPHONY_{k.upper()}": v for k, v in values.items()}
-    import os
-
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -207,7 +206,7 @@ def test_the_default_agent_is_the_setting_then_default_then_the_only_one():
     assert Agents([a, b], default="b").default is b
     assert Agents([a]).default is a
     assert Agents(front_desk()).default.name == "default"
-    with pytest.raises(ConfigError, match="several agents .* none chosen"):
+    with pytest.raises(ConfigError, match=r"several agents .* none chosen"):
         Agents([a, b])
     with pytest.raises(ConfigError, match="names no agent"):
         Agents([a, b], default="c")
@@ -349,14 +348,14 @@ def test_a_reconnect_after_a_handoff_configures_the_new_session_as_the_current_a
     c.tick(2.0)
     c.drain_actions()
     c.realtime_opened('{"type":"session.update","n":1}', 2.5)  # the bridge's first update: superseded
-    assert list(c.drain_realtime())[0] == '{"type":"session.update","n":3}'
+    assert next(iter(c.drain_realtime())) == '{"type":"session.update","n":3}'
     # while no session is live nothing is sent, and the next one is configured as the newest agent
     c.realtime_closed("network", 3.0)
     c.update_session('{"type":"session.update","n":4}', '{"type":"session.update","n":5}', 3.1)
     assert list(c.drain_realtime()) == []
     c.tick(3.1)
     c.realtime_opened('{"type":"session.update","n":1}', 3.2)
-    assert list(c.drain_realtime())[0] == '{"type":"session.update","n":5}'
+    assert next(iter(c.drain_realtime())) == '{"type":"session.update","n":5}'
 
 
 # --- MCP -----------------------------------------------------------------------------------
