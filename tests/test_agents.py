@@ -452,3 +452,14 @@ def test_mcp_approval_in_the_core_follows_the_policy():
         assert list(c.drain_actions()) == [McpApproval("mcpr_1", "crm", "delete", approve)]
         c.receive_realtime(rt.McpCallDone("i", "crm", "find", "{}", "ok", None), 2.0)
         assert list(c.drain_actions()) == [McpCall("i", "crm", "find", "{}", "ok", None)]
+
+
+async def test_the_example_module_loads_and_routes(tmp_path):
+    loaded = load_module("examples/agents.py")
+    agents = Agents(loaded.agents, by_number={BILLING_NUMBER: "sales"}, route=loaded.route)
+    assert agents.default.name == "default"
+    assert agents["sales"].handoff_names == ("default", "billing")
+    overdue = CallContext("CA1", from_number="+15550003333", to_number=BILLING_NUMBER)
+    assert (await agents.choose(overdue))[0].name == "billing"
+    other = CallContext("CA2", from_number="+15550009999", to_number=BILLING_NUMBER)
+    assert await agents.choose(other) == (agents["sales"], "number")
