@@ -97,6 +97,31 @@ def handoff_schema(target: Agent) -> dict[str, Any]:
 
 Route = Callable[["CallContext"], Any]
 
+_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+
+
+def _check(a: Agent) -> None:
+    """Refuse at start what the API would refuse mid-call."""
+    from pydantic import ValidationError
+
+    from .config import McpServer
+
+    where = f"agent {a.name!r}"
+    if a.reasoning_effort is not None and a.reasoning_effort not in _EFFORTS:
+        raise ConfigError(f"{where}: reasoning_effort must be one of {', '.join(_EFFORTS)}")
+    m = a.max_output_tokens
+    if m is not None and m != "inf" and not (isinstance(m, int) and 1 <= m <= 4096):
+        raise ConfigError(f"{where}: max_output_tokens must be 1-4096 or 'inf'")
+    if a.speed is not None and not 0.25 <= a.speed <= 1.5:
+        raise ConfigError(f"{where}: speed must be 0.25-1.5")
+    if isinstance(a.tool_choice, str) and a.tool_choice not in ("auto", "none", "required"):
+        raise ConfigError(f"{where}: tool_choice must be auto, none, required or a dict")
+    for server in a.mcp_servers:
+        try:
+            McpServer.model_validate(dict(server))
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad MCP server {server!r}: {exc}") from exc
+
 
 class Agents:
     """The agents of one app and who answers which call."""
@@ -116,6 +141,7 @@ class Agents:
             self.by_name[a.name] = a
         names = ", ".join(sorted(self.by_name)) or "none"
         for a in self.by_name.values():
+            _check(a)
             resolved = []
             for h in a.handoffs:
                 name = h.name if isinstance(h, Agent) else h

@@ -463,3 +463,36 @@ async def test_the_example_module_loads_and_routes(tmp_path):
     assert (await agents.choose(overdue))[0].name == "billing"
     other = CallContext("CA2", from_number="+15550009999", to_number=BILLING_NUMBER)
     assert await agents.choose(other) == (agents["sales"], "number")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"speed": 3.0}, "speed"),
+        ({"tool_choice": "maybe"}, "tool_choice"),
+        ({"mcp_servers": [{"server_label": "x"}]}, "bad MCP server"),
+    ],
+)
+def test_bad_agent_overrides_are_refused_at_start(override, message):
+    with pytest.raises(ConfigError, match=message):
+        Agents([Agent(name="a", instructions="A", **override)])
+
+
+def test_serve_refuses_several_agents_and_none_chosen(tmp_path, capsys):
+    from telephony.cli import build_setup
+
+    path = tmp_path / "two.py"
+    path.write_text(
+        "from telephony import Agent\n"
+        "a = Agent(name='sales', instructions='S')\n"
+        "b = Agent(name='billing', instructions='B')\n"
+    )
+    with pytest.raises(SystemExit):
+        build_setup(Settings(_env_file=None), str(path))
+    assert "several agents (billing, sales) and none chosen" in capsys.readouterr().err
+    _, agents = build_setup(Settings(_env_file=None, agent="sales"), str(path))
+    assert agents is not None and agents.default.name == "sales"
+    _, agents = build_setup(Settings(_env_file=None), None)
+    assert agents is None  # no Agent: today's single agent from the settings
