@@ -330,6 +330,24 @@ async def test_handoff_switches_instructions_and_tools_in_the_same_session_and_i
     assert record["agents"][1]["t"] > 0
 
 
+async def test_a_new_session_after_a_handoff_is_the_new_agent_with_the_first_voice():
+    agents = front_desk()
+    agents[0].voice = "cedar"
+    agents[1].voice = "ash"  # not used: the call's voice is the one that answered
+    async with bridge(agents=agents) as b:
+        _, s1 = await b.live_call()
+        assert s1.events("session.update")[0]["session"]["audio"]["output"]["voice"] == "cedar"
+        await s1.function_call("handoff_to_billing", {})
+        await s1.wait_for("session.update", count=2)
+        await s1.wait_for("response.create")
+        await s1.close(1001, "going away")
+        s2 = await b.fake.next_session()
+        first = (await s2.wait_for("session.update"))["session"]
+        assert first["instructions"] == "You are the billing desk."
+        assert [t["name"] for t in first["tools"]] == ["lookup_invoice", "handoff_to_default"]
+        assert first["audio"]["output"]["voice"] == "cedar"
+
+
 def test_a_reconnect_after_a_handoff_configures_the_new_session_as_the_current_agent():
     c = Call(CallConfig(quiet_timeout_s=0))
     start = tw.Start("MZ1", "CA1", "AC1", {})
