@@ -22,7 +22,17 @@ from pydantic import SecretStr
 from .agents import Agents
 from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
 from .audio.wav import read_wav, resample, write_wav
-from .call import BargeIn, CallEnded, CallStarted, FirstAudio, RealtimeErrorReported, RunTool, Transcript
+from .call import (
+    AgentChanged,
+    BargeIn,
+    CallEnded,
+    CallStarted,
+    FirstAudio,
+    McpCall,
+    RealtimeErrorReported,
+    RunTool,
+    Transcript,
+)
 from .config import Settings
 from .io.observe import Observed
 from .io.server import listen_socket, start_server, uvicorn_config
@@ -83,6 +93,11 @@ class _Printer:
                 line = f"agent started answering {1000 * ev.seconds:.0f} ms after the caller stopped"
             case RealtimeErrorReported():
                 line = f"Realtime error {ev.code}: {ev.message}"
+            case AgentChanged():
+                why = f" ({ev.reason})" if ev.reason else ""
+                line = f"agent {ev.agent} speaks now ({ev.how}{' from ' + ev.previous if ev.previous else ''}){why}"
+            case McpCall():
+                line = f"MCP {ev.server_label}.{ev.name}: {ev.output if ev.error is None else 'ERROR ' + ev.error}"
             case CallEnded():
                 self.outcome = ev.outcome
                 line = f"call ended: {ev.outcome} ({ev.reason})"

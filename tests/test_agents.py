@@ -514,3 +514,14 @@ def test_serve_refuses_several_agents_and_none_chosen(tmp_path, capsys):
     assert agents is not None and agents.default.name == "sales"
     _, agents = build_setup(Settings(_env_file=None), None)
     assert agents is None  # no Agent: today's single agent from the settings
+
+
+def test_the_simulator_prints_handoffs_and_mcp_calls():
+    from telephony.simulate import _Printer
+
+    lines: list[str] = []
+    printer = _Printer(lines.append, 0.0)
+    printer("CA1", AgentChanged("billing", "default", "handoff", "invoice"))
+    printer("CA1", McpCall("i1", "crm", "find", "{}", None, "bad gateway"))
+    assert "agent billing speaks now (handoff from default) (invoice)" in lines[0]
+    assert "MCP crm.find: ERROR bad gateway" in lines[1]
