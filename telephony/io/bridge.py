@@ -79,6 +79,10 @@ class CallSession(CallControl):
         self.call_sid = ""
         self.context: CallContext | None = None
         self._rt: RealtimeConnection | None = None
+        #: every connection the connector returned, until its close finished
+        self._conns: set[RealtimeConnection] = set()
+        #: those counted open in the report (counted closed when their close begins)
+        self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -145,21 +149,33 @@ class CallSession(CallControl):
                 pass
 
     async def shutdown(self) -> None:
-        """End the call if it is still up, cancel its tasks, close both sockets."""
+        """End the call if it is still up, cancel its tasks, close both sockets.
+        Every Realtime connection opened for the call is closed, or dropped if this
+        is cancelled in turn: none outlives the call."""
         call = self.call
-        if call.phase is not Phase.ENDED:
-            call.end("failed", "bridge stopped")
-        self._handle(call.drain_actions())
-        if self._timer is not None:
-            self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._close_realtime()
-        await self._close_twilio()
-        self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
-        self._ended.set()
+        try:
+            if call.phase is not Phase.ENDED:
+                call.end("failed", "bridge stopped")
+            self._handle(call.drain_actions())
+            if self._timer is not None:
+                self._timer.cancel()
+            while self._tasks:  # a cancelled task may have spawned another
+                tasks = list(self._tasks)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._tasks.difference_update(tasks)
+            await self._close_realtime()
+            for conn in list(self._conns):  # opened while the call ended, or released
+                await self._close_conn(conn)
+            await self._close_twilio()
+        finally:
+            for conn in list(self._conns):
+                self._uncount(conn)
+                conn.abort()
+            self._conns.clear()
+            self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
+            self._ended.set()
 
     # --- carrying out what the machine queued ------------------------------------
 
@@ -261,17 +277,19 @@ class CallSession(CallControl):
         if self._rt is not None:  # replacing a session: never two live ones per call
             await self._close_realtime()
         try:
-            conn = await self.services.connect_realtime()
+            conn = await self.services.connect_realtime()  # cancelled: the connector drops the socket
         except RealtimeConnectError as exc:
             self._report_realtime_closed(str(exc), exc.retryable)
             return
         except Exception as exc:
             self._report_realtime_closed(f"cannot open the Realtime session: {type(exc).__name__}")
             return
+        self._conns.add(conn)  # from here shutdown closes it, whatever is cancelled when
         if self.call.phase is Phase.ENDED:  # the caller hung up while we connected
-            await _quiet_close(conn)
+            await self._close_conn(conn)
             return
         self._rt = conn
+        self._counted.add(conn)
         self.report.realtime_opened(reconnect)
         log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
         self.call.realtime_opened(self.services.session_update(start), self.loop.time())
@@ -305,20 +323,28 @@ class CallSession(CallControl):
         log_event(log, "realtime.closed", logging.WARNING, call_sid=self.call_sid, reason=reason)
         if self._rt is not None:
             conn, self._rt = self._rt, None
-            self._spawn(self._release(conn))
+            self._uncount(conn)  # counted closed from here: nothing more is sent or read
+            self._spawn(self._close_conn(conn))
         self.call.realtime_closed(reason, self.loop.time(), retryable)
         self._pump()
 
-    async def _release(self, conn: RealtimeConnection) -> None:
-        self.report.realtime_closed()  # counted closed from here: nothing more is sent or read
-        await _quiet_close(conn)
+    def _uncount(self, conn: RealtimeConnection) -> None:
+        if conn in self._counted:
+            self._counted.discard(conn)
+            self.report.realtime_closed()
+
+    async def _close_conn(self, conn: RealtimeConnection) -> None:
+        self._uncount(conn)
+        try:
+            await _quiet_close(conn)
+        finally:
+            self._conns.discard(conn)
 
     async def _close_realtime(self) -> None:
         conn, self._rt = self._rt, None
         if conn is not None:
-            self.report.realtime_closed()
             log_event(log, "realtime.close", call_sid=self.call_sid)
-            await _quiet_close(conn)
+            await self._close_conn(conn)
 
     async def _close_twilio(self) -> None:
         to_twilio = self.call.drain_twilio()
@@ -380,7 +406,10 @@ class CallSession(CallControl):
 
 
 async def _quiet_close(conn: RealtimeConnection) -> None:
+    """Close politely within 2 s; on failure or cancellation, drop the socket."""
     try:
         await asyncio.wait_for(conn.close(), 2.0)
-    except Exception:
-        pass
+    except BaseException as exc:
+        conn.abort()
+        if not isinstance(exc, Exception):
+            raise
