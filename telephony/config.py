@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     reconnect_backoff: float = Field(0.25, ge=0)
     session_rollover_seconds: float = Field(55 * 60, gt=0)
     apology: str = APOLOGY
+    #: a failed or incomplete response is asked for again this many times in a row
+    response_retries: int = Field(2, ge=0, le=10)
+    #: silence after the caller's turn before the agent is asked again, then the call handed on (0 = off)
+    dead_air_seconds: float = Field(4.0, ge=0)
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     trust_forwarded_headers: bool = False
     #: SQLite file for call records ("" turns recording off)

@@ -39,3 +39,16 @@ class Wording:
     transfer_failed: str = "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
     #: a tool result whose call was made in a Realtime session that is gone
     late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"
+    #: ``response.create`` instructions after a response was cut off at max_output_tokens
+    cut_short: str = (
+        "Your last answer was cut off because it was too long. Finish it now in one or two short sentences."
+    )
+    #: ``response.create`` instructions after the content filter stopped a response
+    filtered: str = (
+        "Your last answer was stopped by the content filter. Briefly tell the caller you cannot help "
+        "with that, and ask whether there is anything else you can do for them."
+    )
+    #: ``response.create`` instructions when nothing followed the caller's turn (dead air)
+    dead_air: str = "The caller is waiting for your answer. Respond to them now."
+    #: label of the fallback transfer when the model keeps failing
+    fallback_label: str = "a colleague"

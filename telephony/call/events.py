@@ -20,6 +20,7 @@ __all__ = [
     "CallEnded",
     "CallStarted",
     "CloseRealtime",
+    "DeadAir",
     "DuplicateStart",
     "EndCall",
     "Event",
@@ -36,8 +37,10 @@ __all__ = [
     "RealtimeLost",
     "RealtimeReconnected",
     "RealtimeRollover",
+    "ResponseFailed",
     "ResponseFinished",
     "RunTool",
+    "SessionRejected",
     "Transcript",
     "TransferCall",
     "TransferFailed",
@@ -185,10 +188,41 @@ class ResponseFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseFailed:
+    """A response ended ``failed`` or ``incomplete``: what happens next."""
+
+    response_id: str
+    status: str
+    label: str  # metric label: a known reason or error code, else "other"
+    message: str | None  # status_details.error.message (failed)
+    failures: int  # in a row
+    next: str  # retry | gave_up | none (the caller is speaking, or the call is ending)
+    retry_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadAir:
+    """Nothing followed the caller's turn (or our request) for ``seconds``."""
+
+    seconds: float
+    next: str  # asked_again | gave_up
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRejected:
+    """The server refused our ``session.update``: the call would run unconfigured."""
+
+    code: str | None
+    message: str
+    next: str  # retry_minimal | gave_up
+
+
+@dataclass(frozen=True, slots=True)
 class RealtimeErrorReported:
     type: str
     code: str | None
     message: str
+    about: str | None = None  # the kind of our event it names (wire.realtime.caused_by), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +278,9 @@ Notice = (
     | FirstAudio
     | Transcript
     | ResponseFinished
+    | ResponseFailed
+    | DeadAir
+    | SessionRejected
     | RealtimeErrorReported
     | RealtimeLost
     | RealtimeGaveUp

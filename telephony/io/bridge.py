@@ -66,6 +66,9 @@ def call_config(services: Services) -> CallConfig:
         reconnect_attempts=settings.reconnect_attempts,
         reconnect_backoff_s=settings.reconnect_backoff,
         rollover_after_s=settings.session_rollover_seconds,
+        response_retries=settings.response_retries,
+        dead_air_s=settings.dead_air_seconds,
+        fallback_transfer=settings.transfer_number if services.rest is not None else None,
     )
 
 
@@ -292,7 +295,9 @@ class CallSession(CallControl):
         self._counted.add(conn)
         self.report.realtime_opened(reconnect)
         log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
-        self.call.realtime_opened(self.services.session_update(start), self.loop.time())
+        services = self.services
+        update, minimal = services.session_update(start), services.session_update(start, minimal=True)
+        self.call.realtime_opened(update, self.loop.time(), minimal)
         self._pump()
         conn.start(partial(self._on_realtime_message, conn), partial(self._on_realtime_lost, conn))
 

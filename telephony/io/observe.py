@@ -177,6 +177,46 @@ class CallReport:
                     type=event.type,
                     code=event.code,
                     message=event.message,
+                    about=event.about,
+                )
+            case ev.ResponseFailed():
+                o.counters[f"responses_{event.status}"] += 1
+                m.responses_failed.labels(event.status, event.label).inc()
+                log_event(
+                    log,
+                    "response.failed",
+                    logging.ERROR if event.next == "gave_up" else logging.WARNING,
+                    call_sid=sid,
+                    response_id=event.response_id,
+                    status=event.status,
+                    reason=event.label,
+                    message=event.message,
+                    failures=event.failures,
+                    next=event.next,
+                    retry_in_s=event.retry_in_s,
+                )
+            case ev.DeadAir():
+                o.counters["dead_air"] += 1
+                m.dead_air.labels(event.next).inc()
+                log_event(
+                    log,
+                    "call.dead_air",
+                    logging.ERROR if event.next == "gave_up" else logging.WARNING,
+                    call_sid=sid,
+                    seconds=event.seconds,
+                    next=event.next,
+                )
+            case ev.SessionRejected():
+                o.counters["realtime.session_rejected"] += 1
+                m.realtime_errors.labels("session_update_rejected").inc()
+                log_event(
+                    log,
+                    "realtime.session_rejected",
+                    logging.ERROR,
+                    call_sid=sid,
+                    code=event.code,
+                    message=event.message,
+                    next=event.next,
                 )
             case ev.InvalidTwilioMessage():
                 o.counters["twilio.invalid"] += 1

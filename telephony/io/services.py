@@ -41,13 +41,14 @@ class Services:
             )
         self.rest = rest
 
-    def session_update(self, start: tw.Start) -> str:
+    def session_update(self, start: tw.Start, minimal: bool = False) -> str:
         """The ``session.update`` for this call: a per-call ``instructions``
-        parameter replaces the configured ones when the settings allow it."""
+        parameter replaces the configured ones when the settings allow it.
+        ``minimal``: without the optional fields (sent if the server refuses the full one)."""
         settings = self.settings
         override = start.custom_parameters.get("instructions")
         instructions = override if override and settings.allow_instruction_override else None
-        return rt.session_update(session_config(settings, self.tool_schemas, instructions))
+        return rt.session_update(session_config(settings, self.tool_schemas, instructions, minimal))
 
     def resolve_transfer_target(self, target: str) -> tuple[str, str]:
         """(E.164 number, label) for a directory name, a number, or '' (the default)."""

@@ -40,10 +40,24 @@ def _turn_detection(s: Settings) -> dict[str, Any] | None:
     return None
 
 
-def session_config(s: Settings, tools: list[dict[str, Any]], instructions: str | None = None) -> dict[str, Any]:
+def session_config(
+    s: Settings, tools: list[dict[str, Any]], instructions: str | None = None, minimal: bool = False
+) -> dict[str, Any]:
     """The ``session`` object of the call's ``session.update``; ``instructions``
-    replaces the configured ones (a verified per-call override)."""
+    replaces the configured ones (a verified per-call override). ``minimal``
+    keeps what the call cannot work without (formats, turn detection,
+    instructions, tools) and drops the optional rest (voice, speed,
+    transcription, noise reduction, max_output_tokens): the retry after a refusal."""
     audio_in: dict[str, Any] = {"format": dict(PCM_24K), "turn_detection": _turn_detection(s)}
+    if minimal:
+        return {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "instructions": instructions if instructions is not None else s.instructions,
+            "audio": {"input": audio_in, "output": {"format": dict(PCM_24K)}},
+            "tools": tools,
+            "tool_choice": "auto",
+        }
     if s.transcription_model:
         transcription: dict[str, Any] = {"model": s.transcription_model}
         if s.transcription_language:

@@ -1,0 +1,109 @@
+"""Never silent, end to end (issue 12): a failing model, dead air and a refused
+session configuration, through the real app against the fake Realtime server."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from tests.harness import bridge
+
+pytestmark = pytest.mark.anyio
+
+
+async def _fail_response(session, code: str = "server_error") -> str:
+    rid = await session.response_created()
+    await session.send(
+        {
+            "type": "response.done",
+            "event_id": "evt_f",
+            "response": {
+                "id": rid,
+                "object": "realtime.response",
+                "status": "failed",
+                "output": [],
+                "status_details": {
+                    "type": "failed",
+                    "error": {"type": "server_error", "code": code, "message": "The server had an error."},
+                },
+            },
+        }
+    )
+    session.active_response = None
+    return rid
+
+
+def _logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:
+    return [r.fields for r in caplog.records if r.getMessage() == event]  # type: ignore[attr-defined]
+
+
+async def test_a_failing_model_is_retried_within_a_second_then_the_caller_hears_the_apology(caplog):
+    caplog.set_level(logging.INFO, "telephony")
+    async with bridge() as b:
+        call, session = await b.live_call()
+        delays = []
+        for attempt in range(1, 4):  # the first answer, then TELEPHONY_RESPONSE_RETRIES (2) retries
+            failed_at = time.monotonic()
+            await _fail_response(session)
+            if attempt <= b.settings.response_retries:
+                await session.wait_for("response.create", count=attempt)
+                delays.append(time.monotonic() - failed_at)
+        await call.wait_closed(5)
+        r = await b.post("/stream-ended", {"CallSid": call.call_sid, "CallStatus": "in-progress"})
+        assert "<Say>Sorry, we are having technical difficulties" in r.text
+        metrics = (await b.get("/metrics")).text
+        assert 'telephony_responses_failed_total{reason="server_error",status="failed"} 3.0' in metrics
+    print(f"failed response -> retry: {[round(d, 3) for d in delays]} s")
+    assert all(d < 1.0 for d in delays), delays
+    logged = _logged(caplog, "response.failed")
+    assert [e["next"] for e in logged] == ["retry", "retry", "gave_up"]
+    assert logged[0]["message"] == "The server had an error."
+
+
+async def test_dead_air_after_the_callers_turn_is_broken_then_apologised_for(caplog):
+    caplog.set_level(logging.INFO, "telephony")
+    async with bridge(dead_air_seconds=0.3) as b:
+        call, session = await b.live_call()
+        item = await session.speech_started()
+        stopped_at = time.monotonic()
+        await session.speech_stopped(item)
+        nudge = await session.wait_for("response.create")  # nothing followed: asked once more
+        asked_at = time.monotonic()
+        assert nudge["response"]["instructions"] == "The caller is waiting for your answer. Respond to them now."
+        await call.wait_closed(5)  # still nothing: the call ends, with the apology
+        ended_at = time.monotonic()
+        r = await b.post("/stream-ended", {"CallSid": call.call_sid, "CallStatus": "in-progress"})
+        assert "<Say>Sorry" in r.text
+    print(f"dead air: asked again after {asked_at - stopped_at:.2f} s, ended after {ended_at - stopped_at:.2f} s")
+    assert [e["next"] for e in _logged(caplog, "call.dead_air")] == ["asked_again", "gave_up"]
+
+
+async def test_a_refused_session_update_is_retried_without_optional_fields(caplog):
+    caplog.set_level(logging.INFO, "telephony")
+    async with bridge(voice="marin") as b:
+        call = b.twilio()
+        await call.connect()
+        await call.start()
+        session = await b.fake.next_session()
+        first = await session.wait_for("session.update")
+        await session.send(
+            {
+                "type": "error",
+                "event_id": "evt_e",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_value",
+                    "message": "Invalid value: 'marin'.",
+                    "event_id": first["event_id"],
+                },
+            }
+        )
+        second = await session.wait_for("session.update", count=2)
+        assert "voice" not in second["session"]["audio"]["output"]
+        assert second["session"]["instructions"] == first["session"]["instructions"]
+        assert second["session"]["tools"] == first["session"]["tools"]
+        assert not call.closed.is_set()
+    [rejected] = _logged(caplog, "realtime.session_rejected")
+    assert rejected["next"] == "retry_minimal" and rejected["code"] == "invalid_value"
