@@ -50,5 +50,7 @@ class Wording:
     )
     #: ``response.create`` instructions when nothing followed the caller's turn (dead air)
     dead_air: str = "The caller is waiting for your answer. Respond to them now."
+    #: the caller's turn whose transcription failed, in records and restored conversations
+    untranscribed: str = "[The caller spoke here, but their words could not be transcribed.]"
     #: label of the fallback transfer when the model keeps failing
     fallback_label: str = "a colleague"

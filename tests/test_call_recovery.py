@@ -220,3 +220,27 @@ def test_client_events_carry_event_ids_naming_their_kind():
     assert json.loads(rt.user_text("x"))["event_id"].startswith("ic-")
     assert "event_id" not in json.loads(rt.audio_append("AAAA"))  # the per-frame event stays lean
     assert rt.caused_by("tr-3") == "tr" and rt.caused_by("event_1") is None and rt.caused_by(None) is None
+
+
+def test_reconnect_restores_tool_calls_with_their_outputs_and_untranscribed_turns():
+    c = live(CFG)
+    c.receive_realtime(rt.InputTranscript("u1", "Where is order A1?"), 0.5)
+    c.receive_realtime(rt.FunctionCallDone("r1", "i1", "call_1", "lookup", '{"order":"A1"}'), 1.0)
+    c.receive_realtime(rt.FunctionCallDone("r1", "i2", "call_2", "slow", "{}"), 1.0)
+    c.tool_finished("call_1", "ready for pickup", 1.5)
+    c.receive_realtime(rt.TranscriptDone("a1", "It is ready."), 2.0)
+    c.receive_realtime(rt.InputTranscriptFailed("u2", "audio unclear"), 3.0)
+    _, _, actions = drain(c)
+    notices = [a for a in actions if type(a).__name__ in ("Transcript", "TranscriptionFailed")]
+    assert type(notices[-2]).__name__ == "TranscriptionFailed" and notices[-1].text == c.config.wording.untranscribed
+    c.realtime_closed("lost", 4.0)
+    c.tick(4.0)
+    drain(c)
+    c.realtime_opened('{"type":"session.update"}', 4.1)
+    _, out, _ = drain(c)
+    items = [m["item"] for m in out if m["type"] == "conversation.item.create"]
+    assert [i["type"] for i in items] == ["message", "function_call", "function_call_output", "message", "message"]
+    assert items[1] == {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": '{"order":"A1"}'}
+    assert items[2] == {"type": "function_call_output", "call_id": "call_1", "output": "ready for pickup"}
+    assert items[4]["content"][0]["text"] == c.config.wording.untranscribed  # the turn is not silently missing
+    # call_2 had no output yet: left out; its result comes as a late-result message.

@@ -3,6 +3,7 @@ session configuration, through the real app against the fake Realtime server."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -107,3 +108,40 @@ async def test_a_refused_session_update_is_retried_without_optional_fields(caplo
         assert not call.closed.is_set()
     [rejected] = _logged(caplog, "realtime.session_rejected")
     assert rejected["next"] == "retry_minimal" and rejected["code"] == "invalid_value"
+
+
+async def test_a_reconnect_restores_tool_calls_and_their_results():
+    from telephony import tool
+
+    @tool
+    def lookup_order(order: str) -> str:
+        """Look an order up."""
+        return f"Order {order} is ready for pickup."
+
+    async with bridge([lookup_order], reconnect_backoff=0.01) as b:
+        _, s1 = await b.live_call()
+        await s1.function_call("lookup_order", {"order": "A1"}, call_id="call_77")
+        await s1.wait_for("conversation.item.create", lambda e: e["item"]["type"] == "function_call_output")
+        await s1.send(
+            {
+                "type": "conversation.item.input_audio_transcription.failed",
+                "event_id": "evt_t",
+                "item_id": "item_u2",
+                "content_index": 0,
+                "error": {"type": "transcription_error", "code": "audio_unintelligible", "message": "unclear"},
+            }
+        )
+        await s1.close(1011, "internal error")
+        s2 = await b.fake.next_session()
+        await s2.wait_for("session.update")
+        await s2.wait_for("conversation.item.create", count=3)
+        items = [e["item"] for e in s2.events("conversation.item.create")]
+        assert items[0] == {
+            "type": "function_call",
+            "call_id": "call_77",
+            "name": "lookup_order",
+            "arguments": '{"order": "A1"}',
+        }
+        assert json.loads(items[1]["output"]) == "Order A1 is ready for pickup." and items[1]["call_id"] == "call_77"
+        assert items[2]["role"] == "user" and "could not be transcribed" in items[2]["content"][0]["text"]
+        assert b.observer.counters["transcription_failed"] == 1

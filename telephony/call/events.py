@@ -42,6 +42,7 @@ __all__ = [
     "RunTool",
     "SessionRejected",
     "Transcript",
+    "TranscriptionFailed",
     "TransferCall",
     "TransferFailed",
     "TransferRequested",
@@ -180,6 +181,14 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptionFailed:
+    """The caller's words for ``item_id`` could not be transcribed (kept as a marker)."""
+
+    item_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseFinished:
     response_id: str
     status: str
@@ -277,6 +286,7 @@ Notice = (
     | BargeIn
     | FirstAudio
     | Transcript
+    | TranscriptionFailed
     | ResponseFinished
     | ResponseFailed
     | DeadAir

@@ -326,9 +326,14 @@ class Call:
             case rt.FunctionCallDone():
                 self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
+                    self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
                 self._on_transcript("caller", ev.item_id, ev.transcript, now)
+            case rt.InputTranscriptFailed():
+                # The turn is kept (records, replay) as a marker, not silently lost.
+                self._actions.append(events.TranscriptionFailed(ev.item_id, ev.message))
+                self._on_transcript("caller", ev.item_id, self.config.wording.untranscribed, now)
             case rt.TranscriptDone():
                 self._on_transcript("agent", ev.item_id, ev.transcript, now)
             case rt.SessionUpdated():
@@ -499,6 +504,7 @@ class Call:
         if pending is None or self.phase is Phase.ENDED:
             return
         turn = pending.turn
+        self._session.remember_output(call_id, output)  # restored with its call into later sessions
         if pending.generation == self._session.generation and self.phase is Phase.LIVE:
             self._realtime.append(rt.function_call_output(call_id, output))
         else:

@@ -218,6 +218,16 @@ class CallReport:
                     message=event.message,
                     next=event.next,
                 )
+            case ev.TranscriptionFailed():
+                o.counters["transcription_failed"] += 1
+                log_event(
+                    log,
+                    "transcript.failed",
+                    logging.WARNING,
+                    call_sid=sid,
+                    item_id=event.item_id,
+                    message=event.message,
+                )
             case ev.InvalidTwilioMessage():
                 o.counters["twilio.invalid"] += 1
                 log_event(log, "twilio.invalid", logging.WARNING, call_sid=sid, reason=event.reason, count=event.count)

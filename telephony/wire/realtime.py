@@ -23,6 +23,7 @@ __all__ = [
     "Error",
     "FunctionCallDone",
     "InputTranscript",
+    "InputTranscriptFailed",
     "Invalid",
     "ItemTruncated",
     "RealtimeEvent",
@@ -124,6 +125,14 @@ class InputTranscript:
 
 
 @dataclass(frozen=True, slots=True)
+class InputTranscriptFailed:
+    """``conversation.item.input_audio_transcription.failed``: the caller spoke, no words came."""
+
+    item_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionCallDone:
     response_id: str
     item_id: str
@@ -167,6 +176,7 @@ RealtimeEvent = (
     | AudioDone
     | TranscriptDone
     | InputTranscript
+    | InputTranscriptFailed
     | FunctionCallDone
     | ItemTruncated
     | Error
@@ -256,6 +266,9 @@ _PARSERS = {
     "response.output_audio_transcript.done": lambda m: TranscriptDone(_s(m, "item_id"), _s(m, "transcript")),
     "conversation.item.input_audio_transcription.completed": lambda m: InputTranscript(
         _s(m, "item_id"), _s(m, "transcript")
+    ),
+    "conversation.item.input_audio_transcription.failed": lambda m: InputTranscriptFailed(
+        _s(m, "item_id"), str((m.get("error") or {}).get("message") or "")[:300]
     ),
     "response.function_call_arguments.done": lambda m: FunctionCallDone(
         _s(m, "response_id"), _s(m, "item_id"), _s(m, "call_id"), _s(m, "name"), _s(m, "arguments")
