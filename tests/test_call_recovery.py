@@ -244,3 +244,39 @@ def test_reconnect_restores_tool_calls_with_their_outputs_and_untranscribed_turn
     assert items[2] == {"type": "function_call_output", "call_id": "call_1", "output": "ready for pickup"}
     assert items[4]["content"][0]["text"] == c.config.wording.untranscribed  # the turn is not silently missing
     # call_2 had no output yet: left out; its result comes as a late-result message.
+
+
+def _transfer_in_flight() -> Call:
+    c = live(CFG)
+    c.request_transfer("+15557654321", "billing", 0.0)
+    _, _, actions = drain(c)
+    assert kinds(actions, TransferCall)  # nothing playing: the redirect goes at once
+    return c
+
+
+def test_a_stop_before_the_rest_reply_waits_for_it_to_record_the_outcome():
+    from telephony.call import CallEnded
+    from telephony.wire import twilio as tw
+
+    c = _transfer_in_flight()
+    c.receive_twilio(tw.Stop("CA1"), 0.1)  # Twilio's redirect ends the stream before the REST reply
+    _, _, actions = drain(c)
+    assert kinds(actions, EndCall) and not kinds(actions, CallEnded)  # outcome not known yet
+    assert c.transfer_unconfirmed
+    c.transfer_done(0.3)
+    [ended] = kinds(drain(c)[2], CallEnded)
+    assert ended.outcome == "transferred" and "billing" in ended.reason and c.outcome == "transferred"
+
+    c = _transfer_in_flight()
+    c.receive_twilio(tw.Stop("CA1"), 0.1)  # the caller hung up; the redirect then failed
+    drain(c)
+    c.transfer_failed("HTTP 404 call not in progress", 0.3)
+    [ended] = kinds(drain(c)[2], CallEnded)
+    assert ended.outcome == "completed" and "transfer to +15557654321 failed: HTTP 404" in ended.reason
+
+    c = _transfer_in_flight()
+    c.twilio_closed(0.1)
+    drain(c)
+    c.transfer_unresolved("no REST reply")
+    [ended] = kinds(drain(c)[2], CallEnded)
+    assert ended.outcome == "completed" and "unconfirmed" in ended.reason

@@ -3,12 +3,14 @@ session configuration, through the real app against the fake Realtime server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
 import pytest
 
+from telephony import CallContext, tool
 from tests.harness import bridge
 
 pytestmark = pytest.mark.anyio
@@ -111,8 +113,6 @@ async def test_a_refused_session_update_is_retried_without_optional_fields(caplo
 
 
 async def test_a_reconnect_restores_tool_calls_and_their_results():
-    from telephony import tool
-
     @tool
     def lookup_order(order: str) -> str:
         """Look an order up."""
@@ -145,3 +145,28 @@ async def test_a_reconnect_restores_tool_calls_and_their_results():
         assert json.loads(items[1]["output"]) == "Order A1 is ready for pickup." and items[1]["call_id"] == "call_77"
         assert items[2]["role"] == "user" and "could not be transcribed" in items[2]["content"][0]["text"]
         assert b.observer.counters["transcription_failed"] == 1
+
+
+async def test_a_stop_before_the_transfers_rest_reply_records_the_transfer_exactly():
+    import threading
+
+    from telephony.testing.fake_twilio_rest import FakeTwilioRest
+
+    @tool
+    async def to_billing(ctx: CallContext) -> str:
+        """Transfer to billing."""
+        return await ctx.transfer("+15557654321")
+
+    with FakeTwilioRest() as rest:
+        rest.hold = threading.Event()
+        async with bridge([to_billing], twilio_api_base_url=rest.base_url, transfer_number="+15557654321") as b:
+            call, session = await b.live_call()
+            await session.function_call("to_billing", {})
+            [bridged] = list(b.admission.sessions)
+            await asyncio.to_thread(rest.wait_requests, 1)  # the redirect is at Twilio, no reply yet
+            await call.hang_up()  # Twilio stops the stream as the redirect takes effect
+            await call.wait_closed()
+            rest.hold.set()  # then the REST reply: 200
+            await asyncio.wait_for(bridged.wait_ended(), 5)
+            assert b.observer.counters["calls_transferred"] == 1
+            assert b.observer.counters["calls_completed"] == 0

@@ -80,6 +80,9 @@ class Call:
         self._recovery = Recovery()
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
+        #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
+        #: reported (CallEnded) once the reply says whether the transfer happened
+        self._end_pending: tuple[str, str, bool] | None = None
 
         self._user_speaking = False
         self._turn = 0
@@ -129,6 +132,11 @@ class Call:
     @property
     def reconnects(self) -> int:
         return self._session.reconnects
+
+    @property
+    def transfer_unconfirmed(self) -> bool:
+        """The call ended while a transfer's REST reply was pending (its outcome waits for it)."""
+        return self._end_pending is not None
 
     @property
     def pending_tools(self) -> int:
@@ -547,6 +555,12 @@ class Call:
 
     def transfer_failed(self, reason: str, now: float) -> None:
         """The redirect failed: tell the model, and the conversation goes on."""
+        if self._end_pending is not None:  # the caller hung up meanwhile: that is how it ended
+            number = self._control.transfer[0] if self._control.transfer else "?"
+            self._actions.append(events.TransferFailed(number, reason))
+            outcome, why, _ = self._end_pending
+            self._report_end(outcome, f"{why}; the transfer to {number} failed: {reason}")
+            return
         if self.phase is Phase.ENDED or self._control.transfer is None:
             return
         transfer = self._control.transfer_ended()
@@ -561,8 +575,30 @@ class Call:
         self._request_response(now=now)
 
     def transfer_done(self, now: float) -> None:
+        if self._end_pending is not None:  # the stream stopped first: Twilio's redirect ended it
+            label = self._control.transfer[1] if self._control.transfer else "?"
+            self._report_end("transferred", f"transferred to {label} (the stream stopped before the REST reply)")
+            return
         if self._control.transfer is not None:
             self._end("transferred", f"transferred to {self._control.transfer[1]}")
+
+    def transfer_unresolved(self, why: str) -> None:
+        """No REST reply will come (shutdown): report the ending with what is known."""
+        if self._end_pending is not None:
+            outcome, reason, _ = self._end_pending
+            number = self._control.transfer[0] if self._control.transfer else "?"
+            self._report_end(outcome, f"{reason}; transfer to {number} unconfirmed ({why})")
+
+    def _report_end(self, outcome: str, reason: str) -> None:
+        pending, self._end_pending = self._end_pending, None
+        self.outcome = outcome
+        apologize = pending[2] if pending else False
+        self._control.transfer_ended()
+        self._actions.append(
+            events.CallEnded(
+                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+            )
+        )
 
     def _check_control(self, now: float) -> None:
         """Hang up / transfer once the agent has finished speaking and it has played."""
@@ -653,11 +689,16 @@ class Call:
         self._session.drop_held_audio()
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
-        self._actions.append(
-            events.CallEnded(
-                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+        if self._control.transfer_in_flight and outcome != "transferred":
+            # Twilio stops the stream when the redirect takes effect, maybe before its
+            # REST reply: the reply (transfer_done / transfer_failed) decides the outcome.
+            self._end_pending = (outcome, reason, apologize)
+        else:
+            self._actions.append(
+                events.CallEnded(
+                    outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+                )
             )
-        )
         self._actions.append(events.EndCall(outcome, reason, apologize))
 
     def _invalid(self, reason: str) -> None:

@@ -51,6 +51,9 @@ __all__ = ["MAX_TWILIO_BUFFER", "CallSession", "call_config"]
 
 log = logging.getLogger("telephony.call")
 
+#: At the end of a call whose stream stopped before the transfer's REST reply, wait this long for it.
+TRANSFER_REPLY_WAIT_S = 10.0
+
 _MEDIA = tw.Media
 _AUDIO_DELTA = rt.AudioDelta
 _parse_twilio = tw.parse
@@ -87,6 +90,7 @@ class CallSession(CallControl):
         #: those counted open in the report (counted closed when their close begins)
         self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._transfers: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ended = asyncio.Event()
@@ -162,6 +166,13 @@ class CallSession(CallControl):
             self._handle(call.drain_actions())
             if self._timer is not None:
                 self._timer.cancel()
+            if call.transfer_unconfirmed and self._transfers:
+                # The stream stopped before the REST reply: it says whether the call was
+                # transferred (the record must be exact), so wait for it, bounded.
+                await asyncio.wait(self._transfers, timeout=TRANSFER_REPLY_WAIT_S)
+            if call.transfer_unconfirmed:
+                call.transfer_unresolved("no REST reply")
+            self._handle(call.drain_actions())
             while self._tasks:  # a cancelled task may have spawned another
                 tasks = list(self._tasks)
                 for task in tasks:
@@ -217,10 +228,11 @@ class CallSession(CallControl):
             self.call.end("failed", "Twilio stopped reading the media stream")
             self._handle(self.call.drain_actions())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _handle(self, events: Iterable[Event]) -> None:
         report, now = self.report, self.loop.time()
@@ -235,7 +247,9 @@ class CallSession(CallControl):
                 case CloseRealtime():
                     self._spawn(self._close_realtime())
                 case TransferCall():
-                    self._spawn(self._transfer(ev))
+                    task = self._spawn(self._transfer(ev))
+                    self._transfers.add(task)
+                    task.add_done_callback(self._transfers.discard)
                 case EndCall():
                     self._spawn(self._close_twilio())
             report.event(ev, now)
