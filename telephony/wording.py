@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "Wording"]
+__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "TOOL_FAILED", "Wording"]
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
@@ -22,6 +22,12 @@ BUSY_MESSAGE = "All of our agents are busy right now. Please call again in a few
 DRAINING_MESSAGE = "We are restarting our phone system. Please call back in a minute. Goodbye."
 #: Said when the bridge gives up on a call (default of ``TELEPHONY_APOLOGY``).
 APOLOGY = "Sorry, we are having technical difficulties. Please call back in a few minutes. Goodbye."
+
+#: What the model reads when a tool raised an unexpected exception (the details go to the log only).
+TOOL_FAILED = (
+    "The {name} tool failed because of an internal error. Do not retry it now; tell the caller "
+    "you could not complete that and offer other help."
+)
 
 
 @dataclass(frozen=True, slots=True)
