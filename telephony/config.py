@@ -7,6 +7,8 @@ the agent and the server has a ``TELEPHONY_`` prefix (``TELEPHONY_MODEL``...).
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,6 +20,12 @@ from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
 __all__ = ["DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL", "Settings"]
 
 DEFAULT_MODEL = "gpt-realtime-1.5"
+#: The Realtime API's built-in voices: a closed list (the ``openai`` SDK's
+#: ``RealtimeAudioConfigOutput.voice`` literals; tests/test_settings_start.py keeps them equal).
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 def _env(name: str) -> Any:
@@ -109,7 +117,72 @@ class Settings(BaseSettings):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("PUBLIC_URL must be an http(s) origin such as https://example.ngrok.app")
-        return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            # Twilio signs the full URL it calls: a path here would be added to every
+            # route's and never match what Twilio signed.
+            raise ValueError(
+                f"PUBLIC_URL must be an origin without a path (got path {parts.path!r}): "
+                f"set it to {parts.scheme}://{parts.netloc}"
+            )
+        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+    # --- checked at start (issue 12): each error names the setting and the fix ---
+
+    @field_validator("voice")
+    @classmethod
+    def _voice(cls, v: str) -> str:
+        if v not in VOICES:
+            raise ValueError(f"TELEPHONY_VOICE {v!r} is not a Realtime voice; use one of: {', '.join(VOICES)}")
+        return v
+
+    @field_validator("transfer_number")
+    @classmethod
+    def _transfer_number(cls, v: str | None) -> str | None:
+        if v is not None and not E164.fullmatch(v):
+            raise ValueError(
+                f"TELEPHONY_TRANSFER_NUMBER {v!r} is not E.164: write it as +<country><number>, e.g. +14155550100"
+            )
+        return v
+
+    @field_validator("transfer_directory")
+    @classmethod
+    def _transfer_directory(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = {name: number for name, number in v.items() if not E164.fullmatch(str(number))}
+        if bad:
+            raise ValueError(
+                f"TELEPHONY_TRANSFER_DIRECTORY entries are not E.164 numbers: {bad}; "
+                'write each as +<country><number>, e.g. {"billing": "+14155550100"}'
+            )
+        return v
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _openai_base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname or parts.query:
+            raise ValueError(
+                f"OPENAI_BASE_URL {v!r} is not an http(s) URL without a query: "
+                "use e.g. https://api.openai.com/v1 (or unset it)"
+            )
+        return v
+
+    @field_validator("turn_detection")
+    @classmethod
+    def _turn_detection(cls, v: str) -> str:
+        if v == "none":
+            raise ValueError(
+                "TELEPHONY_TURN_DETECTION=none is not supported on phone calls (nothing would commit the "
+                "caller's audio or ask for an answer: the agent would be deaf); use server_vad or semantic_vad"
+            )
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"TELEPHONY_LOG_LEVEL {v!r} is not a level name; use one of: {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("transcription_model", "greeting", "transfer_number", "tools", mode="before")
     @classmethod
@@ -127,6 +200,18 @@ class Settings(BaseSettings):
         parts = urlsplit(self.openai_base_url.rstrip("/"))
         scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
         return urlunsplit((scheme, parts.netloc, parts.path + "/realtime", f"model={self.model}", ""))
+
+    @classmethod
+    def unknown_env(cls, environ: dict[str, str]) -> list[str]:
+        """Warnings for ``TELEPHONY_*`` variables that are no setting, naming the closest one."""
+        known = {f"TELEPHONY_{name.upper()}" for name in cls.model_fields}
+        out = []
+        for key in sorted(environ):
+            if key.upper().startswith("TELEPHONY_") and key.upper() not in known:
+                close = difflib.get_close_matches(key.upper(), sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                out.append(f"{key} is not a setting and is ignored{hint}")
+        return out
 
     def secrets(self) -> list[str]:
         out = []

@@ -42,6 +42,7 @@ class CallObserver:
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
         self.open_realtime = 0  # Realtime sessions open right now
+        self.records_error: str | None = None  # the last record write failed with this (cleared by a success)
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         self._writes: set[asyncio.Future[Any]] = set()
 
@@ -70,7 +71,9 @@ class CallObserver:
         def write() -> None:
             try:
                 store.save(record)
+                self.records_error = None
             except Exception as exc:  # a full disk must not break calls
+                self.records_error = f"{type(exc).__name__}: {exc}"
                 log_event(
                     log,
                     "records.save_failed",
