@@ -303,6 +303,7 @@ class CallSession(CallControl):
             return
         self._conns.add(conn)  # from here shutdown closes it, whatever is cancelled when
         if self.call.phase is Phase.ENDED:  # the caller hung up while we connected
+            log_event(log, "realtime.close", call_sid=self.call_sid, reason="the call ended while it was connecting")
             await self._close_conn(conn)
             return
         self._rt = conn
