@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,25 @@ def _settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         _die("invalid settings:\n" + "\n".join(lines))
+
+
+def check_records_path(path: str) -> None:
+    """Fail at start if call records cannot be written (e.g. a root-owned bind mount)."""
+    if not path or path == ":memory:":
+        return
+    from .records import CallQuery, SqliteCallStore
+
+    try:
+        store = SqliteCallStore(path)
+        try:
+            store.list_now(CallQuery(limit=1))  # opens (creates) the file and its table: a write
+        finally:
+            store.close_now()
+    except Exception as exc:
+        _die(
+            f"TELEPHONY_RECORDS_PATH {path!r} is not writable ({type(exc).__name__}: {exc}): "
+            "point it at a writable file, fix the directory's owner, or set it to '' to turn records off"
+        )
 
 
 def _die(message: str, code: int = 2) -> NoReturn:
@@ -89,6 +109,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value().strip():
         _die("OPENAI_API_KEY is not set: put it in the environment or in a .env file")
+    for warning in type(settings).unknown_env(dict(os.environ)):
+        print(f"telephony: warning: {warning}", file=sys.stderr)
+    if not settings.database_url:  # else records go to PostgreSQL (checked when it connects)
+        check_records_path(settings.records_path)
     workers = settings.workers if args.workers is None else args.workers
     if workers < 1:
         _die("--workers must be at least 1")

@@ -7,7 +7,9 @@ the agent and the server has a ``TELEPHONY_`` prefix (``TELEPHONY_MODEL``...).
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +58,14 @@ class McpServer(BaseModel):
     def tool(self) -> dict[str, Any]:
         """The ``session.tools`` entry."""
         return {"type": "mcp", **self.model_dump(exclude_none=True)}
+
+
+#: The Realtime API's built-in voices: a closed list (the ``openai`` SDK's
+#: ``RealtimeAudioConfigOutput.voice`` literals; tests/test_settings_start.py keeps them equal).
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 def _env(name: str) -> Any:
@@ -165,6 +175,10 @@ class Settings(BaseSettings):
     reconnect_backoff: float = Field(0.25, ge=0)
     session_rollover_seconds: float = Field(55 * 60, gt=0)
     apology: str = APOLOGY
+    #: a failed or incomplete response is asked for again this many times in a row
+    response_retries: int = Field(2, ge=0, le=10)
+    #: silence after the caller's turn before the agent is asked again, then the call handed on (0 = off)
+    dead_air_seconds: float = Field(4.0, ge=0)
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     trust_forwarded_headers: bool = False
     #: SQLite file for call records ("" turns recording off)
@@ -188,7 +202,65 @@ class Settings(BaseSettings):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("PUBLIC_URL must be an http(s) origin such as https://example.ngrok.app")
-        return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            # Twilio signs the full URL it calls: a path here would be added to every
+            # route's and never match what Twilio signed.
+            raise ValueError(
+                f"PUBLIC_URL must be an origin without a path (got path {parts.path!r}): "
+                f"set it to {parts.scheme}://{parts.netloc}"
+            )
+        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+    # --- checked at start (issue 12): each error names the setting and the fix ---
+
+    @field_validator("transfer_number")
+    @classmethod
+    def _transfer_number(cls, v: str | None) -> str | None:
+        if v is not None and not E164.fullmatch(v):
+            raise ValueError(
+                f"TELEPHONY_TRANSFER_NUMBER {v!r} is not E.164: write it as +<country><number>, e.g. +14155550100"
+            )
+        return v
+
+    @field_validator("transfer_directory")
+    @classmethod
+    def _transfer_directory(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = {name: number for name, number in v.items() if not E164.fullmatch(str(number))}
+        if bad:
+            raise ValueError(
+                f"TELEPHONY_TRANSFER_DIRECTORY entries are not E.164 numbers: {bad}; "
+                'write each as +<country><number>, e.g. {"billing": "+14155550100"}'
+            )
+        return v
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _openai_base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname or parts.query:
+            raise ValueError(
+                f"OPENAI_BASE_URL {v!r} is not an http(s) URL without a query: "
+                "use e.g. https://api.openai.com/v1 (or unset it)"
+            )
+        return v
+
+    @field_validator("turn_detection")
+    @classmethod
+    def _turn_detection(cls, v: str) -> str:
+        if v == "none":
+            raise ValueError(
+                "TELEPHONY_TURN_DETECTION=none is not supported on phone calls (nothing would commit the "
+                "caller's audio or ask for an answer: the agent would be deaf); use server_vad or semantic_vad"
+            )
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"TELEPHONY_LOG_LEVEL {v!r} is not a level name; use one of: {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator(
         "transcription_model",
@@ -272,8 +344,14 @@ class Settings(BaseSettings):
     @field_validator("voice")
     @classmethod
     def _voice(cls, v: str | dict[str, str]) -> str | dict[str, str]:
-        if isinstance(v, dict) and (set(v) != {"id"} or not isinstance(v["id"], str)):
-            raise ValueError('a custom voice is JSON {"id": "voice_..."}')
+        if isinstance(v, dict):
+            if set(v) != {"id"} or not isinstance(v["id"], str):
+                raise ValueError('a custom voice is JSON {"id": "voice_..."}')
+        elif v not in VOICES:
+            raise ValueError(
+                f"TELEPHONY_VOICE {v!r} is not a Realtime voice; use one of: {', '.join(VOICES)}, "
+                'or a custom voice as JSON {"id": "voice_..."}'
+            )
         return v
 
     # --- derived ---
@@ -287,6 +365,18 @@ class Settings(BaseSettings):
         parts = urlsplit(self.openai_base_url.rstrip("/"))
         scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
         return urlunsplit((scheme, parts.netloc, parts.path + "/realtime", f"model={self.model}", ""))
+
+    @classmethod
+    def unknown_env(cls, environ: dict[str, str]) -> list[str]:
+        """Warnings for ``TELEPHONY_*`` variables that are no setting, naming the closest one."""
+        known = {f"TELEPHONY_{name.upper()}" for name in cls.model_fields}
+        out = []
+        for key in sorted(environ):
+            if key.upper().startswith("TELEPHONY_") and key.upper() not in known:
+                close = difflib.get_close_matches(key.upper(), sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                out.append(f"{key} is not a setting and is ignored{hint}")
+        return out
 
     def secrets(self) -> list[str]:
         out = []

@@ -36,6 +36,15 @@ class Metrics:
         self.realtime_errors = Counter(
             "telephony_realtime_errors", "Realtime error events, by code", ["code"], registry=r
         )
+        self.responses_failed = Counter(
+            "telephony_responses_failed",
+            "Responses that ended failed or incomplete, by status and reason (known values only)",
+            ["status", "reason"],
+            registry=r,
+        )
+        self.dead_air = Counter(
+            "telephony_dead_air", "Silences after the caller's turn, by what followed", ["next"], registry=r
+        )
         self.transcode_seconds = Counter(
             "telephony_transcode_seconds",
             "Time spent handling audio frames (transcoding included), by direction",

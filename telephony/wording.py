@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "Wording"]
+__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "TOOL_FAILED", "Wording"]
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
@@ -22,6 +22,12 @@ BUSY_MESSAGE = "All of our agents are busy right now. Please call again in a few
 DRAINING_MESSAGE = "We are restarting our phone system. Please call back in a minute. Goodbye."
 #: Said when the bridge gives up on a call (default of ``TELEPHONY_APOLOGY``).
 APOLOGY = "Sorry, we are having technical difficulties. Please call back in a few minutes. Goodbye."
+
+#: What the model reads when a tool raised an unexpected exception (the details go to the log only).
+TOOL_FAILED = (
+    "The {name} tool failed because of an internal error. Do not retry it now; tell the caller "
+    "you could not complete that and offer other help."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,21 @@ class Wording:
     late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"
     #: a denied MCP approval request (``TELEPHONY_MCP_APPROVAL=deny``)
     mcp_denied: str = "Calling MCP tools that need approval is not allowed on this line."
+    #: ``response.create`` instructions after a response was cut off at max_output_tokens
+    cut_short: str = (
+        "Your last answer was cut off because it was too long. Finish it now in one or two short sentences."
+    )
+    #: ``response.create`` instructions after the content filter stopped a response
+    filtered: str = (
+        "Your last answer was stopped by the content filter. Briefly tell the caller you cannot help "
+        "with that, and ask whether there is anything else you can do for them."
+    )
+    #: ``response.create`` instructions when nothing followed the caller's turn (dead air)
+    dead_air: str = "The caller is waiting for your answer. Respond to them now."
+    #: the caller's turn whose transcription failed, in records and restored conversations
+    untranscribed: str = "[The caller spoke here, but their words could not be transcribed.]"
+    #: label of the fallback transfer when the model keeps failing
+    fallback_label: str = "a colleague"
 
 
 #: The ``handoff_to_<name>`` tool's result: the model reads it right after its

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -112,7 +113,7 @@ async def test_each_failure_gives_the_model_an_error_and_the_call_goes_on(tools)
     async with bridge(tools=tools.offered) as b:
         call, session, _ = await _start(b)
         cases = [
-            ("broken", {"x": 1}, "database unavailable"),
+            ("broken", {"x": 1}, "The broken tool failed because of an internal error"),
             ("refuses", {"x": 1}, "that order belongs to another customer"),
             ("nope", {}, "unknown tool 'nope'"),
             ("lookup_order", "{not json", "invalid arguments"),
@@ -128,6 +129,7 @@ async def test_each_failure_gives_the_model_an_error_and_the_call_goes_on(tools)
         for cid, (name, _, expected) in zip(ids, cases, strict=True):
             text = json.loads(outputs[cid])["error"]
             assert expected in text, (name, text)
+        assert "database unavailable" not in outputs[ids[0]]  # the raw exception never reaches the model
         # The call is still alive: caller audio flows.
         await call.send_audio(b"\xff" * 320)
         await session.wait_audio(1920)
@@ -184,3 +186,16 @@ async def test_duplicate_function_call_runs_once(tools):
         await call.send_audio(b"\xff" * 160)
         await session.wait_audio(960)
         assert len(list(session.events("conversation.item.create"))) == 1
+
+
+async def test_a_tool_exception_is_logged_with_its_traceback_for_the_operator_only(tools, caplog):
+    caplog.set_level(logging.INFO, "telephony")
+    async with bridge(tools=tools.offered) as b:
+        call, session, _ = await _start(b)
+        _, cid = await session.function_call("broken", {"x": 1})
+        await session.wait_for("response.create")
+        assert "database unavailable" not in _outputs(session)[cid]
+    [record] = [r for r in caplog.records if r.getMessage() == "tool.exception"]
+    assert record.levelno == logging.WARNING
+    assert record.fields["tool"] == "broken" and record.fields["call_sid"] == call.call_sid  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "database unavailable" in str(record.exc_info[1])

@@ -94,6 +94,13 @@ STEP = st.one_of(
     st.tuples(st.just("speech_stopped")),
     st.tuples(st.just("resp_created"), st.integers(0, 2)),
     st.tuples(st.just("resp_done"), st.integers(0, 2)),
+    st.tuples(
+        st.just("resp_failed"),
+        st.integers(0, 2),
+        st.sampled_from([("failed", None), ("incomplete", "max_output_tokens"), ("incomplete", "content_filter")]),
+    ),
+    st.tuples(st.just("transcript_failed"), st.integers(0, 3)),
+    st.tuples(st.just("transfer_done")),
     st.tuples(st.just("fcall"), st.integers(0, 4)),
     st.tuples(st.just("fcall"), st.integers(0, 4)),
     st.tuples(st.just("tool_done"), st.integers(0, 4)),
@@ -221,6 +228,13 @@ class Harness:
             c.receive_realtime(rt.ResponseCreated(f"resp_{op[1]}"), now)
         elif kind == "resp_done":
             c.receive_realtime(rt.ResponseDone(f"resp_{op[1]}", "completed", None, None), now)
+        elif kind == "resp_failed":
+            status, reason = op[2]
+            c.receive_realtime(rt.ResponseDone(f"resp_{op[1]}", status, reason, None, "server_error", "m"), now)
+        elif kind == "transcript_failed":
+            c.receive_realtime(rt.InputTranscriptFailed(f"u{op[1]}", "unclear"), now)
+        elif kind == "transfer_done":
+            c.transfer_done(now)
         elif kind == "fcall":
             c.receive_realtime(rt.FunctionCallDone("resp_0", "fc", f"call_{op[1]}", "f", "{}"), now)
         elif kind == "tool_done":

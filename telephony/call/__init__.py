@@ -2,7 +2,7 @@
 
 ``Call`` (machine.py) composes one part per concern: ``Playout`` (playout.py),
 ``ResponseGate`` (responses.py), ``ToolLedger`` (tools.py), ``SessionLifecycle``
-(session.py), ``Control``/``Keypad`` (control.py). What it asks of the I/O
+(session.py), ``Control``/``Keypad`` (control.py), ``Recovery`` (recovery.py). What it asks of the I/O
 layer and tells observers is in events.py.
 """
 

@@ -43,5 +43,13 @@ class CallConfig:
     restore_chars: int = 16000
     #: answer the API's MCP approval requests yes (else no)
     mcp_approve: bool = False
+    #: a failed or incomplete response is asked for again this many times in a row
+    response_retries: int = 2
+    #: wait before the 1st retry of a failed response; doubles each retry
+    response_retry_backoff_s: float = 0.25
+    #: silence after the caller's turn (or our request) before a response is asked for again (0 = off)
+    dead_air_s: float = 4.0
+    #: where to transfer the caller when the model keeps failing (None: end with the apology)
+    fallback_transfer: str | None = None
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

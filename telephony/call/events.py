@@ -21,6 +21,7 @@ __all__ = [
     "CallEnded",
     "CallStarted",
     "CloseRealtime",
+    "DeadAir",
     "DuplicateStart",
     "EndCall",
     "Event",
@@ -40,9 +41,12 @@ __all__ = [
     "RealtimeLost",
     "RealtimeReconnected",
     "RealtimeRollover",
+    "ResponseFailed",
     "ResponseFinished",
     "RunTool",
+    "SessionRejected",
     "Transcript",
+    "TranscriptionFailed",
     "TransferCall",
     "TransferFailed",
     "TransferRequested",
@@ -181,6 +185,14 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptionFailed:
+    """The caller's words for ``item_id`` could not be transcribed (kept as a marker)."""
+
+    item_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseFinished:
     response_id: str
     status: str
@@ -189,10 +201,41 @@ class ResponseFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseFailed:
+    """A response ended ``failed`` or ``incomplete``: what happens next."""
+
+    response_id: str
+    status: str
+    label: str  # metric label: a known reason or error code, else "other"
+    message: str | None  # status_details.error.message (failed)
+    failures: int  # in a row
+    next: str  # retry | gave_up | none (the caller is speaking, or the call is ending)
+    retry_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadAir:
+    """Nothing followed the caller's turn (or our request) for ``seconds``."""
+
+    seconds: float
+    next: str  # asked_again | gave_up
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRejected:
+    """The server refused our ``session.update``: the call would run unconfigured."""
+
+    code: str | None
+    message: str
+    next: str  # retry_minimal | gave_up
+
+
+@dataclass(frozen=True, slots=True)
 class RealtimeErrorReported:
     type: str
     code: str | None
     message: str
+    about: str | None = None  # the kind of our event it names (wire.realtime.caused_by), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +332,11 @@ Notice = (
     | BargeIn
     | FirstAudio
     | Transcript
+    | TranscriptionFailed
     | ResponseFinished
+    | ResponseFailed
+    | DeadAir
+    | SessionRejected
     | RealtimeErrorReported
     | RealtimeLost
     | RealtimeGaveUp

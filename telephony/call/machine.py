@@ -38,6 +38,7 @@ from . import events
 from .config import CallConfig, Phase
 from .control import Control, Keypad
 from .playout import Playout
+from .recovery import Recovery
 from .responses import ResponseGate
 from .session import SessionLifecycle
 from .tools import ToolLedger
@@ -76,6 +77,12 @@ class Call:
         self._session = SessionLifecycle(self.config)
         self._control = Control()
         self._keypad = Keypad()
+        self._recovery = Recovery()
+        #: the session.update without optional fields, sent once if the full one is refused
+        self._minimal_update: str | None = None
+        #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
+        #: reported (CallEnded) once the reply says whether the transfer happened
+        self._end_pending: tuple[str, str, bool] | None = None
 
         self._user_speaking = False
         self._turn = 0
@@ -125,6 +132,11 @@ class Call:
     @property
     def reconnects(self) -> int:
         return self._session.reconnects
+
+    @property
+    def transfer_unconfirmed(self) -> bool:
+        """The call ended while a transfer's REST reply was pending (its outcome waits for it)."""
+        return self._end_pending is not None
 
     @property
     def pending_tools(self) -> int:
@@ -198,9 +210,9 @@ class Call:
         self.dtmf.append(digit)
         self._actions.append(events.KeyPressed(digit))
         if self._keypad.press(digit, now, self.config.dtmf_pause_s):
-            self._flush_keys()
+            self._flush_keys(now)
 
-    def _flush_keys(self) -> None:
+    def _flush_keys(self, now: float | None = None) -> None:
         """Send the pending digits to the model (kept until a session is live)."""
         self._keypad.deadline = None
         if self.phase is not Phase.LIVE:
@@ -209,15 +221,17 @@ class Call:
         if keys is None:
             return
         self._realtime.append(rt.user_text(self.config.wording.keypad.format(keys=keys)))
-        self._request_response()
+        self._request_response(now=now)
 
     # --- the Realtime session ---------------------------------------------------------------
 
-    def realtime_opened(self, session_update: str, now: float) -> None:
+    def realtime_opened(self, session_update: str, now: float, minimal_update: str | None = None) -> None:
         """The Realtime socket is open: configure it, restore the conversation
-        (after a reconnect) and send the held caller audio."""
+        (after a reconnect) and send the held caller audio. ``minimal_update``
+        (the same without optional fields) is sent if the server refuses the first."""
         if self.phase is not Phase.STARTING and self.phase is not Phase.RECONNECTING:
             return
+        self._minimal_update = minimal_update
         session = self._session
         reconnected = self.phase is Phase.RECONNECTING
         self.phase = Phase.LIVE
@@ -232,9 +246,9 @@ class Call:
         if held is not None:
             self._realtime.append(held)
         if self._keypad.pending and self._keypad.deadline is None:
-            self._flush_keys()
+            self._flush_keys(now)
         if reconnected and session.resume and not self._user_speaking:
-            self._request_response()
+            self._request_response(now=now)
         session.resume = False
 
     def update_session(self, message: str, new_session: str, now: float, notice: events.Notice | None = None) -> None:
@@ -315,29 +329,41 @@ class Call:
             case rt.SpeechStopped():
                 self._user_speaking = False
                 self._speech_stopped_at = now
+                self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
                 self._gate.created(ev.response_id)
             case rt.ResponseDone():
+                instructions = self._gate.instructions
                 self._gate.done(ev.response_id)
                 self._actions.append(events.ResponseFinished(ev.response_id, ev.status, ev.reason, ev.usage))
+                if ev.status == "completed":
+                    self._recovery.succeeded()
+                elif ev.status == "failed" or ev.status == "incomplete":
+                    self._response_failed(ev, instructions, now)
+                    if self.phase is Phase.ENDED:
+                        return
                 self._check_control(now)
                 self._maybe_rollover(now)
             case rt.FunctionCallDone():
+                self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
+                    self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
                 self._on_transcript("caller", ev.item_id, ev.transcript, now)
+            case rt.InputTranscriptFailed():
+                # The turn is kept (records, replay) as a marker, not silently lost.
+                self._actions.append(events.TranscriptionFailed(ev.item_id, ev.message))
+                self._on_transcript("caller", ev.item_id, self.config.wording.untranscribed, now)
             case rt.TranscriptDone():
                 self._on_transcript("agent", ev.item_id, ev.transcript, now)
             case rt.SessionUpdated():
                 if not self._session.configured:
                     self._session.configured = True
                     if self.config.greeting:
-                        self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting))
+                        self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
             case rt.Error():
-                if ev.code not in rt.BENIGN_ERRORS:
-                    self._gate.refused()
-                    self._actions.append(events.RealtimeErrorReported(ev.type, ev.code, ev.message))
+                self._on_error(ev, now)
             case rt.McpProgress():
                 self._actions.append(events.McpProgress(ev.what, ev.status, ev.item_id))
             case rt.McpCallDone():
@@ -359,8 +385,100 @@ class Call:
         self._actions.append(events.McpApproval(ev.request_id, ev.server_label, ev.name, approve))
         self._request_response()
 
+    def _on_error(self, ev: rt.Error, now: float) -> None:
+        """An ``error``, matched to the client event it names (``event_id``)."""
+        if ev.code in rt.BENIGN_ERRORS:
+            return
+        about = rt.caused_by(ev.event_id)
+        if about == rt.SESSION_UPDATE:
+            self._session_rejected(ev, now)
+            return
+        if about is None or about == rt.RESPONSE_CREATE:
+            self._gate.refused()  # only our create's refusal frees the gate (not a failed truncate)
+        self._actions.append(events.RealtimeErrorReported(ev.type, ev.code, ev.message, about))
+
+    def _session_rejected(self, ev: rt.Error, now: float) -> None:
+        """Our ``session.update`` was refused: the session would run without the
+        instructions and tools. Retry once without optional fields, else give up."""
+        minimal, self._minimal_update = self._minimal_update, None
+        if minimal is not None and self.phase is Phase.LIVE:
+            self._actions.append(events.SessionRejected(ev.code, ev.message, "retry_minimal"))
+            self._realtime.append(minimal)
+            return
+        self._actions.append(events.SessionRejected(ev.code, ev.message, "gave_up"))
+        self._end("failed", f"the Realtime API refused the session configuration: {ev.code}", apologize=True)
+
+    def _response_failed(self, ev: rt.ResponseDone, instructions: str | None, now: float) -> None:
+        """A response ended failed or incomplete: ask again (bounded), never leave silence."""
+        recovery, config, wording = self._recovery, self.config, self.config.wording
+        label = ev.label
+        if self._user_speaking or not self._control.idle or recovery.escalating:
+            recovery.failures += 1  # the caller's turn brings a response; the call is ending
+            self._actions.append(
+                events.ResponseFailed(
+                    ev.response_id, ev.status, label, ev.error_message, recovery.failures, "none", 0.0
+                )
+            )
+            return
+        if recovery.failures >= config.response_retries:
+            recovery.failures += 1
+            self._actions.append(
+                events.ResponseFailed(
+                    ev.response_id, ev.status, label, ev.error_message, recovery.failures, "gave_up", 0.0
+                )
+            )
+            self._hand_on(f"the model's responses keep failing ({ev.status}: {label})", now)
+            return
+        if ev.status == "incomplete":
+            # Not retried blindly: a cut-off answer is finished briefly, a filtered one declined.
+            if ev.reason == "content_filter":
+                instructions = wording.filtered
+            elif ev.reason == "max_output_tokens":
+                instructions = wording.cut_short
+            delay = recovery.failed(now, 0.0, instructions)
+        else:
+            delay = recovery.failed(now, config.response_retry_backoff_s, instructions)
+        self._actions.append(
+            events.ResponseFailed(
+                ev.response_id, ev.status, label, ev.error_message, recovery.failures, "retry", round(delay, 3)
+            )
+        )
+        if delay == 0.0 and recovery.retry_due(now):
+            self._request_response(recovery.retry_instructions, now)
+
+    def _dead_air(self, now: float) -> None:
+        """Nothing followed the caller's turn (or our request) in time."""
+        recovery, config = self._recovery, self.config
+        recovery.dead_air_at = None
+        if self.phase is not Phase.LIVE:
+            recovery.expect(now, config.dead_air_s)  # a reconnect is under way: it asks again itself
+            return
+        if self._user_speaking or self._tools.pending or self._playout.playing or not self._control.idle:
+            recovery.heard()  # someone is speaking or something is running: not dead air
+            return
+        if not recovery.dead_air_nudged:
+            recovery.dead_air_nudged = True
+            self._actions.append(events.DeadAir(config.dead_air_s, "asked_again"))
+            self._gate.request(config.wording.dead_air)
+            recovery.expect(now, config.dead_air_s)
+            return
+        self._actions.append(events.DeadAir(config.dead_air_s, "gave_up"))
+        self._hand_on(f"no answer for {config.dead_air_s:g} s after asking again", now)
+
+    def _hand_on(self, reason: str, now: float) -> None:
+        """The model cannot answer: transfer to a person if one is set, else apologise and end."""
+        recovery = self._recovery
+        recovery.retry_at = recovery.dead_air_at = None
+        number = self.config.fallback_transfer
+        if number and not recovery.escalating and self._control.idle:
+            recovery.escalating = True
+            self.request_transfer(number, self.config.wording.fallback_label, now)
+            return
+        self._end("failed", reason, apologize=True)
+
     def _agent_started(self, item_id: str, now: float) -> None:
         """The first audio of an assistant item went to the caller."""
+        self._recovery.heard()
         self._remember_spoken(item_id, now)
         if self._speech_stopped_at is not None:
             # Nothing of ours is queued at Twilio after a turn, so sent = starts playing.
@@ -368,6 +486,8 @@ class Call:
             self._speech_stopped_at = None
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
+        self._recovery.heard()
+        self._recovery.retry_at = None  # the caller's turn brings its own response
         self._remember_spoken(ev.item_id, now)
         self._user_speaking = True
         self._turn += 1
@@ -404,7 +524,10 @@ class Call:
         else:
             self._session.defer(message)
 
-    def _request_response(self, instructions: str | None = None) -> None:
+    def _request_response(self, instructions: str | None = None, now: float | None = None) -> None:
+        """Ask for a response; with ``now``, dead air is watched from then."""
+        if now is not None:
+            self._recovery.expect(now, self.config.dead_air_s)
         if self.phase is not Phase.LIVE:
             self._session.resume = True  # asked for once the new session is restored
             return
@@ -418,6 +541,7 @@ class Call:
         if pending is None or self.phase is Phase.ENDED:
             return
         turn = pending.turn
+        self._session.remember_output(call_id, output)  # restored with its call into later sessions
         if pending.generation == self._session.generation and self.phase is Phase.LIVE:
             self._realtime.append(rt.function_call_output(call_id, output))
         else:
@@ -438,7 +562,7 @@ class Call:
         # After end_call/transfer the agent's words are already said: no new response.
         # If the caller spoke since, their turn's response will read the output.
         if needs and not self._user_speaking and self._control.idle:
-            self._request_response()
+            self._request_response(now=now)
 
     # --- call control ------------------------------------------------------------------------
 
@@ -460,19 +584,50 @@ class Call:
 
     def transfer_failed(self, reason: str, now: float) -> None:
         """The redirect failed: tell the model, and the conversation goes on."""
+        if self._end_pending is not None:  # the caller hung up meanwhile: that is how it ended
+            number = self._control.transfer[0] if self._control.transfer else "?"
+            self._actions.append(events.TransferFailed(number, reason))
+            outcome, why, _ = self._end_pending
+            self._report_end(outcome, f"{why}; the transfer to {number} failed: {reason}")
+            return
         if self.phase is Phase.ENDED or self._control.transfer is None:
             return
         transfer = self._control.transfer_ended()
         assert transfer is not None
         number, label = transfer
         self._actions.append(events.TransferFailed(number, reason))
+        if self._recovery.escalating:  # the fallback for a failing model failed too
+            self._end("failed", f"fallback transfer failed: {reason}", apologize=True)
+            return
         text = self.config.wording.transfer_failed.format(label=label, number=number, reason=reason)
         self._to_session(rt.system_text(text))
-        self._request_response()
+        self._request_response(now=now)
 
     def transfer_done(self, now: float) -> None:
+        if self._end_pending is not None:  # the stream stopped first: Twilio's redirect ended it
+            label = self._control.transfer[1] if self._control.transfer else "?"
+            self._report_end("transferred", f"transferred to {label} (the stream stopped before the REST reply)")
+            return
         if self._control.transfer is not None:
             self._end("transferred", f"transferred to {self._control.transfer[1]}")
+
+    def transfer_unresolved(self, why: str) -> None:
+        """No REST reply will come (shutdown): report the ending with what is known."""
+        if self._end_pending is not None:
+            outcome, reason, _ = self._end_pending
+            number = self._control.transfer[0] if self._control.transfer else "?"
+            self._report_end(outcome, f"{reason}; transfer to {number} unconfirmed ({why})")
+
+    def _report_end(self, outcome: str, reason: str) -> None:
+        pending, self._end_pending = self._end_pending, None
+        self.outcome = outcome
+        apologize = pending[2] if pending else False
+        self._control.transfer_ended()
+        self._actions.append(
+            events.CallEnded(
+                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+            )
+        )
 
     def _check_control(self, now: float) -> None:
         """Hang up / transfer once the agent has finished speaking and it has played."""
@@ -502,7 +657,15 @@ class Call:
         if self.phase is Phase.ENDED:
             return None
         session, config = self._session, self.config
-        candidates = [self._keypad.deadline, session.reconnect_at, session.rollover_at, self._control.deadline]
+        recovery = self._recovery
+        candidates = [
+            self._keypad.deadline,
+            session.reconnect_at,
+            session.rollover_at,
+            self._control.deadline,
+            recovery.retry_at,
+            recovery.dead_air_at,
+        ]
         if self._last_media_at is not None and config.quiet_timeout_s > 0:
             candidates.append(self._last_media_at + config.quiet_timeout_s)
         if self.started_at is not None and config.max_duration_s > 0:
@@ -520,7 +683,14 @@ class Call:
         if session.rollover_due(now):
             self._maybe_rollover(now)
         if self._keypad.deadline is not None and now >= self._keypad.deadline:
-            self._flush_keys()
+            self._flush_keys(now)
+        recovery = self._recovery
+        if recovery.retry_due(now):
+            self._request_response(recovery.retry_instructions, now)
+        if recovery.dead_air_at is not None and now >= recovery.dead_air_at:
+            self._dead_air(now)
+            if self.phase is Phase.ENDED:
+                return
         if control.deadline is not None and now >= control.deadline:
             control.deadline = None
             self._playout.assume_played()  # marks stopped coming back
@@ -548,11 +718,16 @@ class Call:
         self._session.drop_held_audio()
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
-        self._actions.append(
-            events.CallEnded(
-                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+        if self._control.transfer_in_flight and outcome != "transferred":
+            # Twilio stops the stream when the redirect takes effect, maybe before its
+            # REST reply: the reply (transfer_done / transfer_failed) decides the outcome.
+            self._end_pending = (outcome, reason, apologize)
+        else:
+            self._actions.append(
+                events.CallEnded(
+                    outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+                )
             )
-        )
         self._actions.append(events.EndCall(outcome, reason, apologize))
 
     def _invalid(self, reason: str) -> None:

@@ -27,13 +27,16 @@ class ResponseState(Enum):
 class ResponseGate:
     """Appends ``response.create`` messages to ``realtime_out``."""
 
-    __slots__ = ("_out", "_queue", "response_id", "state")
+    __slots__ = ("_out", "_queue", "_sent", "instructions", "response_id", "state")
 
     def __init__(self, realtime_out: list[str | bytes]) -> None:
         self._out = realtime_out
         self.state = ResponseState.IDLE
         self.response_id: str | None = None
         self._queue: list[str | None] = []
+        self._sent: str | None = None  # instructions of our last response.create
+        #: the active response's instructions if it is ours (for a retry), else None
+        self.instructions: str | None = None
 
     @property
     def idle(self) -> bool:
@@ -53,9 +56,11 @@ class ResponseGate:
 
     def _send(self, instructions: str | None) -> None:
         self.state = ResponseState.REQUESTED
+        self._sent = instructions
         self._out.append(rt.response_create(instructions))
 
     def created(self, response_id: str) -> None:
+        self.instructions = self._sent if self.state is ResponseState.REQUESTED else None
         self.state = ResponseState.ACTIVE
         self.response_id = response_id
 

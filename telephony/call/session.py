@@ -26,6 +26,7 @@ class SessionLifecycle:
         "_held",
         "_held_bytes",
         "_history",
+        "_tool_entries",
         "attempts",
         "configured",
         "connecting",
@@ -49,7 +50,9 @@ class SessionLifecycle:
         self.started_at: float | None = None
         self.rollover_at: float | None = None  # look for a quiet moment to roll over from then on
         self.configured = False  # the session confirmed our session.update (greets once)
-        self._history: list[tuple[str, str, str]] = []  # (item id, role, text), in order
+        #: (item id, role, text), in order; role "tool": [call id, "tool", name, arguments, output]
+        self._history: list[list[str]] = []
+        self._tool_entries: dict[str, list[str]] = {}  # call id -> its history entry (output filled in)
         self._cut: dict[str, float] = {}  # assistant item -> fraction heard (truncated items)
         self._deferred: list[str | bytes] = []  # for the session being opened (sent after its set-up)
         self._held: list[bytes] = []
@@ -152,24 +155,55 @@ class SessionLifecycle:
     # --- the conversation, to restore into a new session ---------------------------------------
 
     def remember(self, item_id: str, role: str, text: str) -> None:
-        self._history.append((item_id, role, text))
+        self._history.append([item_id, role, text])
+
+    def remember_call(self, call_id: str, name: str, arguments: str) -> None:
+        """A tool call the model made; restored with its output once it has one."""
+        entry = [call_id, "tool", name, arguments, ""]
+        self._history.append(entry)
+        self._tool_entries[call_id] = entry
+
+    def remember_output(self, call_id: str, output: str) -> None:
+        entry = self._tool_entries.pop(call_id, None)
+        if entry is not None:
+            entry[4] = output
 
     def cut(self, item_id: str, fraction_heard: float) -> None:
         self._cut[item_id] = fraction_heard
 
     def restore(self) -> list[str]:
-        """The conversation so far as text items, most recent kept within
-        ``restore_chars``; agent words cut to the fraction the caller heard."""
+        """The conversation so far, most recent kept within ``restore_chars``:
+        caller and agent words as text (agent words cut to the fraction the
+        caller heard), tool calls with their outputs as function call items.
+        A call still without output is left out (its result arrives as a
+        late-result message)."""
         budget = self._config.restore_chars
-        keep: list[tuple[str, str]] = []
-        for item_id, role, text in reversed(self._history):
-            if role == "agent" and item_id in self._cut:
-                words = text.split()
-                text = " ".join(words[: int(len(words) * self._cut[item_id])])  # what was heard
-                if not text:
+        keep: list[list[str]] = []
+        for entry in reversed(self._history):
+            item_id, role, text = entry[0], entry[1], entry[2]
+            if role == "tool":
+                if not entry[4]:
                     continue
-            if len(text) > budget:
+                size = len(entry[2]) + len(entry[3]) + len(entry[4])
+            else:
+                if role == "agent" and item_id in self._cut:
+                    words = text.split()
+                    text = " ".join(words[: int(len(words) * self._cut[item_id])])  # what was heard
+                    if not text:
+                        continue
+                size = len(text)
+            if size > budget:
                 break
-            budget -= len(text)
-            keep.append((role, text))
-        return [rt.assistant_text(text) if role == "agent" else rt.user_text(text) for role, text in reversed(keep)]
+            budget -= size
+            keep.append(entry if role == "tool" else [item_id, role, text])
+        out: list[str] = []
+        for entry in reversed(keep):
+            role = entry[1]
+            if role == "tool":
+                out.append(rt.function_call(entry[0], entry[2], entry[3]))
+                out.append(rt.function_call_output(entry[0], entry[4]))
+            elif role == "agent":
+                out.append(rt.assistant_text(entry[2]))
+            else:
+                out.append(rt.user_text(entry[2]))
+        return out

@@ -24,12 +24,15 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        body = {
-            "status": "draining" if admission.draining else "ok",
+        failing = observer.records_error
+        body: dict[str, object] = {
+            "status": "draining" if admission.draining else "records_failing" if failing else "ok",
             "active_calls": admission.active,
             "pid": os.getpid(),
         }
-        return JSONResponse(body, status_code=503 if admission.draining else 200)
+        if failing:
+            body["records_error"] = failing  # calls still work; their records are being lost
+        return JSONResponse(body, status_code=503 if admission.draining or failing else 200)
 
     @app.get("/metrics")
     async def metrics() -> Response:

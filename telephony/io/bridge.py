@@ -56,6 +56,9 @@ __all__ = ["MAX_TWILIO_BUFFER", "CallSession", "call_config"]
 
 log = logging.getLogger("telephony.call")
 
+#: At the end of a call whose stream stopped before the transfer's REST reply, wait this long for it.
+TRANSFER_REPLY_WAIT_S = 10.0
+
 _MEDIA = tw.Media
 _AUDIO_DELTA = rt.AudioDelta
 _parse_twilio = tw.parse
@@ -72,6 +75,9 @@ def call_config(services: Services) -> CallConfig:
         reconnect_backoff_s=settings.reconnect_backoff,
         rollover_after_s=settings.session_rollover_seconds,
         mcp_approve=settings.mcp_approval == "approve",
+        response_retries=settings.response_retries,
+        dead_air_s=settings.dead_air_seconds,
+        fallback_transfer=settings.transfer_number if services.rest is not None else None,
     )
 
 
@@ -88,7 +94,12 @@ class CallSession(CallControl):
         self.first_agent: Agent | None = None  # the one that answered: its voice stays
         self._start: tw.Start | None = None
         self._rt: RealtimeConnection | None = None
+        #: every connection the connector returned, until its close finished
+        self._conns: set[RealtimeConnection] = set()
+        #: those counted open in the report (counted closed when their close begins)
+        self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._transfers: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ended = asyncio.Event()
@@ -154,21 +165,40 @@ class CallSession(CallControl):
                 pass
 
     async def shutdown(self) -> None:
-        """End the call if it is still up, cancel its tasks, close both sockets."""
+        """End the call if it is still up, cancel its tasks, close both sockets.
+        Every Realtime connection opened for the call is closed, or dropped if this
+        is cancelled in turn: none outlives the call."""
         call = self.call
-        if call.phase is not Phase.ENDED:
-            call.end("failed", "bridge stopped")
-        self._handle(call.drain_actions())
-        if self._timer is not None:
-            self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._close_realtime()
-        await self._close_twilio()
-        self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
-        self._ended.set()
+        try:
+            if call.phase is not Phase.ENDED:
+                call.end("failed", "bridge stopped")
+            self._handle(call.drain_actions())
+            if self._timer is not None:
+                self._timer.cancel()
+            if call.transfer_unconfirmed and self._transfers:
+                # The stream stopped before the REST reply: it says whether the call was
+                # transferred (the record must be exact), so wait for it, bounded.
+                await asyncio.wait(self._transfers, timeout=TRANSFER_REPLY_WAIT_S)
+            if call.transfer_unconfirmed:
+                call.transfer_unresolved("no REST reply")
+            self._handle(call.drain_actions())
+            while self._tasks:  # a cancelled task may have spawned another
+                tasks = list(self._tasks)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._tasks.difference_update(tasks)
+            await self._close_realtime()
+            for conn in list(self._conns):  # opened while the call ended, or released
+                await self._close_conn(conn)
+            await self._close_twilio()
+        finally:
+            for conn in list(self._conns):
+                self._uncount(conn)
+                conn.abort()
+            self._conns.clear()
+            self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
+            self._ended.set()
 
     # --- carrying out what the machine queued ------------------------------------
 
@@ -207,10 +237,11 @@ class CallSession(CallControl):
             self.call.end("failed", "Twilio stopped reading the media stream")
             self._handle(self.call.drain_actions())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _handle(self, events: Iterable[Event]) -> None:
         report, now = self.report, self.loop.time()
@@ -225,7 +256,9 @@ class CallSession(CallControl):
                 case CloseRealtime():
                     self._spawn(self._close_realtime())
                 case TransferCall():
-                    self._spawn(self._transfer(ev))
+                    task = self._spawn(self._transfer(ev))
+                    self._transfers.add(task)
+                    task.add_done_callback(self._transfers.discard)
                 case EndCall():
                     self._spawn(self._close_twilio())
             report.event(ev, now)
@@ -280,8 +313,9 @@ class CallSession(CallControl):
         if self._rt is not None:  # replacing a session: never two live ones per call
             await self._close_realtime()
         choosing = self.loop.create_task(self._choose_agent())  # while the socket opens
+        conn: RealtimeConnection | None = None
         try:
-            conn = await self.services.connect_realtime()
+            conn = await self.services.connect_realtime()  # cancelled: the connector drops the socket
         except RealtimeConnectError as exc:
             self._report_realtime_closed(str(exc), exc.retryable)
             return
@@ -289,16 +323,24 @@ class CallSession(CallControl):
             self._report_realtime_closed(f"cannot open the Realtime session: {type(exc).__name__}")
             return
         finally:
-            if not choosing.done():
-                await choosing
+            if conn is not None:
+                self._conns.add(conn)  # from here shutdown closes it, whatever is cancelled when
+                if not choosing.done():
+                    await choosing
+            else:
+                choosing.cancel()  # no session: the next attempt chooses again
         if self.call.phase is Phase.ENDED:  # the caller hung up while we connected
-            await _quiet_close(conn)
+            log_event(log, "realtime.close", call_sid=self.call_sid, reason="the call ended while it was connecting")
+            await self._close_conn(conn)
             return
         self._rt = conn
+        self._counted.add(conn)
         self.report.realtime_opened(reconnect)
         log_event(log, "realtime.open", call_sid=self.call_sid, reconnect=reconnect)
-        update = self.services.session_update(start, self.agent, self.first_agent)
-        self.call.realtime_opened(update, self.loop.time())
+        services = self.services
+        update = services.session_update(start, self.agent, self.first_agent)
+        minimal = services.session_update(start, self.agent, self.first_agent, minimal=True)
+        self.call.realtime_opened(update, self.loop.time(), minimal)
         self._pump()
         conn.start(partial(self._on_realtime_message, conn), partial(self._on_realtime_lost, conn))
 
@@ -329,20 +371,28 @@ class CallSession(CallControl):
         log_event(log, "realtime.closed", logging.WARNING, call_sid=self.call_sid, reason=reason)
         if self._rt is not None:
             conn, self._rt = self._rt, None
-            self._spawn(self._release(conn))
+            self._uncount(conn)  # counted closed from here: nothing more is sent or read
+            self._spawn(self._close_conn(conn))
         self.call.realtime_closed(reason, self.loop.time(), retryable)
         self._pump()
 
-    async def _release(self, conn: RealtimeConnection) -> None:
-        self.report.realtime_closed()  # counted closed from here: nothing more is sent or read
-        await _quiet_close(conn)
+    def _uncount(self, conn: RealtimeConnection) -> None:
+        if conn in self._counted:
+            self._counted.discard(conn)
+            self.report.realtime_closed()
+
+    async def _close_conn(self, conn: RealtimeConnection) -> None:
+        self._uncount(conn)
+        try:
+            await _quiet_close(conn)
+        finally:
+            self._conns.discard(conn)
 
     async def _close_realtime(self) -> None:
         conn, self._rt = self._rt, None
         if conn is not None:
-            self.report.realtime_closed()
             log_event(log, "realtime.close", call_sid=self.call_sid)
-            await _quiet_close(conn)
+            await self._close_conn(conn)
 
     async def _close_twilio(self) -> None:
         to_twilio = self.call.drain_twilio()
@@ -432,7 +482,10 @@ class CallSession(CallControl):
 
 
 async def _quiet_close(conn: RealtimeConnection) -> None:
+    """Close politely within 2 s; on failure or cancellation, drop the socket."""
     try:
         await asyncio.wait_for(conn.close(), 2.0)
-    except Exception:
-        pass
+    except BaseException as exc:
+        conn.abort()
+        if not isinstance(exc, Exception):
+            raise

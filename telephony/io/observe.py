@@ -46,6 +46,7 @@ class CallObserver:
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
         self.open_realtime = 0  # Realtime sessions open right now
+        self.records_error: str | None = None  # the last record write failed with this (cleared by a success)
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         # Records waiting to be written, oldest first: call_sid -> (record, when queued).
         self._pending: OrderedDict[str, tuple[CallRecord, float]] = OrderedDict()
@@ -103,6 +104,7 @@ class CallObserver:
                 try:
                     await store.save(record)
                 except Exception as exc:
+                    self.records_error = f"{type(exc).__name__}: {exc}"  # /healthz says so
                     self.counters["records_save_failed"] += 1
                     backoff = min(30.0, max(0.5, backoff * 2))
                     log_event(
@@ -117,6 +119,7 @@ class CallObserver:
                     failing = True
                     await asyncio.sleep(backoff)
                     continue
+                self.records_error = None
                 if self._pending.get(sid, (None,))[0] is record:  # not replaced meanwhile
                     del self._pending[sid]
                 log_event(log, "records.saved", logging.DEBUG, call_sid=sid)
@@ -240,6 +243,56 @@ class CallReport:
                     call_sid=sid,
                     type=event.type,
                     code=event.code,
+                    message=event.message,
+                    about=event.about,
+                )
+            case ev.ResponseFailed():
+                o.counters[f"responses_{event.status}"] += 1
+                m.responses_failed.labels(event.status, event.label).inc()
+                log_event(
+                    log,
+                    "response.failed",
+                    logging.ERROR if event.next == "gave_up" else logging.WARNING,
+                    call_sid=sid,
+                    response_id=event.response_id,
+                    status=event.status,
+                    reason=event.label,
+                    message=event.message,
+                    failures=event.failures,
+                    next=event.next,
+                    retry_in_s=event.retry_in_s,
+                )
+            case ev.DeadAir():
+                o.counters["dead_air"] += 1
+                m.dead_air.labels(event.next).inc()
+                log_event(
+                    log,
+                    "call.dead_air",
+                    logging.ERROR if event.next == "gave_up" else logging.WARNING,
+                    call_sid=sid,
+                    seconds=event.seconds,
+                    next=event.next,
+                )
+            case ev.SessionRejected():
+                o.counters["realtime.session_rejected"] += 1
+                m.realtime_errors.labels("session_update_rejected").inc()
+                log_event(
+                    log,
+                    "realtime.session_rejected",
+                    logging.ERROR,
+                    call_sid=sid,
+                    code=event.code,
+                    message=event.message,
+                    next=event.next,
+                )
+            case ev.TranscriptionFailed():
+                o.counters["transcription_failed"] += 1
+                log_event(
+                    log,
+                    "transcript.failed",
+                    logging.WARNING,
+                    call_sid=sid,
+                    item_id=event.item_id,
                     message=event.message,
                 )
             case ev.InvalidTwilioMessage():

@@ -88,17 +88,18 @@ class Services:
         return self.agents[target] if target in agent.handoff_names else None
 
     def session_object(
-        self, start: tw.Start, agent: Agent | None = None, voice_of: Agent | None = None
+        self, start: tw.Start, agent: Agent | None = None, voice_of: Agent | None = None, minimal: bool = False
     ) -> dict[str, Any]:
         """The ``session`` for this call: ``agent``'s instructions, tools and
         overrides (none: the settings'), the voice of ``voice_of`` (the agent that
         answered: a session keeps its voice); a per-call ``instructions`` parameter
-        replaces the first agent's instructions when the settings allow it."""
+        replaces the first agent's instructions when the settings allow it.
+        ``minimal``: without the optional fields (sent if the server refuses the full one)."""
         settings = self.settings
         override = start.custom_parameters.get("instructions")
         instructions = override if override and settings.allow_instruction_override else None
         if agent is None:
-            return session_config(settings, self.tool_schemas, instructions)
+            return session_config(settings, self.tool_schemas, instructions, minimal=minimal)
         first = voice_of or agent
         overrides = agent.overrides()
         overrides["voice"] = first.voice
@@ -106,12 +107,14 @@ class Services:
             instructions = None  # the override was for the agent that answered
         tools = self._agent_tools[agent.name][0]
         return session_config(
-            settings, tools, instructions if instructions is not None else agent.instructions, overrides
+            settings, tools, instructions if instructions is not None else agent.instructions, overrides, minimal
         )
 
-    def session_update(self, start: tw.Start, agent: Agent | None = None, voice_of: Agent | None = None) -> str:
+    def session_update(
+        self, start: tw.Start, agent: Agent | None = None, voice_of: Agent | None = None, minimal: bool = False
+    ) -> str:
         """The ``session.update`` that configures a new session for this call."""
-        return rt.session_update(self.session_object(start, agent, voice_of))
+        return rt.session_update(self.session_object(start, agent, voice_of, minimal))
 
     def handoff_update(self, start: tw.Start, agent: Agent, voice_of: Agent) -> tuple[str, str]:
         """(the ``session.update`` that switches a live session to ``agent``, the

@@ -20,7 +20,7 @@ import base64
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -57,6 +57,7 @@ class FakeSession:
         self.rejected_creates = 0
         #: every event this fake sent, in order (tests validate them against the SDK)
         self.sent: list[dict[str, Any]] = []
+        self.closed_callback: Callable[[], Awaitable[None]] | None = None
 
     # --- what the bridge sent -------------------------------------------------------
 
@@ -93,6 +94,8 @@ class FakeSession:
             self.closed.set()
             async with self._changed:
                 self._changed.notify_all()
+            if self.closed_callback is not None:
+                await self.closed_callback()
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.received if e.get("type") == kind]
@@ -385,6 +388,39 @@ class FakeRealtimeServer:
         self._server: Server | None = None
         self.port = 0
         self.refuse_status: int | None = None
+        #: Opt-in: seconds the server waits before answering the WebSocket upgrade
+        #: (a slow handshake, to hang up while the session is still connecting).
+        self.handshake_delay = 0.0
+        #: Upgrades received and not yet answered.
+        self.handshaking = 0
+        self._idle = asyncio.Condition()
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions that reached the open state and are not closed yet."""
+        return sum(1 for s in self.sessions if not s.closed.is_set())
+
+    async def _notify(self) -> None:
+        async with self._idle:
+            self._idle.notify_all()
+
+    async def wait_handshaking(self, timeout: float = 5.0) -> None:
+        """Until an upgrade is being held (``handshake_delay``)."""
+        await wait_until(
+            self._idle, lambda: True if self.handshaking else None, asyncio.Event(), "a handshake", timeout
+        )
+
+    async def wait_all_closed(self, timeout: float = 5.0) -> None:
+        """Until no session is open and no handshake is under way; raises
+        ``TimeoutError`` naming how many sessions stayed open."""
+
+        def idle() -> bool | None:
+            return True if self.handshaking == 0 and self.open_sessions == 0 else None
+
+        try:
+            await wait_until(self._idle, idle, asyncio.Event(), "all sessions closed", timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{self.open_sessions} Realtime session(s) still open") from None
 
     @property
     def base_url(self) -> str:
@@ -394,21 +430,33 @@ class FakeRealtimeServer:
     async def _handler(self, ws: ServerConnection) -> None:
         session = FakeSession(ws, self.validator)
         self.sessions.append(session)
-        await session.send(
-            {
-                "type": "session.created",
-                "event_id": new_id("event"),
-                "session": {"id": new_id("sess"), "type": "realtime", "object": "realtime.session"},
-            }
-        )
+        session.closed_callback = self._notify
+        try:
+            await session.send(
+                {
+                    "type": "session.created",
+                    "event_id": new_id("event"),
+                    "session": {"id": new_id("sess"), "type": "realtime", "object": "realtime.session"},
+                }
+            )
+        except Exception:  # the client went away during the upgrade's answer
+            pass
         self._queue.put_nowait(session)
         if self.on_session is not None:
             asyncio.get_running_loop().create_task(self.on_session(session))
         await session._receive_loop()
 
-    def _process_request(self, connection, request):
+    async def _process_request(self, connection, request):
         if self.refuse_status is not None:
             return connection.respond(self.refuse_status, "refused by the fake\n")
+        if self.handshake_delay > 0:
+            self.handshaking += 1
+            await self._notify()
+            try:
+                await asyncio.sleep(self.handshake_delay)
+            finally:
+                self.handshaking -= 1
+                await self._notify()
         return None
 
     async def start(self) -> FakeRealtimeServer:

@@ -42,6 +42,8 @@ class FakeTwilioRest:
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[RestRequest] = field(default_factory=list)
     fail_next: tuple[int, str] | None = None
+    #: when set, replies wait until it is set (a slow REST API; at most 5 s)
+    hold: threading.Event | None = None
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _event: threading.Condition = field(default_factory=threading.Condition)
@@ -98,6 +100,8 @@ class FakeTwilioRest:
                 with fake._event:
                     fake.requests.append(req)
                     fake._event.notify_all()
+                if fake.hold is not None:
+                    fake.hold.wait(5)
                 if user != fake.account_sid or password != fake.auth_token:
                     return self._reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 if fake.fail_next is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import re
 import time
 import typing
@@ -22,7 +23,11 @@ from typing import Any, TypeVar, overload
 import pydantic
 
 from ..errors import ToolArgumentsError, ToolDefinitionError, ToolError
+from ..logs import log_event
+from ..wording import TOOL_FAILED
 from .context import CallContext
+
+log = logging.getLogger("telephony.tools")
 
 __all__ = ["DEFAULT_TIMEOUT", "Tool", "ToolError", "ToolRegistry", "ToolResult", "tool"]
 
@@ -272,8 +277,8 @@ class ToolRegistry:
         text the model can read (unknown tool, bad arguments, exception, timeout)."""
         started = time.perf_counter()
 
-        def fail(message: str) -> ToolResult:
-            out = json.dumps({"error": message}, ensure_ascii=False)
+        def fail(message: str, for_model: str | None = None) -> ToolResult:
+            out = json.dumps({"error": for_model or message}, ensure_ascii=False)
             return ToolResult(call_id, name, out, False, message, time.perf_counter() - started)
 
         spec = self._tools.get(name)
@@ -308,7 +313,10 @@ class ToolRegistry:
         except ToolError as exc:
             return fail(str(exc))
         except Exception as exc:
-            return fail(f"{name} failed: {type(exc).__name__}: {exc}")
+            # The model may read its input out: it gets a short safe text, never the
+            # exception's (paths, SQL, secrets); the operator gets the traceback.
+            log_event(log, "tool.exception", logging.WARNING, call_sid=context.call_sid, tool=name, exc_info=True)
+            return fail(f"{name} failed: {type(exc).__name__}: {exc}", TOOL_FAILED.format(name=name))
         try:
             output = _to_json(value)
         except (TypeError, ValueError) as exc:

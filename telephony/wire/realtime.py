@@ -8,6 +8,7 @@ builders returning JSON text; the per-frame append uses a string template.
 from __future__ import annotations
 
 import binascii
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,14 @@ import orjson
 
 __all__ = [
     "BENIGN_ERRORS",
+    "FAILURE_LABELS",
     "KNOWN_EVENT_TYPES",
     "AudioDelta",
     "AudioDone",
     "Error",
     "FunctionCallDone",
     "InputTranscript",
+    "InputTranscriptFailed",
     "Invalid",
     "ItemTruncated",
     "McpApprovalRequest",
@@ -39,6 +42,8 @@ __all__ = [
     "assistant_text",
     "audio_append",
     "audio_append_bytes",
+    "caused_by",
+    "function_call",
     "function_call_output",
     "mcp_approval_response",
     "parse",
@@ -81,9 +86,18 @@ class ResponseCreated:
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
     response_id: str
-    status: str
-    reason: str | None
+    status: str  # completed | cancelled | incomplete | failed
+    reason: str | None  # status_details.reason (cancelled, incomplete)
     usage: dict[str, Any] | None
+    #: status_details.error (failed): its code (or type) and message
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def label(self) -> str:
+        """A metric label from a closed set: the reason or error code if known, else ``other``."""
+        key = self.reason if self.status != "failed" else self.error_code
+        return key if key in FAILURE_LABELS else "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +127,14 @@ class InputTranscript:
 
     item_id: str
     transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptFailed:
+    """``conversation.item.input_audio_transcription.failed``: the caller spoke, no words came."""
+
+    item_id: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +214,7 @@ RealtimeEvent = (
     | AudioDone
     | TranscriptDone
     | InputTranscript
+    | InputTranscriptFailed
     | FunctionCallDone
     | ItemTruncated
     | McpProgress
@@ -200,6 +223,20 @@ RealtimeEvent = (
     | Error
     | Unknown
     | Invalid
+)
+
+#: Known ``status_details`` reasons and failure codes: metric labels come only from these.
+FAILURE_LABELS = frozenset(
+    {
+        "max_output_tokens",
+        "content_filter",
+        "turn_detected",
+        "client_cancelled",
+        "server_error",
+        "rate_limit_exceeded",
+        "insufficient_quota",
+        "invalid_request_error",
+    }
 )
 
 #: Races that are harmless by design (see the module docs of telephony.call).
@@ -231,9 +268,21 @@ def _audio_delta(m: dict) -> RealtimeEvent:
 def _response_done(m: dict) -> RealtimeEvent:
     r = m["response"]
     details = r.get("status_details") if isinstance(r, dict) else None
-    reason = details.get("reason") if isinstance(details, dict) else None
+    details = details if isinstance(details, dict) else {}
+    reason = details.get("reason")
+    error = details.get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") or error.get("type")
+    message = error.get("message")
     usage = r.get("usage")
-    return ResponseDone(_s(r, "id"), _s(r, "status"), reason, usage if isinstance(usage, dict) else None)
+    return ResponseDone(
+        _s(r, "id"),
+        _s(r, "status"),
+        reason if isinstance(reason, str) else None,
+        usage if isinstance(usage, dict) else None,
+        code if isinstance(code, str) else None,
+        message[:300] if isinstance(message, str) else None,
+    )
 
 
 def _error(m: dict) -> RealtimeEvent:
@@ -283,6 +332,9 @@ _PARSERS = {
     "conversation.item.input_audio_transcription.completed": lambda m: InputTranscript(
         _s(m, "item_id"), _s(m, "transcript")
     ),
+    "conversation.item.input_audio_transcription.failed": lambda m: InputTranscriptFailed(
+        _s(m, "item_id"), str((m.get("error") or {}).get("message") or "")[:300]
+    ),
     "response.function_call_arguments.done": lambda m: FunctionCallDone(
         _s(m, "response_id"), _s(m, "item_id"), _s(m, "call_id"), _s(m, "name"), _s(m, "arguments")
     ),
@@ -317,6 +369,29 @@ def parse(text: str | bytes) -> RealtimeEvent:
 
 
 # --- client events ---------------------------------------------------------
+#
+# Every client event but the per-frame append carries an ``event_id`` whose
+# prefix names its kind (``rc-`` response.create, ``tr-`` truncate, ``su-``
+# session.update, ``ic-`` item create, ``cx-`` cancel), so an ``error`` that
+# quotes it is matched to its cause without a table of what was sent. The
+# append has none: 50 a second, and an error about one needs no decision.
+
+_ids = itertools.count(1)
+
+RESPONSE_CREATE, TRUNCATE, SESSION_UPDATE, ITEM_CREATE, RESPONSE_CANCEL = "rc", "tr", "su", "ic", "cx"
+
+
+def _event_id(kind: str) -> str:
+    return f"{kind}-{next(_ids)}"
+
+
+def caused_by(event_id: str | None) -> str | None:
+    """The kind of our client event an ``error.event_id`` names (``RESPONSE_CREATE``...), or None."""
+    if not event_id or "-" not in event_id:
+        return None
+    kind = event_id.split("-", 1)[0]
+    return kind if kind in (RESPONSE_CREATE, TRUNCATE, SESSION_UPDATE, ITEM_CREATE, RESPONSE_CANCEL) else None
+
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 
@@ -338,32 +413,48 @@ def _dump(obj: dict) -> str:
 
 
 def session_update(session: dict[str, Any]) -> str:
-    return _dump({"type": "session.update", "session": session})
+    return _dump({"type": "session.update", "event_id": _event_id(SESSION_UPDATE), "session": session})
 
 
 def response_create(instructions: str | None = None) -> str:
     if instructions:
-        return _dump({"type": "response.create", "response": {"instructions": instructions}})
-    return '{"type":"response.create"}'
+        return _dump(
+            {
+                "type": "response.create",
+                "event_id": _event_id(RESPONSE_CREATE),
+                "response": {"instructions": instructions},
+            }
+        )
+    return f'{{"type":"response.create","event_id":"{_event_id(RESPONSE_CREATE)}"}}'
 
 
 def response_cancel() -> str:
-    return '{"type":"response.cancel"}'
+    return f'{{"type":"response.cancel","event_id":"{_event_id(RESPONSE_CANCEL)}"}}'
 
 
 def truncate(item_id: str, audio_end_ms: int) -> str:
     return _dump(
-        {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
+        {
+            "type": "conversation.item.truncate",
+            "event_id": _event_id(TRUNCATE),
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": audio_end_ms,
+        }
     )
+
+
+def _item(item: dict[str, Any]) -> str:
+    return _dump({"type": "conversation.item.create", "event_id": _event_id(ITEM_CREATE), "item": item})
 
 
 def function_call_output(call_id: str, output: str) -> str:
-    return _dump(
-        {
-            "type": "conversation.item.create",
-            "item": {"type": "function_call_output", "call_id": call_id, "output": output},
-        }
-    )
+    return _item({"type": "function_call_output", "call_id": call_id, "output": output})
+
+
+def function_call(call_id: str, name: str, arguments: str) -> str:
+    """A restored tool call (the model's request), so its output has its call."""
+    return _item({"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments})
 
 
 def mcp_approval_response(request_id: str, approve: bool, reason: str | None = None) -> str:
@@ -380,22 +471,12 @@ def mcp_approval_response(request_id: str, approve: bool, reason: str | None = N
 
 
 def _message(role: str, text: str) -> str:
-    return _dump(
-        {
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]},
-        }
-    )
+    return _item({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]})
 
 
 def assistant_text(text: str) -> str:
     """A restored agent turn (GA content type ``output_text``)."""
-    return _dump(
-        {
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]},
-        }
-    )
+    return _item({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]})
 
 
 def user_text(text: str) -> str:

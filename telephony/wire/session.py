@@ -78,16 +78,29 @@ def session_config(
     tools: list[dict[str, Any]],
     instructions: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    minimal: bool = False,
 ) -> dict[str, Any]:
     """The ``session`` object of the call's ``session.update``; ``instructions``
     replaces the configured ones (an agent's, or a verified per-call override);
     ``overrides`` are an agent's own values (``voice``, ``speed``,
     ``reasoning_effort``, ``tool_choice``, ``max_output_tokens``, ``prompt``),
-    ``None`` meaning "as configured"."""
+    ``None`` meaning "as configured". ``minimal`` keeps what the call cannot work
+    without (formats, turn detection, instructions, tools) and drops the optional
+    rest (voice, speed, transcription, noise reduction, max_output_tokens...): the
+    retry after the server refused the full update."""
     from ..config import takes_reasoning
 
     o = {k: v for k, v in (overrides or {}).items() if v is not None}
     audio_in: dict[str, Any] = {"format": dict(PCM_24K), "turn_detection": _turn_detection(s)}
+    if minimal:
+        return {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "instructions": instructions if instructions is not None else s.instructions,
+            "audio": {"input": audio_in, "output": {"format": dict(PCM_24K)}},
+            "tools": tools,
+            "tool_choice": "auto",
+        }
     transcription = _transcription(s)
     if transcription is not None:
         audio_in["transcription"] = transcription

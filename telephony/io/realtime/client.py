@@ -57,6 +57,9 @@ class RealtimeConnection(Protocol):
 
     async def close(self) -> None: ...
 
+    def abort(self) -> None:
+        """Drop the socket now, without the close handshake (the close was cancelled)."""
+
 
 class RealtimeConnector(Protocol):
     async def __call__(self) -> RealtimeConnection: ...
@@ -144,6 +147,12 @@ class WebsocketsConnection(asyncio.Protocol):
             await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
         except TimeoutError:
             transport.abort()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._stop_keepalive()
+        if self._transport is not None:
+            self._transport.abort()
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -331,9 +340,11 @@ class WebsocketsConnector:
                 f"cannot reach the Realtime API through the proxy: {proxy_failure(exc)}"
             ) from None
         except (OSError, TimeoutError, ConnectionError) as exc:
-            if conn._transport is not None:
-                conn._transport.abort()
+            conn.abort()
             raise RealtimeConnectError(f"cannot reach the Realtime API at {self.url}: {type(exc).__name__}") from None
+        except BaseException:  # cancelled mid-handshake (the caller hung up): the server may open it anyway
+            conn.abort()
+            raise
         failure = proto.handshake_exc
         if failure is not None:
             conn._closing = True
