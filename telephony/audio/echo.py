@@ -61,6 +61,7 @@ _ALPHA = 0.5  # the long filter's proportionate steps (IPNLMS): -1 = plain NLMS,
 _LONG_STEP = 0.5
 _CONFIRM = False
 _FIRST = 0.95
+_SETTLED_EVERY = 4
 _FIND_EVERY = 5  # frames between looks at where the long filter holds the echo
 _SHORT = 4  # the short filters' length in frames: 80 ms from one frame before the echo's onset
 _SHORT_STEP = 0.5
@@ -215,10 +216,15 @@ class EchoCanceller:
         xp = self._xp[head : head + p]
         mic = mic8.astype(np.float64)
 
-        self._adapt_long(x, xp, mic)
         self._frames += 1
-        if self._frames % _FIND_EVERY == 0:
-            self._find_echo()
+        settled = self._found and self._frames - self._found_at > _REUSE_FOR
+        if not settled or self._frames % _SETTLED_EVERY == 0:
+            # Once the echo is found and the short filters have settled, the
+            # long filter only watches for the echo moving: a step every few
+            # frames is enough for that, and it is half the cost.
+            self._adapt_long(x, xp, mic)
+            if self._frames % _FIND_EVERY == 0:
+                self._find_echo()
 
         hist = self._hist
         self._push(hist, self._block[n:])
