@@ -1,53 +1,57 @@
 """Echo cancellation for the caller -> model path: the agent's own voice, played
 to a speakerphone and picked up again, is removed from the caller's audio.
 
-``EchoCanceller`` is a partitioned-block frequency-domain adaptive filter
-(overlap-save, one block = one 20 ms frame of 160 samples, FFT of 320) with a
-tail of ``tail_ms`` (default 400 ms: 20 partitions, 3200 taps at 8 kHz), enough
-for the network's and the phone's delay plus a room. Pure numpy, no I/O.
+``EchoCanceller`` is linear (no suppressor: what is not echo passes bit for bit)
+and pure numpy, with no I/O. 8 kHz int16, 20 ms frames of 160 samples.
 
-How it adapts, and why:
+How it works, and why:
 
-* Each frequency bin's step is normalised by the reference's power in that bin
-  summed over the tail, so speech's coloured spectrum converges as fast in its
-  quiet bins as in its loud ones (30 dB of echo return loss enhancement within
-  about a second of the agent's speech).
-* Two filters. The *background* filter adapts on every frame the agent's audio
-  is in the tail, with a large step. The *foreground* filter makes the output
-  and only changes by copying the background when the background has removed
-  clearly more than the foreground over the last frames. When the caller talks
-  over the agent (double talk) the background is pulled off by the caller's
-  voice and its error grows, so it is never copied; once it is much worse than
-  the foreground it is reset to it. The caller's voice therefore reaches the
-  model intact, and a line with no echo keeps a zero foreground filter.
-* When nothing was played within the tail the frame is returned unchanged and
-  nothing adapts: no cost and no change while only the caller speaks.
-
-The gradient is constrained (the time-domain tail of each partition's update
-is zeroed) on one partition per frame, in turn: a full constraint costs 20
-inverse/forward FFT pairs a frame for no audible gain.
+* A *long* frequency-domain adaptive filter spans the whole tail (``tail_ms``,
+  default 400 ms: 20 partitions of one frame, overlap-save with FFTs of 320)
+  and adapts with proportionate steps (a partition holding more of the echo
+  path adapts faster). It never makes the output: it finds where the echo is
+  (its strongest tap: the direct path) and watches for it moving.
+* Two *short* filters of 80 ms start one frame before that place. Each is one
+  block of 1024 points, so each bin's step is normalised over 128 ms of the
+  reference: that whitens speech far better than 20 ms partitions do, and
+  converges several times faster than a long filter could.
+* The *background* short filter adapts on every frame with a large step. The
+  *foreground* makes the output and copies the background only when the
+  background has removed clearly more, and at least half of the line's energy,
+  for a few frames in a row. When the caller talks over the agent (double
+  talk) the background is pulled off by the caller's voice and its error
+  grows, so it is not copied, and once it is much worse it is reset to the
+  foreground. The caller's voice therefore reaches the model intact, and a
+  line with no echo keeps a zero foreground (the output is the input).
+* For 2 s after the echo is found (or moves), the background is also trained
+  again on the last half second every other frame (data reuse): it gets most
+  of the way to the least-squares fit of that audio long before new audio
+  would take it there.
+* When nothing was played within the tail, the frame is returned unchanged
+  and nothing adapts: no cost and no change while only the caller speaks.
 
 Alignment contract (what the bridge must do):
 
 * For every caller frame it gives ``process``, it first gives ``played`` the
   160 samples the caller was hearing while that frame was captured: the agent
-  audio that the playback clock (the marks Twilio echoes when audio has
+  audio that the playback clock (the marks Twilio echoes once audio has
   played) says was playing at the caller at that time, or zeros when nothing
-  was. What matters is that the echo of a played sample arrives *after* it is
-  fed and within ``tail_ms``: network and phone delay after Twilio played it
-  are what the tail is for; sending the model's audio to Twilio ahead of time
-  (buffered there) is not, so feed by the playback clock, not on send.
+  was. The echo of a played sample must arrive *after* it is fed and within
+  ``tail_ms``: the network's and the phone's delay after Twilio played it are
+  what the tail is for; the model's audio sent ahead and buffered at Twilio is
+  not, so feed by the playback clock, not when audio is sent.
 * Everything the caller hears is reference: the agent's voice, the hold sound
   and any DTMF tones the bridge plays. Audio the canceller never saw cannot be
-  removed (and a wrong reference only wastes adaptation, it does not harm the
-  caller's voice: the foreground does not take a filter that does not help).
-* ``played`` may be fed ahead: samples queue (up to the tail) and each
-  ``process`` call takes the oldest 160. Missing reference counts as silence.
-* After a ``clear`` (barge-in) the unplayed audio must not be fed: it was never
-  heard.
+  removed (a wrong reference only wastes adaptation: the foreground does not
+  take a filter that does not help).
+* After a ``clear`` (barge-in) the unplayed audio must not be fed: it was
+  never heard.
+* ``played`` may run ahead: samples queue (up to the tail) and each
+  ``process`` takes the oldest 160. A missing reference counts as silence.
 
-Cost: about 60-90 µs per 20 ms frame on one core while the agent speaks (see
-``python -m benchmarks.echo``), a few µs when nothing was played.
+Cost (``python -m benchmarks.echo``): about 100-170 µs per frame while the
+agent's audio is in the tail, more for the 2 s of data reuse, a few µs when
+nothing was played. The arrays it returns are reused by the next call.
 """
 
 from __future__ import annotations
