@@ -68,6 +68,29 @@ def test_the_callers_voice_survives_double_talk():
     assert 10 * np.log10(np.sum(case.echo[a:].astype(float) ** 2) / np.sum(residual**2)) >= 20.0
 
 
+def test_the_callers_voice_survives_talking_over_the_agent_from_the_start():
+    # No pause to learn the echo in: it is not cancelled, but the voice is intact.
+    case = make_case(150, 12, talk_at_s=0.0)
+    out = cancel(case)
+    assert np.corrcoef(out.astype(float), case.caller.astype(float))[0, 1] >= 0.9
+
+
+def test_a_changed_echo_path_is_found_again_and_never_made_much_worse():
+    played = np.tile(agent_played(), 2)
+    n = played.shape[0] - played.shape[0] % FRAME
+    played, change = played[:n], n // 2
+    echo = np.concatenate([lines.echo(played, 150, 10)[:change], lines.echo(played, 300, 10)[change:]])
+    line = lines.from_ulaw(lines.to_ulaw(lines.mix(echo, lines.noise(n, -65.0, seed=1))))
+    case = Case(played, line, echo, np.zeros(n, np.int16))
+    aec = EchoCanceller()
+    out = cancel(case, aec)
+    t = change / 8000
+    assert erle_db(case, out, t - 1.0) >= 30.0  # before the change
+    assert erle_db(case, out, t + 0.4, 0.5) >= -3.0  # the old filter is dropped within a few frames
+    assert erle_db(case, out, t + 2.0) >= 25.0  # and the new path learnt
+    assert aec.delay_ms is not None and abs(aec.delay_ms - 300) <= 20
+
+
 def test_a_line_without_echo_is_left_alone_while_the_agent_speaks():
     case = make_case(None, talk_at_s=0.0)
     assert change_db(case, cancel(case)) < -30.0

@@ -66,6 +66,8 @@ _LONG_STEP = 0.5
 _CONFIRM = False
 _FIRST = 0.95
 _SETTLED_EVERY = 4
+_WORSE = 1.5  # both filters' error above this times the line's energy...
+_WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
 _FIND_EVERY = 5  # frames between looks at where the long filter holds the echo
 _SHORT = 4  # the short filters' length in frames: 80 ms from one frame before the echo's onset
 _SHORT_STEP = 0.5
@@ -137,6 +139,7 @@ class EchoCanceller:
         self._mic = 0.0
         self._bad = 0  # frames in a row the background did much worse
         self._good = 0  # frames in a row it did better
+        self._worse = 0  # frames in a row both filters made the line louder
         # A floor for the step's normaliser: a quiet reference (|x| ~ 4 LSB)
         # must not make the step explode in bins it hardly excites.
         self._floor = 2 * n * 16.0
@@ -166,6 +169,15 @@ class EchoCanceller:
     def reset(self) -> None:
         """Forget the echo path and the queued reference (a new call)."""
         self.__init__(self.tail_ms, self.frame)  # type: ignore[misc]
+
+    def _forget(self) -> None:
+        """Forget the echo path (the filters), keep the reference and history."""
+        for w in (self._long, self._fg, self._bg):
+            w[:] = 0.0
+        self._found = False
+        self._seen = -1
+        self._e_fg = self._e_bg = self._e_long = 0.0
+        self._good = self._bad = self._worse = 0
 
     @property
     def delay_ms(self) -> int | None:
@@ -265,6 +277,17 @@ class EchoCanceller:
                 self._bad = 0
         else:
             self._bad = 0
+        if self._e_fg > _WORSE * self._mic and self._e_bg > _WORSE * self._mic:
+            self._worse += 1
+            if self._worse >= _WORSE_FOR:
+                # Both filters add energy: the echo path changed (a new phone,
+                # a call moved to speaker) and the filters subtract an echo that
+                # is no longer there. Never worse than no canceller: start over.
+                self._forget()
+                self._int_out[:] = mic8
+                return self._int_out
+        else:
+            self._worse = 0
 
         self._adapt_short(xs, sp, e_bg)
         self._push(self._mic_hist, mic)
