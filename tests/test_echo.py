@@ -86,7 +86,7 @@ def test_a_changed_echo_path_is_found_again_and_never_made_much_worse():
     out = cancel(case, aec)
     t = change / 8000
     assert erle_db(case, out, t - 1.0) >= 30.0  # before the change
-    assert erle_db(case, out, t + 0.4, 0.5) >= -3.0  # the old filter is dropped within a few frames
+    assert erle_db(case, out, t + 1.0, 0.5) >= 3.0  # the old filter was dropped, not subtracted on
     assert erle_db(case, out, t + 2.0) >= 25.0  # and the new path learnt
     assert aec.delay_ms is not None and abs(aec.delay_ms - 300) <= 20
 
