@@ -238,3 +238,24 @@ def test_a_speakerphone_line_adds_the_agents_echo_and_noise():
     expected = lines.echo(played, 150, 10)
     assert np.corrcoef(line.astype(float), expected.astype(float))[0, 1] > 0.99
     assert lines.rms_db(lines.NOISY.apply(caller)) == pytest.approx(-35.0, abs=0.3)
+
+
+def test_a_noisy_line_loses_and_jitters_frames_as_configured():
+    fr = lines.frames(lines.to_ulaw(caller_pcm8()))
+    out = lines.NOISY.deliver(fr)
+    assert len(out) == len(fr)
+    times = [t for t, _ in out]
+    assert times == sorted(times) and all(k * 20 <= t <= k * 20 + 60 for k, t in enumerate(times))
+    lost = sum(f == bytes([0xFF]) * 160 and g != f for (_, f), g in zip(out, fr, strict=True))
+    assert 0 < lost < 0.06 * len(fr)
+    assert lines.BACKCHANNEL.deliver(fr) == [(k * 20.0, f) for k, f in enumerate(fr)]
+
+
+def test_the_echo_benchmark_runs_and_prints_its_row(capsys):
+    from benchmarks.echo import main
+
+    assert main(["--quick"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 1 + 6 + 4  # name, 3 delays x 2 levels, 4 measures
+    assert float(cells[7]) >= 0.9 and float(cells[8]) < -30  # double talk, no echo

@@ -205,7 +205,8 @@ class Line:
 
     ``apply(caller, played)`` returns what the bridge receives: the caller's
     voice, plus the echo of what was played to them, plus noise, at 8 kHz int16.
-    Frame loss and jitter apply to frame streams (``lose``, ``bursty``)."""
+    ``deliver(frames)`` then loses frames (``loss``) and delivers the rest with
+    jitter (``jitter_ms``): (arrival ms, frame) pairs."""
 
     name: str
     echo_delay_ms: float | None = None
@@ -225,10 +226,19 @@ class Line:
             parts.append(noise(n, self.noise_dbfs, seed=self.seed + 1))
         return mix(*parts)
 
+    def deliver(self, stream: list) -> list[tuple[float, object]]:
+        """A frame stream as this line delivers it: lost frames are silence,
+        the others arrive in bursts up to ``jitter_ms`` late."""
+        if self.loss:
+            stream = lose(stream, self.loss, seed=self.seed + 2)
+        if self.jitter_ms:
+            return bursty(stream, self.jitter_ms, seed=self.seed + 3)
+        return [(k * 20.0, f) for k, f in enumerate(stream)]
+
 
 #: A caller on speakerphone: the agent comes back 150 ms later, 10 dB down, with a room.
 SPEAKERPHONE = Line("speakerphone", echo_delay_ms=150.0, echo_level_db=10.0, noise_dbfs=-60.0)
-#: A noisy street: loud broadband noise, a few lost frames.
-NOISY = Line("noisy", noise_dbfs=-35.0, loss=0.02)
+#: A noisy street on a mobile: loud broadband noise, a few lost frames, jitter.
+NOISY = Line("noisy", noise_dbfs=-35.0, loss=0.02, jitter_ms=60.0)
 #: A quiet line where the caller says "mhm" while the agent talks (see ``insert``).
 BACKCHANNEL = Line("backchannel", noise_dbfs=-65.0)
