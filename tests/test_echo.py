@@ -91,6 +91,20 @@ def test_a_changed_echo_path_is_found_again_and_never_made_much_worse():
     assert aec.delay_ms is not None and abs(aec.delay_ms - 300) <= 20
 
 
+def test_an_echo_that_appears_late_is_found_and_the_line_untouched_before():
+    # A caller who switches to speakerphone after 6.6 s of the agent talking.
+    played = np.tile(agent_played(), 2)
+    n = played.shape[0] - played.shape[0] % FRAME
+    played, change = played[:n], n // 2
+    echo = lines.echo(played, 150, 10)
+    echo[:change] = 0
+    line = lines.from_ulaw(lines.to_ulaw(lines.mix(echo, lines.noise(n, -65.0, seed=1))))
+    case = Case(played, line, echo, np.zeros(n, np.int16))
+    out = cancel(case)
+    assert np.array_equal(out[:change], line[:change])
+    assert erle_db(case, out, change / 8000 + 2.5) >= 25.0
+
+
 def test_a_line_without_echo_is_left_alone_while_the_agent_speaks():
     case = make_case(None, talk_at_s=0.0)
     assert change_db(case, cancel(case)) < -30.0

@@ -66,6 +66,7 @@ _LONG_STEP = 0.5
 _CONFIRM = False
 _FIRST = 0.95
 _SETTLED_EVERY = 4
+_SEARCH_FOR = 250  # frames of the agent's audio without finding an echo: then look less often
 _WORSE = 1.5  # both filters' error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
 _FIND_EVERY = 5  # frames between looks at where the long filter holds the echo
@@ -234,7 +235,10 @@ class EchoCanceller:
 
         self._frames += 1
         settled = self._found and self._frames - self._found_at > _REUSE_FOR
-        if not settled or self._frames % _SETTLED_EVERY == 0:
+        # No echo after _SEARCH_FOR frames of the agent's audio: most callers
+        # hold the phone to the ear. Keep looking, at a quarter of the cost.
+        searching = not self._found and self._frames > _SEARCH_FOR
+        if not (settled or searching) or self._frames % _SETTLED_EVERY == 0:
             # Once the echo is found and the short filters have settled, the
             # long filter only watches for the echo moving: a step every few
             # frames is enough for that, and it is half the cost.
@@ -244,6 +248,9 @@ class EchoCanceller:
 
         hist = self._hist
         self._push(hist, self._block[n:])
+        if searching and self._frames % _SETTLED_EVERY and not self._fg.any():
+            self._push(self._mic_hist, mic)
+            return mic8
         end = hist.shape[0] - self._offset * n
         xs = np.fft.rfft(hist[end - self._fft : end])
         sp = self._spow
