@@ -63,15 +63,15 @@ __all__ = ["EchoCanceller"]
 _RATE = 8000
 _ALPHA = 0.5  # the long filter's proportionate steps (IPNLMS): -1 = plain NLMS, towards 1 = proportionate
 _LONG_STEP = 0.5
-_CONFIRM = False
-_FIRST = 0.95
-_SETTLED_EVERY = 4
+_FIRST = 0.8  # the long filter must leave less than this of the line's energy to be believed first...
+_MOVED = 0.5  # ...and less than this (and less than the short filters) to move them
+_SETTLED_EVERY = 4  # once settled (or searching in vain), the long filter steps every this many frames
 _SEARCH_FOR = 250  # frames of the agent's audio without finding an echo: then look less often
 _WORSE = 1.5  # both filters' error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
 _FIND_EVERY = 5  # frames between looks at where the long filter holds the echo
 _SHORT = 4  # the short filters' length in frames: 80 ms from one frame before the echo's onset
-_SHORT_STEP = 0.5
+_SHORT_STEP = 0.5  # the background's normalised step
 _SPREAD = 0.3  # the short step's normaliser is at least this times the mean bin power (see _adapt_short)
 _SMOOTH = 0.3  # weight of the newest block in the short filter's power per bin
 _BETTER = 0.95  # the background must leave less than this of the foreground's error...
@@ -118,7 +118,6 @@ class EchoCanceller:
         self._offset = 0  # the short filters' first partition within the tail
         self._found = False  # the long filter has shown where the echo is
         self._delay = 0  # samples, where it found it
-        self._seen = -1  # the partition the last look found the echo in
         self._prod = np.zeros((p, k), np.complex128)
         self._y = np.zeros(k, np.complex128)
         self._block = np.zeros(2 * n)  # last two reference frames
@@ -176,7 +175,6 @@ class EchoCanceller:
         for w in (self._long, self._fg, self._bg):
             w[:] = 0.0
         self._found = False
-        self._seen = -1
         self._e_fg = self._e_bg = self._e_long = 0.0
         self._good = self._bad = self._worse = 0
 
@@ -291,6 +289,7 @@ class EchoCanceller:
                 # a call moved to speaker) and the filters subtract an echo that
                 # is no longer there. Never worse than no canceller: start over.
                 self._forget()
+                self._push(self._mic_hist, mic)
                 self._int_out[:] = mic8
                 return self._int_out
         else:
@@ -388,16 +387,13 @@ class EchoCanceller:
         peak = int(np.argmax(energy))
         if energy[peak] == 0.0 or energy[peak] < 4.0 * float(np.median(energy)):
             return  # no clear echo yet
-        if self._e_long > (0.5 if self._found else _FIRST) * self._mic:
+        if self._e_long > (_MOVED if self._found else _FIRST) * self._mic:
             # The long filter does not model the echo (yet, or the caller's
             # voice is pulling it off: double talk): its peak proves nothing.
             return
         delay = int(np.argmax(np.abs(taps[peak]))) + peak * n
         if self._found and self._offset < peak < self._offset + _SHORT:
             self._delay = delay  # still within the short filters' reach
-            return
-        if peak != self._seen and _CONFIRM:
-            self._seen = peak  # the same place twice in a row before acting on it
             return
         self._delay = delay
         new = min(max(peak - 1, 0), self.partitions - _SHORT)
