@@ -1,0 +1,275 @@
+"""The echo canceller (telephony.audio.echo) on speech through echo paths, and the
+line impairments of the test kit (telephony.testing.lines).
+
+The signals are the ones ``python -m benchmarks.echo`` measures: the agent's
+voice as the caller is played it, its echo (delay, 40 ms room, level below the
+agent), light noise, mu-law as Twilio delivers it. All deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.echo import (
+    DOUBLE_TALK_AT_S,
+    FRAME,
+    Case,
+    agent_played,
+    change_db,
+    double_talk_correlation,
+    erle_db,
+    make_case,
+)
+from telephony.audio import EchoCanceller
+from telephony.testing import lines
+from tests.audio_data import caller_pcm8
+
+
+def cancel(case: Case, aec: EchoCanceller | None = None) -> np.ndarray:
+    aec = aec or EchoCanceller()
+    out = np.zeros(case.line.shape[0], np.int16)
+    for i in range(0, case.line.shape[0], FRAME):
+        aec.played(case.played[i : i + FRAME])
+        out[i : i + FRAME] = aec.process(case.line[i : i + FRAME])
+    return out
+
+
+# --- the canceller ------------------------------------------------------------------
+
+PATHS = [(d, lv) for d in (50, 150, 300) for lv in (6, 20)]
+
+
+@pytest.mark.parametrize(("delay_ms", "level_db"), PATHS)
+def test_echo_is_cancelled_by_30_db_from_3_5_s_of_speech_on(delay_ms, level_db):
+    case = make_case(delay_ms, level_db)
+    aec = EchoCanceller()
+    out = cancel(case, aec)
+    assert erle_db(case, out, 1.0) >= 12.0  # on its way after 1 s (the target, 30 dB, is not met: see below)
+    assert erle_db(case, out, 2.0) >= 24.0
+    assert erle_db(case, out, 3.5, 3.0) >= 30.0
+    assert aec.delay_ms is not None and abs(aec.delay_ms - delay_ms) <= 20
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15's target of 30 dB after 1 s is not met yet (15-27 dB): see README")
+@pytest.mark.parametrize(("delay_ms", "level_db"), [(150, 6), (300, 20)])
+def test_echo_is_cancelled_by_30_db_after_1_s(delay_ms, level_db):
+    case = make_case(delay_ms, level_db)
+    assert erle_db(case, cancel(case), 1.0) >= 30.0
+
+
+def test_the_callers_voice_survives_double_talk():
+    case = make_case(150, 12, talk_at_s=DOUBLE_TALK_AT_S)
+    out = cancel(case)
+    assert double_talk_correlation(case, out) >= 0.9
+    # and the echo is still cancelled while the caller talks over it
+    a = round(DOUBLE_TALK_AT_S * 8000)
+    residual = out[a:].astype(float) - (case.line[a:].astype(float) - case.echo[a:])
+    assert 10 * np.log10(np.sum(case.echo[a:].astype(float) ** 2) / np.sum(residual**2)) >= 20.0
+
+
+def test_the_callers_voice_survives_talking_over_the_agent_from_the_start():
+    # No pause to learn the echo in: it is not cancelled, but the voice is intact.
+    case = make_case(150, 12, talk_at_s=0.0)
+    out = cancel(case)
+    assert np.corrcoef(out.astype(float), case.caller.astype(float))[0, 1] >= 0.9
+
+
+def test_a_changed_echo_path_is_found_again_and_never_made_much_worse():
+    played = np.tile(agent_played(), 2)
+    n = played.shape[0] - played.shape[0] % FRAME
+    played, change = played[:n], n // 2
+    echo = np.concatenate([lines.echo(played, 150, 10)[:change], lines.echo(played, 300, 10)[change:]])
+    line = lines.from_ulaw(lines.to_ulaw(lines.mix(echo, lines.noise(n, -65.0, seed=1))))
+    case = Case(played, line, echo, np.zeros(n, np.int16))
+    aec = EchoCanceller()
+    out = cancel(case, aec)
+    t = change / 8000
+    assert erle_db(case, out, t - 1.0) >= 30.0  # before the change
+    assert erle_db(case, out, t + 1.0, 0.5) >= 3.0  # the old filter was dropped, not subtracted on
+    assert erle_db(case, out, t + 2.0) >= 25.0  # and the new path learnt
+    assert aec.delay_ms is not None and abs(aec.delay_ms - 300) <= 20
+
+
+def test_an_echo_that_appears_late_is_found_and_the_line_untouched_before():
+    # A caller who switches to speakerphone after 6.6 s of the agent talking.
+    played = np.tile(agent_played(), 2)
+    n = played.shape[0] - played.shape[0] % FRAME
+    played, change = played[:n], n // 2
+    echo = lines.echo(played, 150, 10)
+    echo[:change] = 0
+    line = lines.from_ulaw(lines.to_ulaw(lines.mix(echo, lines.noise(n, -65.0, seed=1))))
+    case = Case(played, line, echo, np.zeros(n, np.int16))
+    out = cancel(case)
+    assert np.array_equal(out[:change], line[:change])
+    assert erle_db(case, out, change / 8000 + 2.5) >= 25.0
+
+
+def test_a_line_without_echo_is_left_alone_while_the_agent_speaks():
+    case = make_case(None, talk_at_s=0.0)
+    assert change_db(case, cancel(case)) < -30.0
+
+
+def test_with_nothing_played_the_callers_frames_pass_untouched():
+    caller = caller_pcm8()[: 50 * FRAME]
+    aec = EchoCanceller()
+    for i in range(0, caller.shape[0], FRAME):
+        aec.played(np.zeros(FRAME, np.int16))
+        assert np.array_equal(aec.process(caller[i : i + FRAME]), caller[i : i + FRAME])
+
+
+def test_reference_fed_ahead_is_queued_and_paired_frame_by_frame():
+    case = make_case(50, 6)
+    n = 100 * FRAME
+    step = cancel(Case(case.played[:n], case.line[:n], case.echo[:n], case.caller[:n]))
+    aec = EchoCanceller()
+    ahead = np.zeros(n, np.int16)
+    aec.played(case.played[: 5 * FRAME])  # five frames ahead of the line
+    for i in range(0, n, FRAME):
+        if i + 5 * FRAME < n:
+            aec.played(case.played[i + 5 * FRAME : i + 6 * FRAME])
+        ahead[i : i + FRAME] = aec.process(case.line[i : i + FRAME])
+    assert np.array_equal(step, ahead)
+
+
+def test_a_missing_reference_counts_as_silence():
+    aec = EchoCanceller()
+    frame = caller_pcm8()[:FRAME]
+    assert np.array_equal(aec.process(frame), frame)  # nothing was ever played
+
+
+def test_frames_of_the_wrong_size_and_too_short_tails_are_refused():
+    aec = EchoCanceller()
+    with pytest.raises(ValueError, match="160 samples"):
+        aec.process(np.zeros(80, np.int16))
+    with pytest.raises(ValueError, match="tail_ms"):
+        EchoCanceller(tail_ms=40)
+
+
+def test_reset_forgets_the_echo_path():
+    case = make_case(150, 6)
+    aec = EchoCanceller()
+    cancel(case, aec)
+    aec.reset()
+    assert aec.delay_ms is None
+    assert np.array_equal(cancel(case, aec), cancel(case))
+
+
+# --- the line impairments -----------------------------------------------------------
+
+
+def test_echo_has_the_delay_and_level_it_was_asked_for():
+    played = agent_played()
+    for delay_ms, level_db in ((50, 6), (150, 12), (300, 20)):
+        e = lines.echo(played, delay_ms, level_db, seed=3)
+        assert e.dtype == np.int16 and e.shape == played.shape
+        assert lines.rms_db(played) - lines.rms_db(e) == pytest.approx(level_db, abs=0.05)
+        # on white noise, cross-correlation peaks at the delay (the direct path)
+        x = lines.noise(16000, -20.0, seed=9).astype(float)
+        y = lines.echo(x, delay_ms, level_db, seed=3).astype(float)
+        corr = [np.dot(y[lag:], x[: x.shape[0] - lag]) for lag in range(400 * 8)]
+        assert int(np.argmax(corr)) == delay_ms * 8
+
+
+def test_room_response_has_unit_energy_and_decays():
+    h = lines.room_response(100, 40, seed=1)
+    assert np.sum(h * h) == pytest.approx(1.0)
+    assert not h[:800].any() and h[800] != 0.0  # silent until the direct path
+    tail = h[801:]
+    assert np.sum(tail[:100] ** 2) > 100 * np.sum(tail[-100:] ** 2)  # > 20 dB of decay
+    assert np.array_equal(h, lines.room_response(100, 40, seed=1))
+    assert not np.array_equal(h, lines.room_response(100, 40, seed=2))
+
+
+def test_noise_is_at_its_level_and_seeded():
+    a = lines.noise(8000, -40.0, seed=1)
+    assert lines.rms_db(a) == pytest.approx(-40.0, abs=0.2)
+    assert np.array_equal(a, lines.noise(8000, -40.0, seed=1))
+    assert not np.array_equal(a, lines.noise(8000, -40.0, seed=2))
+
+
+def test_insert_puts_an_utterance_at_its_time_and_nowhere_else():
+    base = np.zeros(8000, np.int16)
+    mhm = np.full(2000, 1000, np.int16)  # a 250 ms "mhm"
+    out = lines.insert(base, mhm, 500)
+    assert np.flatnonzero(out)[0] == 4000 and np.flatnonzero(out)[-1] == 5999
+    louder = lines.insert(base, mhm, 500, gain_db=6)
+    assert louder[4000] == round(1000 * 10 ** (6 / 20))
+    cut = lines.insert(base, mhm, 900)  # runs past the end: cut there
+    assert cut.shape == base.shape and np.count_nonzero(cut) == 800
+    with pytest.raises(ValueError, match="outside"):
+        lines.insert(base, mhm, 1000)
+
+
+def test_mix_saturates_like_a_line():
+    a = np.array([30000, -30000, 5], np.int16)
+    assert lines.mix(a, a).tolist() == [32767, -32768, 10]
+    assert lines.mix(a, np.array([1], np.int16)).tolist() == [30001, -30000, 5]
+
+
+def test_frames_and_join_round_trip_pcm_and_ulaw():
+    x = caller_pcm8()[:1000]
+    fr = lines.frames(x)
+    assert len(fr) == 7 and all(f.shape == (160,) for f in fr)
+    assert np.array_equal(lines.join(fr)[:1000], x) and not lines.join(fr)[1000:].any()
+    u = lines.to_ulaw(x)
+    fu = lines.frames(u)
+    assert all(len(f) == 160 for f in fu) and lines.join(fu)[:1000] == u
+    assert np.array_equal(lines.from_ulaw(u)[:10], lines.from_ulaw(lines.to_ulaw(lines.from_ulaw(u)))[:10])
+
+
+def test_lost_frames_are_silence_and_the_rest_untouched():
+    fr = lines.frames(caller_pcm8())
+    out = lines.lose(fr, 0.2, seed=4)
+    assert len(out) == len(fr)
+    lost = [i for i, f in enumerate(out) if not f.any()]
+    assert 0.1 * len(fr) < len(lost) < 0.3 * len(fr)
+    assert all(np.array_equal(out[i], fr[i]) for i in range(len(fr)) if i not in lost)
+    assert [not f.any() for f in lines.lose(fr, 0.2, seed=4)] == [not f.any() for f in out]
+    # mu-law frames are lost as mu-law silence; bursts lose consecutive frames
+    fu = lines.frames(lines.to_ulaw(caller_pcm8()))
+    bursts = lines.lose(fu, 0.3, burst=3, seed=5)
+    silent = [f == bytes([0xFF]) * 160 for f in bursts]
+    assert any(silent[i] and silent[i + 1] and silent[i + 2] for i in range(len(silent) - 2))
+    assert lines.lose(fr, 0.0) == fr
+
+
+def test_bursty_delivery_keeps_every_frame_in_order_and_holds_them_back():
+    fr = lines.frames(caller_pcm8())
+    out = lines.bursty(fr, max_hold_ms=120, seed=6)
+    assert [id(f) for _, f in out] == [id(f) for f in fr]  # every frame, once, in order
+    times = [t for t, _ in out]
+    assert times == sorted(times)
+    assert all(k * 20 <= t <= k * 20 + 120 for k, t in enumerate(times))
+    assert len(set(times)) < len(times) / 2  # released in bursts
+    assert out == lines.bursty(fr, max_hold_ms=120, seed=6)
+
+
+def test_a_speakerphone_line_adds_the_agents_echo_and_noise():
+    played = agent_played()
+    caller = np.zeros(played.shape[0], np.int16)
+    line = lines.SPEAKERPHONE.apply(caller, played)
+    expected = lines.echo(played, 150, 10)
+    assert np.corrcoef(line.astype(float), expected.astype(float))[0, 1] > 0.99
+    assert lines.rms_db(lines.NOISY.apply(caller)) == pytest.approx(-35.0, abs=0.3)
+
+
+def test_a_noisy_line_loses_and_jitters_frames_as_configured():
+    fr = lines.frames(lines.to_ulaw(caller_pcm8()))
+    out = lines.NOISY.deliver(fr)
+    assert len(out) == len(fr)
+    times = [t for t, _ in out]
+    assert times == sorted(times) and all(k * 20 <= t <= k * 20 + 60 for k, t in enumerate(times))
+    lost = sum(f == bytes([0xFF]) * 160 and g != f for (_, f), g in zip(out, fr, strict=True))
+    assert 0 < lost < 0.06 * len(fr)
+    assert lines.BACKCHANNEL.deliver(fr) == [(k * 20.0, f) for k, f in enumerate(fr)]
+
+
+def test_the_echo_benchmark_runs_and_prints_its_row(capsys):
+    from benchmarks.echo import main
+
+    assert main(["--quick"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 1 + 6 + 4  # name, 3 delays x 2 levels, 4 measures
+    assert float(cells[7]) >= 0.9 and float(cells[8]) < -30  # double talk, no echo
