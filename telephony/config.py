@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     records_retry_seconds: float = Field(3600.0, ge=0)
     #: bearer token for GET /calls (unset: those endpoints answer 403)
     api_token: SecretStr | None = None
+    #: how long a console login lasts (hours)
+    console_session_hours: float = Field(12.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 

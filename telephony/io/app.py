@@ -48,6 +48,9 @@ def create_app(
     app.state.telephony = state
     add_operator_routes(app, state)
     add_twilio_routes(app, state)
+    from ..console import add_console_routes  # the console imports io: imported here, not at the top
+
+    add_console_routes(app, state)
     return app
 
 

@@ -19,6 +19,7 @@ from ..logs import log_event
 from ..metrics import Metrics
 from ..records import CallRecord, CallRecorder, CallStore
 from ..tools.registry import ToolResult
+from .live import LiveCalls
 
 __all__ = ["CallObserver", "CallReport", "Listener", "Observed"]
 
@@ -45,6 +46,7 @@ class CallObserver:
         self.records_retry_s = records_retry_s
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
+        self.live = LiveCalls()  # this process's live calls (the console)
         self.open_realtime = 0  # Realtime sessions open right now
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         # Records waiting to be written, oldest first: call_sid -> (record, when queued).
@@ -202,6 +204,7 @@ class CallReport:
                 self.recorder = CallRecorder(self.call_sid, now, event.start.custom_parameters)
         if self.recorder is not None:
             self.recorder.observe(event, now)
+        o.live.observe(self.call_sid, event)
         for listener in o.listeners:
             listener(self.call_sid, event)
         sid = self.call_sid or None
@@ -315,6 +318,7 @@ class CallReport:
         )
         if self.recorder is not None:
             self.recorder.tool_finished(result)
+        o.live.tool_finished(self.call_sid)
         for listener in o.listeners:
             listener(self.call_sid, result)
 

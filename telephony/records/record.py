@@ -7,7 +7,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..call.events import BargeIn, CallEnded, Event, KeyPressed, ResponseFinished, RunTool, Transcript
+from ..call.events import (
+    BargeIn,
+    CallEnded,
+    Event,
+    FirstAudio,
+    HangupRequested,
+    KeyPressed,
+    RealtimeGaveUp,
+    RealtimeLost,
+    RealtimeReconnected,
+    ResponseFinished,
+    RunTool,
+    Transcript,
+    TransferFailed,
+    TransferRequested,
+)
 
 if TYPE_CHECKING:
     from ..tools.registry import ToolResult
@@ -34,6 +49,11 @@ class CallRecord:
         default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "responses": 0}
     )
     parameters: dict[str, str] = field(default_factory=dict)
+    #: the rest of the call's story, in order: {t, kind, ...} with kind one of
+    #: response_latency (ms from the caller's last word to the agent's first audio),
+    #: response (id, status, usage), realtime_lost, realtime_reconnected,
+    #: realtime_gave_up, transfer_requested, transfer_failed, hangup_requested
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,8 +117,38 @@ class CallRecorder:
                 r.barge_ins.append({"t": self._t(now), "truncated": [asdict(t) for t in event.truncated]})
             case KeyPressed():
                 r.dtmf += event.digit
+            case FirstAudio():
+                r.events.append({"t": self._t(now), "kind": "response_latency", "ms": round(event.seconds * 1000)})
+            case RealtimeLost():
+                r.events.append(
+                    {"t": self._t(now), "kind": "realtime_lost", "reason": event.reason, "attempt": event.attempt}
+                )
+            case RealtimeReconnected():
+                r.events.append(
+                    {"t": self._t(now), "kind": "realtime_reconnected", "restored_items": event.restored_items}
+                )
+            case RealtimeGaveUp():
+                r.events.append({"t": self._t(now), "kind": "realtime_gave_up", "reason": event.reason})
+            case TransferRequested():
+                r.events.append(
+                    {"t": self._t(now), "kind": "transfer_requested", "number": event.number, "label": event.label}
+                )
+            case TransferFailed():
+                r.events.append(
+                    {"t": self._t(now), "kind": "transfer_failed", "number": event.number, "reason": event.reason}
+                )
+            case HangupRequested():
+                r.events.append({"t": self._t(now), "kind": "hangup_requested", "reason": event.reason})
             case ResponseFinished():
                 usage = event.usage or {}
+                r.events.append(
+                    {
+                        "t": self._t(now),
+                        "kind": "response",
+                        "status": event.status,
+                        "usage": {k: v for k, v in usage.items() if isinstance(v, int)},
+                    }
+                )
                 r.usage["responses"] += 1
                 for key in ("input_tokens", "output_tokens", "total_tokens"):
                     value = usage.get(key)
