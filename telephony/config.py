@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     #: how long a console login lasts (hours)
     console_session_hours: float = Field(12.0, gt=0)
+    #: per-model token prices overriding or adding to telephony.pricing.DEFAULT_PRICES (JSON:
+    #: {"<model>": {"audio_input": 32.0, ...}}, USD per 1M tokens)
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -114,6 +117,14 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("PUBLIC_URL must be an http(s) origin such as https://example.ngrok.app")
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        from .pricing import Prices
+
+        Prices(v)  # unknown kinds are refused by name
+        return v
 
     @field_validator("transcription_model", "greeting", "transfer_number", "tools", mode="before")
     @classmethod

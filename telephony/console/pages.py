@@ -152,8 +152,26 @@ def history_page(
 
 
 def _cost(r: CallRecord) -> str:
-    cost = getattr(r, "cost_usd", None)
+    return _dollars(r.cost_usd)
+
+
+def _dollars(cost: Any) -> str:
     return f"${cost:.4f}" if isinstance(cost, (int, float)) else ""
+
+
+def _tokens(tokens: dict[str, int]) -> str:
+    """'audio 700 in (20 cached), 200 out; text 30 in, 10 out'"""
+    parts = []
+    for kind in ("audio", "text", "image"):
+        n_in, cached, out = (tokens.get(f"{kind}_{k}", 0) for k in ("input", "cached_input", "output"))
+        if n_in or cached or out:
+            text = f"{kind} {n_in + cached} in"
+            if cached:
+                text += f" ({cached} cached)"
+            if out:
+                text += f", {out} out"
+            parts.append(text)
+    return "; ".join(parts)
 
 
 def _timeline(r: CallRecord) -> list[tuple[float, str, str]]:
@@ -199,6 +217,8 @@ def _timeline(r: CallRecord) -> list[tuple[float, str, str]]:
                 f'<span class="who">Response</span> {esc(e.get("status"))}: '
                 f"{esc(u.get('input_tokens', 0))} tokens in, {esc(u.get('output_tokens', 0))} out"
             )
+            if e.get("cost_usd") is not None:
+                html += f" ({esc(_dollars(e.get('cost_usd')))})"
         elif kind == "realtime_lost":
             html = f'<span class="who">Reconnecting</span> session lost ({esc(e.get("reason"))}), attempt {esc(e.get("attempt"))}'
         elif kind == "realtime_reconnected":
@@ -224,7 +244,7 @@ def _json(value: Any) -> str:
 
 def call_page(r: CallRecord) -> str:
     usage = r.usage or {}
-    recording = getattr(r, "recording_url", None)
+    recording = getattr(r, "recording_url", None)  # once recordings are kept (not in this version)
     if recording:
         player = f'<audio controls preload="none" src="{esc(recording)}"></audio>'
     else:
@@ -239,9 +259,13 @@ def call_page(r: CallRecord) -> str:
         (
             "Tokens",
             f"{esc(usage.get('input_tokens', 0))} in, {esc(usage.get('output_tokens', 0))} out "
-            f"over {esc(usage.get('responses', 0))} responses",
+            f"over {esc(usage.get('responses', 0))} responses" + (f" ({esc(_tokens(r.tokens))})" if r.tokens else ""),
         ),
-        ("Cost", esc(_cost(r)) or '<span class="muted">not priced</span>'),
+        (
+            "Cost",
+            esc(_cost(r))
+            or f'<span class="muted">not priced (no price for {esc(r.model or "the model")}: see TELEPHONY_PRICES)</span>',
+        ),
     ]
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     items = "".join(

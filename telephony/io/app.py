@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..logs import log_event
+from ..pricing import Prices
 from ..records import CallStore, open_store
 from ..tools import ToolRegistry
 from .api import add_operator_routes
@@ -42,7 +43,9 @@ def create_app(
     services = Services(settings, registry if registry is not None else ToolRegistry(), connect_realtime, rest)
     if store is None:
         store = open_store(settings)
-    observer = CallObserver(store, settings.records_buffer, settings.records_retry_seconds)
+    observer = CallObserver(
+        store, settings.records_buffer, settings.records_retry_seconds, settings.model, Prices(settings.prices)
+    )
     state = AppState(services, observer)
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from ..call import events as ev
 from ..logs import log_event
 from ..metrics import Metrics
+from ..pricing import Prices, cost_usd, usage_tokens
 from ..records import CallRecord, CallRecorder, CallStore
 from ..tools.registry import ToolResult
 from .live import LiveCalls
@@ -38,9 +39,16 @@ class CallObserver:
     """Shared by every call of one app."""
 
     def __init__(
-        self, store: CallStore | None = None, records_buffer: int = 1000, records_retry_s: float = 3600.0
+        self,
+        store: CallStore | None = None,
+        records_buffer: int = 1000,
+        records_retry_s: float = 3600.0,
+        model: str = "",
+        prices: Prices | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.model = model  # the Realtime model calls use, and its price (None: not priced)
+        self.price = (prices or Prices()).for_model(model)
         self.store = store
         self.records_buffer = records_buffer
         self.records_retry_s = records_retry_s
@@ -201,7 +209,9 @@ class CallReport:
             self.call_sid = event.start.call_sid
             o.counters["calls_started"] += 1
             if o.store is not None:
-                self.recorder = CallRecorder(self.call_sid, now, event.start.custom_parameters)
+                self.recorder = CallRecorder(
+                    self.call_sid, now, event.start.custom_parameters, o.model or None, o.price
+                )
         if self.recorder is not None:
             self.recorder.observe(event, now)
         o.live.observe(self.call_sid, event)
@@ -233,6 +243,10 @@ class CallReport:
                 log_event(log, "barge_in", call_sid=sid, truncated=[asdict(t) for t in event.truncated])
             case ev.FirstAudio():
                 m.response_latency.observe(event.seconds)
+            case ev.ResponseFinished():
+                cost = cost_usd(usage_tokens(event.usage), o.price)
+                if cost:
+                    m.cost.labels(o.model).inc(cost)
             case ev.RealtimeErrorReported():
                 o.counters["realtime.error"] += 1
                 m.realtime_errors.labels(event.code or "none").inc()

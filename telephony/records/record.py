@@ -23,6 +23,7 @@ from ..call.events import (
     TransferFailed,
     TransferRequested,
 )
+from ..pricing import cost_usd, usage_tokens
 
 if TYPE_CHECKING:
     from ..tools.registry import ToolResult
@@ -49,6 +50,10 @@ class CallRecord:
         default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "responses": 0}
     )
     parameters: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # the Realtime model that answered
+    #: tokens by price kind, summed over responses (see telephony.pricing.PRICE_KINDS)
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None  # None: the model has no price (TELEPHONY_PRICES)
     #: the rest of the call's story, in order: {t, kind, ...} with kind one of
     #: response_latency (ms from the caller's last word to the agent's first audio),
     #: response (id, status, usage), realtime_lost, realtime_reconnected,
@@ -83,11 +88,21 @@ class CallRecorder:
     the tools it ran). Times are the loop's monotonic clock; the record keeps
     seconds since the call started, and unix time for its start and end."""
 
-    def __init__(self, call_sid: str, now_mono: float, parameters: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        call_sid: str,
+        now_mono: float,
+        parameters: dict[str, str] | None = None,
+        model: str | None = None,
+        price: dict[str, float] | None = None,
+    ) -> None:
         params = parameters or {}
         self.record = CallRecord(
-            call_sid, params.get("From"), params.get("To"), started_at=time.time(), parameters=dict(params)
+            call_sid, params.get("From"), params.get("To"), started_at=time.time(), parameters=dict(params), model=model
         )
+        self._price = price
+        if price is not None:
+            self.record.cost_usd = 0.0
         self._started_mono = now_mono
         self._calls: dict[str, dict[str, Any]] = {}
 
@@ -141,12 +156,21 @@ class CallRecorder:
                 r.events.append({"t": self._t(now), "kind": "hangup_requested", "reason": event.reason})
             case ResponseFinished():
                 usage = event.usage or {}
+                tokens = usage_tokens(usage)
+                cost = cost_usd(tokens, self._price)
+                for kind, n in tokens.items():
+                    if n:
+                        r.tokens[kind] = r.tokens.get(kind, 0) + n
+                if r.cost_usd is not None:
+                    r.cost_usd = None if cost is None else round(r.cost_usd + cost, 6)
                 r.events.append(
                     {
                         "t": self._t(now),
                         "kind": "response",
                         "status": event.status,
                         "usage": {k: v for k, v in usage.items() if isinstance(v, int)},
+                        "tokens": {k: n for k, n in tokens.items() if n},
+                        "cost_usd": None if cost is None else round(cost, 6),
                     }
                 )
                 r.usage["responses"] += 1
