@@ -25,6 +25,7 @@ from .observe import CallObserver
 from .realtime.client import RealtimeConnector
 from .services import Services
 from .state import Admission, AppState
+from .tracing import tracer_from_env
 from .twilio.rest import TwilioRest
 from .twilio.routes import add_twilio_routes
 
@@ -46,6 +47,7 @@ def create_app(
     observer = CallObserver(
         store, settings.records_buffer, settings.records_retry_seconds, settings.model, Prices(settings.prices)
     )
+    observer.tracer = tracer_from_env(settings.model)
     state = AppState(services, observer)
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state

@@ -21,6 +21,7 @@ from ..pricing import Prices, cost_usd, usage_tokens
 from ..records import CallRecord, CallRecorder, CallStore
 from ..tools.registry import ToolResult
 from .live import LiveCalls
+from .tracing import CallTrace, CallTracer
 
 __all__ = ["CallObserver", "CallReport", "Listener", "Observed"]
 
@@ -49,6 +50,7 @@ class CallObserver:
         self.metrics = Metrics()
         self.model = model  # the Realtime model calls use, and its price (None: not priced)
         self.price = (prices or Prices()).for_model(model)
+        self.tracer: CallTracer | None = None  # OpenTelemetry (tracing.py), when configured
         self.store = store
         self.records_buffer = records_buffer
         self.records_retry_s = records_retry_s
@@ -195,12 +197,13 @@ class CallObserver:
 class CallReport:
     """One call's reporting: its log lines, metrics and record."""
 
-    __slots__ = ("_observer", "call_sid", "recorder")
+    __slots__ = ("_observer", "call_sid", "recorder", "trace")
 
     def __init__(self, observer: CallObserver) -> None:
         self._observer = observer
         self.call_sid = ""
         self.recorder: CallRecorder | None = None
+        self.trace: CallTrace | None = None
 
     def event(self, event: ev.Event, now: float) -> None:
         """A notice or action of the call core, in order."""
@@ -215,6 +218,10 @@ class CallReport:
         if self.recorder is not None:
             self.recorder.observe(event, now)
         o.live.observe(self.call_sid, event)
+        if self.trace is not None:
+            self.trace.event(event, now)
+        elif o.tracer is not None and isinstance(event, ev.CallStarted):
+            self.trace = o.tracer.call(event, now)
         for listener in o.listeners:
             listener(self.call_sid, event)
         sid = self.call_sid or None
@@ -333,6 +340,8 @@ class CallReport:
         if self.recorder is not None:
             self.recorder.tool_finished(result)
         o.live.tool_finished(self.call_sid)
+        if self.trace is not None:
+            self.trace.tool_finished(result)
         for listener in o.listeners:
             listener(self.call_sid, result)
 
