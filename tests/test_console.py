@@ -184,3 +184,44 @@ async def test_live_events_stream_a_call_as_it_starts_and_ends():
             ]
             await call.hang_up()
             assert await asyncio.wait_for(next_calls(), 5) == []
+
+
+async def test_the_phone_stream_needs_a_session_and_the_consoles_origin():
+    async with bridge(api_token=API_TOKEN) as b, client(b) as c:
+        await logged_in(c)
+        cookie = f"{COOKIE}={c.cookies[COOKIE]}"
+        url = f"ws://127.0.0.1:{b.port}/console/phone/stream"
+        for origin, headers in (
+            (b.origin, {}),
+            ("https://evil.example", {"Cookie": cookie}),
+            (None, {"Cookie": cookie}),
+        ):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(url, origin=origin, additional_headers=headers)
+            assert refused.value.response.status_code == 403, origin
+        assert b.observer.counters["console_phone_refused"] == 3
+        async with websockets.connect(url, origin=b.origin, additional_headers={"Cookie": cookie}) as ws:
+            session = await b.fake.next_session()
+            await session.wait_for("session.update")
+            await ws.send(json.dumps({"event": "media", "media": {"payload": "//////////8="}}))
+            await session.wait_audio(1)
+            assert [c.call_sid[:8] for c in b.observer.live.calls.values()] == ["console-"]
+        assert b.observer.counters["console_phone_streams"] == 1
+
+
+async def test_draining_ends_the_live_streams():
+    from telephony.io.app import drain
+
+    async with bridge(api_token=API_TOKEN) as b, client(b) as c:
+        await logged_in(c)
+        async with c.stream("GET", "/console/live/events") as stream:
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if line.startswith("data: "):
+                    break
+            await drain(b.state, 1.0)
+
+            async def rest() -> list[str]:
+                return [line async for line in lines]
+
+            await asyncio.wait_for(rest(), 5)  # the response ends (well before the 15 s keep-alive)

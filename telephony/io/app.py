@@ -63,6 +63,7 @@ async def drain(state: AppState, deadline_s: float) -> None:
     """Stop taking calls, let those in progress finish, then end the rest."""
     admission = state.admission
     admission.draining = True
+    state.observer.live.wake()  # the console's live streams end instead of holding the shutdown
     log_event(log, "server.draining", active_calls=admission.active, deadline_s=deadline_s)
     end = time.monotonic() + deadline_s
     while admission.sessions and time.monotonic() < end:

@@ -62,6 +62,10 @@ class LiveCalls:
                 return False
         return True
 
+    def wake(self) -> None:
+        """Wake every watcher (the server is draining: they look and leave)."""
+        self._touch()
+
     def _touch(self) -> None:
         self.version += 1
         self._changed.set()
