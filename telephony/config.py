@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     #: how long a console login lasts (hours)
     console_session_hours: float = Field(12.0, gt=0)
+    #: failed console logins allowed per client address per minute (then 429 until the minute passes)
+    console_login_attempts: int = Field(10, ge=1)
     #: per-model token prices overriding or adding to telephony.pricing.DEFAULT_PRICES (JSON:
     #: {"<model>": {"audio_input": 32.0, ...}}, USD per 1M tokens)
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from telephony.call import events as ev
-from telephony.console.auth import COOKIE, check_session, make_session
+from telephony.console.auth import COOKIE, LoginThrottle, check_session, make_session
 from telephony.io.live import LiveCalls
 from telephony.records import CallRecord
 from telephony.wire import twilio as tw
@@ -225,3 +225,23 @@ async def test_draining_ends_the_live_streams():
                 return [line async for line in lines]
 
             await asyncio.wait_for(rest(), 5)  # the response ends (well before the 15 s keep-alive)
+
+
+def test_login_throttle_counts_failures_per_client_within_the_window():
+    throttle = LoginThrottle(3, window_s=60.0, max_clients=2)
+    for t in (0.0, 1.0, 2.0):
+        assert not throttle.blocked("a", t)
+        throttle.failed("a", t)
+    assert throttle.blocked("a", 3.0) and not throttle.blocked("b", 3.0)
+    assert not throttle.blocked("a", 60.5)  # the first failure left the window
+    throttle.failed("b", 4.0)
+    throttle.failed("c", 5.0)  # a third client: the least recent ("a") is forgotten
+    assert not throttle.blocked("a", 6.0)
+
+
+async def test_repeated_wrong_tokens_are_throttled():
+    async with bridge(api_token=API_TOKEN, console_login_attempts=2) as b, client(b) as c:
+        for _ in range(2):
+            assert (await c.post("/console/login", data={"token": "wrong"})).status_code == 401
+        assert (await c.post("/console/login", data={"token": "wrong"})).status_code == 429
+        assert (await c.post("/console/login", data={"token": API_TOKEN})).status_code == 429

@@ -11,10 +11,11 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["COOKIE", "check_session", "make_session", "same_origin", "token_matches"]
+__all__ = ["COOKIE", "LoginThrottle", "check_session", "make_session", "same_origin", "token_matches"]
 
 COOKIE = "telephony_console"
 
@@ -66,3 +67,31 @@ def same_origin(headers: Mapping[str, str], public_url: str | None, trust_forwar
         allowed.add(urlsplit(public_url).netloc.lower())
     allowed.discard("")
     return netloc in allowed
+
+
+class LoginThrottle:
+    """At most ``limit`` failed logins per client address in ``window_s``; the addresses
+    tracked are bounded (the least recently failing are forgotten first)."""
+
+    def __init__(self, limit: int, window_s: float = 60.0, max_clients: int = 10_000) -> None:
+        self.limit, self.window_s, self.max_clients = limit, window_s, max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client) or deque()
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, client: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return len(self._recent(client, now)) >= self.limit
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        failures = self._recent(client, now)
+        failures.append(now)
+        self._failures[client] = failures
+        self._failures.move_to_end(client)
+        while len(self._failures) > self.max_clients:
+            self._failures.popitem(last=False)

@@ -19,7 +19,7 @@ from ..io.state import AppState
 from ..logs import log_event
 from ..records import CallQuery, CallRecord
 from . import pages
-from .auth import COOKIE, check_session, make_session, same_origin, token_matches
+from .auth import COOKIE, LoginThrottle, check_session, make_session, same_origin, token_matches
 
 __all__ = ["add_console_routes"]
 
@@ -58,6 +58,12 @@ def add_console_routes(app: FastAPI, state: AppState) -> None:
     live = observer.live
     static = _static()
     lifetime_s = settings.console_session_hours * 3600
+    throttle = LoginThrottle(settings.console_login_attempts)
+
+    def client_address(request: Request) -> str:
+        if settings.trust_forwarded_headers and request.headers.get("x-forwarded-for"):
+            return request.headers["x-forwarded-for"].split(",")[0].strip()
+        return request.client.host if request.client else ""
 
     def token() -> str:
         return settings.api_token.get_secret_value() if settings.api_token else ""
@@ -96,10 +102,15 @@ def add_console_routes(app: FastAPI, state: AppState) -> None:
         if not origin_ok(request.headers):
             log_event(log, "console.login_refused", logging.WARNING, reason="cross-origin")
             return html(pages.message_page("Refused", "This form must be sent from the console's own page."), 403)
+        client = client_address(request)
+        if throttle.blocked(client):
+            log_event(log, "console.login_throttled", logging.WARNING, client=client)
+            return html(pages.login_page("Too many failed logins: wait a minute."), 429)
         form = await request.form()
         given = form.get("token")
         if not isinstance(given, str) or not token_matches(token(), given):
-            log_event(log, "console.login_failed", logging.WARNING)
+            throttle.failed(client)
+            log_event(log, "console.login_failed", logging.WARNING, client=client)
             return html(pages.login_page("Wrong token."), 401)
         log_event(log, "console.login")
         response = RedirectResponse("/console", status_code=303, headers=_HEADERS)
