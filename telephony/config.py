@@ -191,6 +191,13 @@ class Settings(BaseSettings):
     records_retry_seconds: float = Field(3600.0, ge=0)
     #: bearer token for GET /calls (unset: those endpoints answer 403)
     api_token: SecretStr | None = None
+    #: how long a console login lasts (hours)
+    console_session_hours: float = Field(12.0, gt=0)
+    #: failed console logins allowed per client address per minute (then 429 until the minute passes)
+    console_login_attempts: int = Field(10, ge=1)
+    #: per-model token prices overriding or adding to telephony.pricing.DEFAULT_PRICES (JSON:
+    #: {"<model>": {"audio_input": 32.0, ...}}, USD per 1M tokens)
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -210,6 +217,14 @@ class Settings(BaseSettings):
                 f"set it to {parts.scheme}://{parts.netloc}"
             )
         return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        from .pricing import Prices
+
+        Prices(v)  # unknown kinds are refused by name
+        return v
 
     # --- checked at start (issue 12): each error names the setting and the fix ---
 

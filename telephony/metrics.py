@@ -32,6 +32,12 @@ class Metrics:
             registry=r,
             buckets=(0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2, 3, 5, 10),
         )
+        self.cost = Counter(
+            "telephony_cost_usd",
+            "What the calls' Realtime responses cost (US dollars), by model",
+            ["model"],
+            registry=r,
+        )
         self.reconnects = Counter("telephony_realtime_reconnects", "Realtime sessions re-opened mid-call", registry=r)
         self.realtime_errors = Counter(
             "telephony_realtime_errors", "Realtime error events, by code", ["code"], registry=r

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from ..agents import Agents
 from ..config import Settings
 from ..logs import log_event
+from ..pricing import Prices
 from ..records import CallStore, open_store
 from ..tools import ToolRegistry
 from .api import add_operator_routes
@@ -25,6 +26,7 @@ from .observe import CallObserver
 from .realtime.client import RealtimeConnector
 from .services import Services
 from .state import Admission, AppState
+from .tracing import tracer_from_env
 from .twilio.rest import TwilioRest
 from .twilio.routes import add_twilio_routes
 
@@ -44,12 +46,18 @@ def create_app(
     services = Services(settings, registry if registry is not None else ToolRegistry(), connect_realtime, rest, agents)
     if store is None:
         store = open_store(settings)
-    observer = CallObserver(store, settings.records_buffer, settings.records_retry_seconds)
+    observer = CallObserver(
+        store, settings.records_buffer, settings.records_retry_seconds, settings.model, Prices(settings.prices)
+    )
+    observer.tracer = tracer_from_env(settings.model)
     state = AppState(services, observer)
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state
     add_operator_routes(app, state)
     add_twilio_routes(app, state)
+    from ..console import add_console_routes  # the console imports io: imported here, not at the top
+
+    add_console_routes(app, state)
     return app
 
 
@@ -57,6 +65,7 @@ async def drain(state: AppState, deadline_s: float) -> None:
     """Stop taking calls, let those in progress finish, then end the rest."""
     admission = state.admission
     admission.draining = True
+    state.observer.live.wake()  # the console's live streams end instead of holding the shutdown
     log_event(log, "server.draining", active_calls=admission.active, deadline_s=deadline_s)
     end = time.monotonic() + deadline_s
     while admission.sessions and time.monotonic() < end:

@@ -17,8 +17,11 @@ from dataclasses import asdict
 from ..call import events as ev
 from ..logs import log_event
 from ..metrics import Metrics
+from ..pricing import Prices, cost_usd, usage_tokens
 from ..records import CallRecord, CallRecorder, CallStore
 from ..tools.registry import ToolResult
+from .live import LiveCalls
+from .tracing import CallTrace, CallTracer
 
 __all__ = ["CallObserver", "CallReport", "Listener", "Observed"]
 
@@ -37,14 +40,23 @@ class CallObserver:
     """Shared by every call of one app."""
 
     def __init__(
-        self, store: CallStore | None = None, records_buffer: int = 1000, records_retry_s: float = 3600.0
+        self,
+        store: CallStore | None = None,
+        records_buffer: int = 1000,
+        records_retry_s: float = 3600.0,
+        model: str = "",
+        prices: Prices | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.model = model  # the Realtime model calls use, and its price (None: not priced)
+        self.price = (prices or Prices()).for_model(model)
+        self.tracer: CallTracer | None = None  # OpenTelemetry (tracing.py), when configured
         self.store = store
         self.records_buffer = records_buffer
         self.records_retry_s = records_retry_s
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
+        self.live = LiveCalls()  # this process's live calls (the console)
         self.open_realtime = 0  # Realtime sessions open right now
         self.records_error: str | None = None  # the last record write failed with this (cleared by a success)
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
@@ -188,12 +200,13 @@ class CallObserver:
 class CallReport:
     """One call's reporting: its log lines, metrics and record."""
 
-    __slots__ = ("_observer", "call_sid", "recorder")
+    __slots__ = ("_observer", "call_sid", "recorder", "trace")
 
     def __init__(self, observer: CallObserver) -> None:
         self._observer = observer
         self.call_sid = ""
         self.recorder: CallRecorder | None = None
+        self.trace: CallTrace | None = None
 
     def event(self, event: ev.Event, now: float) -> None:
         """A notice or action of the call core, in order."""
@@ -202,9 +215,16 @@ class CallReport:
             self.call_sid = event.start.call_sid
             o.counters["calls_started"] += 1
             if o.store is not None:
-                self.recorder = CallRecorder(self.call_sid, now, event.start.custom_parameters)
+                self.recorder = CallRecorder(
+                    self.call_sid, now, event.start.custom_parameters, o.model or None, o.price
+                )
         if self.recorder is not None:
             self.recorder.observe(event, now)
+        o.live.observe(self.call_sid, event)
+        if self.trace is not None:
+            self.trace.event(event, now)
+        elif o.tracer is not None and isinstance(event, ev.CallStarted):
+            self.trace = o.tracer.call(event, now)
         for listener in o.listeners:
             listener(self.call_sid, event)
         sid = self.call_sid or None
@@ -233,6 +253,10 @@ class CallReport:
                 log_event(log, "barge_in", call_sid=sid, truncated=[asdict(t) for t in event.truncated])
             case ev.FirstAudio():
                 m.response_latency.observe(event.seconds)
+            case ev.ResponseFinished():
+                cost = cost_usd(usage_tokens(event.usage), o.price)
+                if cost:
+                    m.cost.labels(o.model).inc(cost)
             case ev.RealtimeErrorReported():
                 o.counters["realtime.error"] += 1
                 m.realtime_errors.labels(event.code or "none").inc()
@@ -393,6 +417,9 @@ class CallReport:
         )
         if self.recorder is not None:
             self.recorder.tool_finished(result)
+        o.live.tool_finished(self.call_sid)
+        if self.trace is not None:
+            self.trace.tool_finished(result)
         for listener in o.listeners:
             listener(self.call_sid, result)
 

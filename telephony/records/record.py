@@ -12,13 +12,21 @@ from ..call.events import (
     BargeIn,
     CallEnded,
     Event,
+    FirstAudio,
+    HangupRequested,
     KeyPressed,
     McpApproval,
     McpCall,
+    RealtimeGaveUp,
+    RealtimeLost,
+    RealtimeReconnected,
     ResponseFinished,
     RunTool,
     Transcript,
+    TransferFailed,
+    TransferRequested,
 )
+from ..pricing import cost_usd, usage_tokens
 
 if TYPE_CHECKING:
     from ..tools.registry import ToolResult
@@ -48,6 +56,15 @@ class CallRecord:
     #: who spoke from when: {t, agent, previous, how, reason}; agent turns in
     #: ``transcript`` name their agent too
     agents: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None  # the Realtime model that answered
+    #: tokens by price kind, summed over responses (see telephony.pricing.PRICE_KINDS)
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None  # None: the model has no price (TELEPHONY_PRICES)
+    #: the rest of the call's story, in order: {t, kind, ...} with kind one of
+    #: response_latency (ms from the caller's last word to the agent's first audio),
+    #: response (id, status, usage), realtime_lost, realtime_reconnected,
+    #: realtime_gave_up, transfer_requested, transfer_failed, hangup_requested
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,11 +94,21 @@ class CallRecorder:
     the tools it ran). Times are the loop's monotonic clock; the record keeps
     seconds since the call started, and unix time for its start and end."""
 
-    def __init__(self, call_sid: str, now_mono: float, parameters: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        call_sid: str,
+        now_mono: float,
+        parameters: dict[str, str] | None = None,
+        model: str | None = None,
+        price: dict[str, float] | None = None,
+    ) -> None:
         params = parameters or {}
         self.record = CallRecord(
-            call_sid, params.get("From"), params.get("To"), started_at=time.time(), parameters=dict(params)
+            call_sid, params.get("From"), params.get("To"), started_at=time.time(), parameters=dict(params), model=model
         )
+        self._price = price
+        if price is not None:
+            self.record.cost_usd = 0.0
         self._started_mono = now_mono
         self._calls: dict[str, dict[str, Any]] = {}
         self._agent: str | None = None
@@ -150,8 +177,47 @@ class CallRecorder:
                 r.barge_ins.append({"t": self._t(now), "truncated": [asdict(t) for t in event.truncated]})
             case KeyPressed():
                 r.dtmf += event.digit
+            case FirstAudio():
+                r.events.append({"t": self._t(now), "kind": "response_latency", "ms": round(event.seconds * 1000)})
+            case RealtimeLost():
+                r.events.append(
+                    {"t": self._t(now), "kind": "realtime_lost", "reason": event.reason, "attempt": event.attempt}
+                )
+            case RealtimeReconnected():
+                r.events.append(
+                    {"t": self._t(now), "kind": "realtime_reconnected", "restored_items": event.restored_items}
+                )
+            case RealtimeGaveUp():
+                r.events.append({"t": self._t(now), "kind": "realtime_gave_up", "reason": event.reason})
+            case TransferRequested():
+                r.events.append(
+                    {"t": self._t(now), "kind": "transfer_requested", "number": event.number, "label": event.label}
+                )
+            case TransferFailed():
+                r.events.append(
+                    {"t": self._t(now), "kind": "transfer_failed", "number": event.number, "reason": event.reason}
+                )
+            case HangupRequested():
+                r.events.append({"t": self._t(now), "kind": "hangup_requested", "reason": event.reason})
             case ResponseFinished():
                 usage = event.usage or {}
+                tokens = usage_tokens(usage)
+                cost = cost_usd(tokens, self._price)
+                for kind, n in tokens.items():
+                    if n:
+                        r.tokens[kind] = r.tokens.get(kind, 0) + n
+                if r.cost_usd is not None:
+                    r.cost_usd = None if cost is None else round(r.cost_usd + cost, 6)
+                r.events.append(
+                    {
+                        "t": self._t(now),
+                        "kind": "response",
+                        "status": event.status,
+                        "usage": {k: v for k, v in usage.items() if isinstance(v, int)},
+                        "tokens": {k: n for k, n in tokens.items() if n},
+                        "cost_usd": None if cost is None else round(cost, 6),
+                    }
+                )
                 r.usage["responses"] += 1
                 for key in ("input_tokens", "output_tokens", "total_tokens"):
                     value = usage.get(key)
