@@ -41,7 +41,7 @@ def test_load_benchmark_runs_a_baseline_from_a_throwaway_worktree():
             "--calls",
             "2",
             "--seconds",
-            "4",
+            "8",  # the fake agent answers after 3 s of caller audio: room for a slow start on a busy machine
             "--rounds",
             "1",
             "--together",
@@ -53,7 +53,7 @@ def test_load_benchmark_runs_a_baseline_from_a_throwaway_worktree():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (ours|baseline) \| 2 \|.*$", proc.stdout, re.M)}
