@@ -97,6 +97,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    # --- hostile input: proofs and bounds (see README, Security) ---
+    #: key of the per-call stream token (unset: derived from TWILIO_AUTH_TOKEN)
+    stream_secret: SecretStr | None = None
+    #: a stream token issued by /incoming-call is valid this long (outbound calls add 600 s of ring time)
+    stream_token_seconds: float = Field(60.0, gt=0)
+    #: webhook bodies larger than this are refused (413) before they are read
+    max_webhook_bytes: int = Field(64 * 1024, ge=1024)
+    #: a request's headers, or a webhook's body, must arrive within this many seconds
+    request_timeout: float = Field(10.0, gt=0)
+    #: a media stream must send ``start`` within this many seconds of connecting
+    start_timeout: float = Field(5.0, gt=0)
+    #: caller audio faster than this multiple of real time (over ~2 s) is dropped
+    max_audio_rate: float = Field(1.2, ge=1.0)
+    #: keypad digits accepted per call, and per second
+    max_digits: int = Field(200, ge=1)
+    max_digits_per_second: float = Field(10.0, gt=0)
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, v: str | None) -> str | None:
@@ -130,6 +147,7 @@ class Settings(BaseSettings):
             self.openai_api_key,
             self.twilio_auth_token,
             self.api_token,
+            self.stream_secret,
             *self.twilio_webhook_shared_keys.values(),
         ):
             if s is not None and s.get_secret_value():

@@ -65,6 +65,10 @@ class Bridge:
         return self.state.admission
 
     def twilio(self, **kwargs: Any) -> FakeTwilioCall:
+        """A Twilio-like stream to this app; it carries a valid stream token (what the
+        webhook's TwiML holds) unless ``stream_token`` says otherwise."""
+        if self.token:
+            kwargs.setdefault("stream_token", self.state.services.streams.issue)
         call = FakeTwilioCall(
             f"ws://127.0.0.1:{self.port}/media-stream",
             auth_token=self.token,

@@ -13,6 +13,7 @@ things (opening a session, tools, transfers) run as tasks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
@@ -46,12 +47,14 @@ from .realtime.client import RealtimeConnectError, RealtimeConnection
 from .services import Services
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
+from .twilio.stream_token import TOKEN_PARAMETER
 
 __all__ = ["MAX_TWILIO_BUFFER", "CallSession", "call_config"]
 
 log = logging.getLogger("telephony.call")
 
 _MEDIA = tw.Media
+_START = tw.Start
 _AUDIO_DELTA = rt.AudioDelta
 _parse_twilio = tw.parse
 _parse_realtime = rt.parse
@@ -77,6 +80,7 @@ class CallSession(CallControl):
         self.call = Call(call_config(services))
         self.loop = asyncio.get_running_loop()
         self.call_sid = ""
+        self._claimed: str | None = None  # the CallSid this stream holds (one live stream per CallSid)
         self.context: CallContext | None = None
         self._rt: RealtimeConnection | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -125,10 +129,37 @@ class CallSession(CallControl):
                 self._in_frames += 1
                 self._pump(False)
             else:
+                if type(ev) is _START and call.phase is Phase.WAITING:
+                    proven = self._proven_start(ev)
+                    if proven is None:
+                        return
+                    ev = proven
                 call.receive_twilio(ev, self.loop.time())
                 self._pump()
         except Exception:
             self._crashed("twilio")
+
+    def _proven_start(self, start: tw.Start) -> tw.Start | None:
+        """The I/O layer decides whether a ``start`` may open a session: its stream
+        token must be valid for its CallSid (single-use), and no other stream of
+        that call may be live here. Returns the start without its token, or None
+        after ending the call (no Realtime session is opened)."""
+        streams = self.services.streams
+        reason = streams.check(start.call_sid, start.custom_parameters)
+        if reason is None:
+            if streams.claim(start.call_sid):
+                self._claimed = start.call_sid
+            else:
+                reason = "another stream of this call is live"
+        if reason is not None:
+            self.report.stream_refused(start.call_sid, reason)
+            self.call.end("failed", f"stream refused: {reason}")
+            self._pump()
+            return None
+        if TOKEN_PARAMETER not in start.custom_parameters:
+            return start
+        params = {k: v for k, v in start.custom_parameters.items() if k != TOKEN_PARAMETER}
+        return dataclasses.replace(start, custom_parameters=params)
 
     def end_now(self, outcome: str, reason: str) -> None:
         """End the call at once (server shutdown): the stream closes, the session too."""
@@ -158,6 +189,9 @@ class CallSession(CallControl):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_realtime()
         await self._close_twilio()
+        if self._claimed is not None:
+            self.services.streams.release(self._claimed)
+            self._claimed = None
         self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
         self._ended.set()
 

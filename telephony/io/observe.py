@@ -228,6 +228,13 @@ class CallReport:
             case _:
                 pass
 
+    def stream_refused(self, call_sid: str, reason: str) -> None:
+        """A ``start`` without a valid stream token (or for a call already streaming)."""
+        o = self._observer
+        o.counters["stream_rejected_token"] += 1
+        o.metrics.rejected.labels("stream_token").inc()
+        log_event(log, "stream.rejected", logging.WARNING, call_sid=call_sid[:64], reason=reason)
+
     def realtime_opened(self, reconnect: bool) -> None:
         self._observer.realtime_opened(reconnect)
 

@@ -16,6 +16,7 @@ from ..wire import twilio as tw
 from ..wire.session import session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
 from .twilio.rest import TwilioRest, validate_e164
+from .twilio.stream_token import StreamTokens
 
 __all__ = ["Services"]
 
@@ -40,10 +41,13 @@ class Services:
                 settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_api_base_url
             )
         self.rest = rest
+        #: per-call stream tokens (issued by the webhook, checked on ``start``)
+        self.streams = StreamTokens(settings)
 
     def session_update(self, start: tw.Start) -> str:
         """The ``session.update`` for this call: a per-call ``instructions``
-        parameter replaces the configured ones when the settings allow it."""
+        parameter replaces the configured ones when the settings allow it (the
+        bridge only lets a ``start`` this far when its stream token covers it)."""
         settings = self.settings
         override = start.custom_parameters.get("instructions")
         instructions = override if override and settings.allow_instruction_override else None

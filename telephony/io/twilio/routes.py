@@ -13,6 +13,7 @@ from ...wire.twiml import connect_stream, hangup, say_and_hangup, stream_url
 from ...wording import BUSY_MESSAGE, DRAINING_MESSAGE
 from ..bridge import CallSession
 from ..state import AppState
+from .stream_token import TOKEN_PARAMETER
 
 __all__ = ["add_twilio_routes"]
 
@@ -65,6 +66,9 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
             return _twiml(say_and_hangup(BUSY_MESSAGE))
         origin = signatures.origin(request.url.scheme, request.headers, request.url.netloc)
         parameters = {k: params[k] for k in ("From", "To", "CallSid") if isinstance(params.get(k), str)}
+        token = services.streams.issue(parameters.get("CallSid", ""), parameters)
+        if token:
+            parameters[TOKEN_PARAMETER] = token
         log_event(log, "call.incoming", call_sid=parameters.get("CallSid"))
         return _twiml(connect_stream(stream_url(origin), parameters, action=origin + "/stream-ended"))
 
