@@ -6,8 +6,11 @@ server answered, and every resource an unauthenticated peer can reach is bounded
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import xml.etree.ElementTree as ET
 
+import httpx
 import pytest
 
 from telephony.config import Settings
@@ -116,3 +119,95 @@ async def test_dev_mode_needs_no_token():
     async with bridge(token=None) as b:
         _call, session = await b.live_call(parameters={"instructions": "Speak French."})
         assert session.events("session.update")[0]["session"]["instructions"] == "Speak French."
+
+
+# --- webhook bodies: capped before they are read, forms only, in time --------------------------
+
+
+async def _raw_http(port: int, head: str, body: bytes = b"", timeout: float = 5.0) -> tuple[int, float]:
+    """Send ``head`` (and ``body``) on a fresh connection; (status, seconds to answer)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode() + body)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        return int(line.split()[1]), loop.time() - t0
+    finally:
+        writer.close()
+
+
+def _post_head(path: str, length: int, ctype: str = "application/x-www-form-urlencoded") -> str:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {length}\r\nX-Twilio-Signature: x\r\n\r\n"
+    )
+
+
+async def test_huge_webhook_body_is_refused_before_it_is_read():
+    async with bridge() as b:
+        # 900 MiB announced, nothing sent: the answer comes at once, nothing is read.
+        status, took = await _raw_http(b.port, _post_head("/incoming-call", 900 * 2**20))
+        assert status == 413 and took < 2.0
+        # No Content-Length (chunked): read up to the cap, then refused.
+        head = (
+            "POST /call-status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"a" * 32768
+        body = (f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n") * 3
+        status, _ = await _raw_http(b.port, head, body)
+        assert status == 413
+        assert (await b.get("/healthz")).status_code == 200
+        assert b.observer.counters["webhook_refused_413"] == 2
+
+
+async def test_multipart_webhook_is_refused_unread():
+    async with bridge() as b:
+        status, _ = await _raw_http(
+            b.port, _post_head("/incoming-call", 300 * 2**20, "multipart/form-data; boundary=x")
+        )
+        assert status == 415
+
+
+async def test_slow_webhook_body_times_out():
+    async with bridge(request_timeout=0.5) as b:
+        status, took = await _raw_http(b.port, _post_head("/stream-ended", 1000), b"CallSid=CA", timeout=5.0)
+        assert status == 408 and 0.4 < took < 3.0
+
+
+async def test_repeated_form_keys_are_validated_as_twilio_signs_them():
+    from twilio.request_validator import RequestValidator
+
+    from telephony.io.twilio.signatures import FormParams
+    from tests.harness import TOKEN
+
+    async with bridge() as b:
+        form = FormParams({"CallSid": ["CA" + "c" * 32], "From": ["+15550001111"], "StirVerstat": ["B", "A"]})
+        sig = RequestValidator(TOKEN).compute_signature(b.origin + "/incoming-call", form)
+        body = "CallSid=CA" + "c" * 32 + "&From=%2B15550001111&StirVerstat=B&StirVerstat=A"
+        async with httpx.AsyncClient() as client:
+            r = await client.post(
+                b.origin + "/incoming-call",
+                content=body,
+                headers={"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"},
+            )
+        assert r.status_code == 200 and "<Stream" in r.text
+
+
+async def test_signature_rejection_logs_the_url_and_hints_at_public_url_never_the_signature(caplog):
+    caplog.set_level(logging.INFO, "telephony")
+    async with bridge(public_url="https://wrong.example.com") as b:
+        from telephony.testing.fake_twilio import sign_webhook
+        from tests.harness import TOKEN
+
+        params = {"CallSid": "CA" + "d" * 32}
+        signature = sign_webhook(TOKEN, b.origin + "/incoming-call", params)  # signed for the real address
+        r = await b.post("/incoming-call", params, sign=False, **{"X-Twilio-Signature": signature})
+        assert r.status_code == 403
+    [rejected] = [r for r in caplog.records if r.getMessage() == "signature.rejected"]
+    fields = rejected.fields  # type: ignore[attr-defined]
+    assert fields["url"] == "https://wrong.example.com/incoming-call"
+    assert "PUBLIC_URL" in fields["hint"]
+    assert signature not in repr(fields)
