@@ -121,6 +121,8 @@ async def bridge(
             "transcription_model": None,
             "log_format": "text",
             "records_path": ":memory:",
+            # Tests send caller audio as fast as they can; the real-time limit has its own tests.
+            "max_audio_rate": 1000.0,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

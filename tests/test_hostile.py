@@ -7,15 +7,19 @@ server answered, and every resource an unauthenticated peer can reach is bounded
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
+import websockets
 
+from telephony.call import Call, CallConfig, CloseRealtime, EndCall, InputLimited, OpenRealtime, Phase
 from telephony.config import Settings
 from telephony.errors import OutboundCallError
 from telephony.io.twilio.outbound import outbound_twiml
+from telephony.wire import twilio as tw
 from tests.harness import bridge
 
 pytestmark = pytest.mark.anyio
@@ -211,3 +215,102 @@ async def test_signature_rejection_logs_the_url_and_hints_at_public_url_never_th
     assert fields["url"] == "https://wrong.example.com/incoming-call"
     assert "PUBLIC_URL" in fields["hint"]
     assert signature not in repr(fields)
+
+
+# --- call slots: a start deadline, exactly TELEPHONY_MAX_CALLS streams --------------------------
+
+
+def test_a_stream_without_start_ends_at_its_deadline():
+    c = Call(CallConfig(start_timeout_s=5.0, quiet_timeout_s=0), connected_at=10.0)
+    assert c.next_deadline() == 15.0
+    c.tick(14.9)
+    assert c.phase is Phase.WAITING
+    c.tick(15.0)
+    actions = list(c.drain_actions())
+    assert c.phase is Phase.ENDED and not [a for a in actions if isinstance(a, (OpenRealtime, CloseRealtime))]
+    [end] = [a for a in actions if isinstance(a, EndCall)]
+    assert end.reason == "no start within 5 s of connecting"
+
+
+def test_unknown_events_are_counted_like_invalid_ones():
+    c = Call(CallConfig(max_invalid_messages=5))
+    for i in range(6):
+        c.receive_twilio(tw.parse(json.dumps({"event": f"bogus{i}"})), float(i))
+    assert c.phase is Phase.ENDED and c.invalid_twilio == 6
+
+
+async def test_idle_streams_hold_no_slot_past_the_start_deadline_and_max_calls_is_exact():
+    async with bridge(max_calls=2, start_timeout=0.5) as b:
+        idle = [b.twilio(stream_token=_no_token) for _ in range(2)]
+        for call in idle:
+            await call.connect()
+        third = b.twilio()
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            await third.connect()  # the limit is exact: no slack for streams
+        assert b.observer.counters["stream_rejected_busy"] == 1
+        for call in idle:
+            await call.wait_closed(timeout=5.0)  # ended at the start deadline
+        _call, session = await b.live_call()  # a real caller gets a slot again
+        assert session.events("session.update")
+        counters = b.observer.counters
+        assert counters["stream_rejected_token"] == 0 and counters["webhook_rejected_signature"] == 0
+
+
+# --- caller input: real time, give or take ----------------------------------------------------
+
+
+def _live(**config) -> Call:
+    c = Call(CallConfig(quiet_timeout_s=0, **config))
+    c.receive_twilio(tw.Start("MZ1", "CA1", "AC1", {}), 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.drain_realtime()
+    c.drain_actions()
+    return c
+
+
+def _frames_through(c: Call, n: int, start: float, step: float) -> int:
+    sent = 0
+    for i in range(n):
+        c.receive_twilio(tw.Media(b"\xff" * 160), start + i * step)
+        sent += len(c.drain_realtime())
+    return sent
+
+
+def test_caller_audio_faster_than_real_time_is_dropped_and_noticed_once():
+    c = _live(max_audio_rate=1.2, audio_window_s=2.0)
+    # Ten minutes of real-time audio: nothing dropped.
+    assert _frames_through(c, 30_000, 0.0, 0.02) == 30_000
+    # 1,000x real time: 50 s of audio in 50 ms gets about the 2 s window's worth through.
+    through = _frames_through(c, 2500, 600.0, 0.00002)
+    assert 110 <= through <= 125  # 2.4 s burst (1.2 x 2 s) of 20 ms frames, plus what 50 ms refills
+    assert c.audio_dropped == (2500 - through) * 160
+    limited = [a for a in c.drain_actions() if isinstance(a, InputLimited)]
+    assert [a.what for a in limited] == ["audio"]
+    # Back to real time: audio flows again.
+    assert _frames_through(c, 100, 700.0, 0.02) == 100
+
+
+def test_keypad_is_capped_per_second_and_per_call():
+    c = _live(max_digits=30, max_digits_per_s=10.0)
+    for _ in range(100):  # 100 keys at once: one second's worth gets in
+        c.receive_twilio(tw.Dtmf("1"), 1.0)
+    assert len(c.dtmf) == 10
+    for i in range(200):  # then 5 per second for 40 s: the per-call cap holds
+        c.receive_twilio(tw.Dtmf("2"), 2.0 + i * 0.2)
+    assert len(c.dtmf) == 30 and c.keys_dropped == 270
+    limited = [a for a in c.drain_actions() if isinstance(a, InputLimited)]
+    assert [a.what for a in limited] == ["keypad"]
+
+
+async def test_audio_flood_reaches_the_model_at_real_time_at_most():
+    async with bridge(max_audio_rate=1.2) as b:
+        call, session = await b.live_call()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await call.send_audio(b"\xff" * 8000 * 20)  # 20 s of audio, as fast as the socket goes
+        await call.hang_up()
+        await asyncio.wait_for(session.closed.wait(), 5)
+        elapsed = loop.time() - t0
+        seconds_in = len(session.input_audio) / 48000  # PCM16 at 24 kHz
+        assert 2.0 <= seconds_in <= 2.4 + 1.2 * elapsed + 0.1
+        assert b.observer.counters["input_limited_audio"] == 1

@@ -41,5 +41,13 @@ class CallConfig:
     rollover_after_s: float = 55 * 60
     #: conversation text restored into a new session (most recent first), in characters
     restore_chars: int = 16000
+    #: a stream that sends no ``start`` this long after connecting is ended (0 = never)
+    start_timeout_s: float = 5.0
+    #: caller audio faster than this multiple of real time, over ``audio_window_s``, is dropped
+    max_audio_rate: float = 1.2
+    audio_window_s: float = 2.0
+    #: keypad digits accepted per call, and per second (a burst of one second's worth)
+    max_digits: int = 200
+    max_digits_per_s: float = 10.0
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

@@ -25,6 +25,7 @@ __all__ = [
     "Event",
     "FirstAudio",
     "HangupRequested",
+    "InputLimited",
     "InvalidRealtimeEvent",
     "InvalidTwilioMessage",
     "KeyPressed",
@@ -146,6 +147,15 @@ class KeyPressed:
 
 
 @dataclass(frozen=True, slots=True)
+class InputLimited:
+    """The caller's input went over a limit (``what``: "audio" or "keypad"); the
+    excess is dropped. Noticed once per call and kind."""
+
+    what: str
+    limit: str
+
+
+@dataclass(frozen=True, slots=True)
 class Truncation:
     """One assistant item cut at a barge-in: the model keeps ``audio_end_ms`` of
     the ``received_ms`` it sent (what the caller heard)."""
@@ -240,6 +250,7 @@ Notice = (
     | InvalidTwilioMessage
     | InvalidRealtimeEvent
     | KeyPressed
+    | InputLimited
     | BargeIn
     | FirstAudio
     | Transcript

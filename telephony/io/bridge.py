@@ -69,6 +69,10 @@ def call_config(services: Services) -> CallConfig:
         reconnect_attempts=settings.reconnect_attempts,
         reconnect_backoff_s=settings.reconnect_backoff,
         rollover_after_s=settings.session_rollover_seconds,
+        start_timeout_s=settings.start_timeout,
+        max_audio_rate=settings.max_audio_rate,
+        max_digits=settings.max_digits,
+        max_digits_per_s=settings.max_digits_per_second,
     )
 
 
@@ -77,8 +81,8 @@ class CallSession(CallControl):
         self.ws = ws
         self.services = services
         self.report = report
-        self.call = Call(call_config(services))
         self.loop = asyncio.get_running_loop()
+        self.call = Call(call_config(services), connected_at=self.loop.time())
         self.call_sid = ""
         self._claimed: str | None = None  # the CallSid this stream holds (one live stream per CallSid)
         self.context: CallContext | None = None
@@ -100,6 +104,7 @@ class CallSession(CallControl):
         ``receive()`` only brings the disconnect; without it, this loop feeds them."""
         ws, call = self.ws, self.call
         self.twilio.attach(self.on_twilio_message)
+        self._schedule_timer()  # the start deadline
         try:
             while True:
                 message = await ws.receive()
@@ -193,6 +198,7 @@ class CallSession(CallControl):
             self.services.streams.release(self._claimed)
             self._claimed = None
         self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
+        self.report.input_dropped(call.audio_dropped, call.keys_dropped)
         self._ended.set()
 
     # --- carrying out what the machine queued ------------------------------------

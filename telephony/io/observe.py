@@ -189,6 +189,9 @@ class CallReport:
                 log_event(log, "twilio.media_before_start", logging.WARNING, call_sid=sid)
             case ev.DuplicateStart():
                 log_event(log, "twilio.duplicate_start", call_sid=sid, stream_sid=event.stream_sid)
+            case ev.InputLimited():
+                o.counters[f"input_limited_{event.what}"] += 1
+                log_event(log, "input.limited", logging.WARNING, call_sid=sid, what=event.what, limit=event.limit)
             case ev.KeyPressed():
                 log_event(log, "dtmf", call_sid=sid, digit=event.digit)
             case ev.HangupRequested():
@@ -260,6 +263,13 @@ class CallReport:
             self.recorder.tool_finished(result)
         for listener in o.listeners:
             listener(self.call_sid, result)
+
+    def input_dropped(self, audio_bytes: int, keys: int) -> None:
+        """Caller audio (μ-law bytes) and keys dropped over the input limits, added at the end."""
+        if audio_bytes:
+            self._observer.counters["caller_audio_dropped_ms"] += audio_bytes // 8
+        if keys:
+            self._observer.counters["keys_dropped"] += keys
 
     def transcoding(self, in_ns: int, in_frames: int, out_ns: int, out_frames: int) -> None:
         """The call's audio handling time, added once at its end."""

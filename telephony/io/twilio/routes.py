@@ -148,7 +148,13 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
             log_event(log, "signature.rejected", logging.WARNING, path="/media-stream")
             await ws.close(code=1008)  # before accept: the upgrade is refused (HTTP 403)
             return
-        if admission.draining or admission.full(slack=5):
+        if admission.draining:
+            await ws.close(code=1013)
+            return
+        if admission.full():  # exactly TELEPHONY_MAX_CALLS streams, started or not
+            observer.counters["stream_rejected_busy"] += 1
+            observer.metrics.rejected.labels("stream_busy").inc()
+            log_event(log, "stream.rejected_busy", logging.WARNING, active=admission.active)
             await ws.close(code=1013)
             return
         await ws.accept()
