@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
 import gc
 import logging
 import sys
@@ -26,14 +27,22 @@ def _settings(**overrides: Any) -> Settings:
     from .config import Settings
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         _die("invalid settings:\n" + "\n".join(lines))
+    _SECRETS.extend(settings.secrets())
+    return settings
+
+
+#: Secrets of the settings loaded so far: never printed, on the error path either.
+_SECRETS: list[str] = []
 
 
 def _die(message: str, code: int = 2) -> NoReturn:
-    print(f"telephony: error: {message}", file=sys.stderr)
+    from .logs import RedactSecrets
+
+    print(f"telephony: error: {RedactSecrets(_SECRETS).clean(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -47,6 +56,7 @@ def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry
         try:
             loaded = load_tools(target)
         except ToolLoadError as exc:
+            _SECRETS.extend(settings.secrets())
             _die(str(exc))
         if not loaded:
             print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
@@ -71,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _die("--workers must be at least 1")
     if workers > 1 and not args.reuse_port:
         return _serve_workers(args, settings, workers)
-    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    setup_logging(settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field)
     registry = build_registry(settings, args.tools)
     if not settings.signatures_required:
         banner = "!" * 78
@@ -184,7 +194,11 @@ def cmd_configure(args: argparse.Namespace) -> int:
 def cmd_calls(args: argparse.Namespace) -> int:
     import datetime as dt
 
+    from .logs import escape_control
     from .records import SqliteCallStore
+
+    def print(line: str) -> None:  # what callers said or sent: control characters escaped
+        builtins.print(escape_control(line))
 
     settings = _settings()
     if not settings.records_path:
@@ -316,7 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls.set_defaults(func=cmd_calls)
 
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except Exception:  # a bug or an unexpected failure: the traceback, secrets redacted
+        import traceback
+
+        from .logs import RedactSecrets
+
+        sys.stderr.write(RedactSecrets(_SECRETS).clean(traceback.format_exc()))
+        return 1
     return code
 
 

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     #: keypad digits accepted per call, and per second
     max_digits: int = Field(200, ge=1)
     max_digits_per_second: float = Field(10.0, gt=0)
+    #: string fields of a log line are cut at this many characters
+    log_max_field: int = Field(2000, ge=80)
 
     @field_validator("public_url")
     @classmethod

@@ -7,8 +7,12 @@ server answered, and every resource an unauthenticated peer can reach is bounded
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import httpx
@@ -19,7 +23,10 @@ from telephony.call import Call, CallConfig, CloseRealtime, EndCall, InputLimite
 from telephony.config import Settings
 from telephony.errors import OutboundCallError
 from telephony.io.twilio.outbound import outbound_twiml
+from telephony.logs import log_event, log_handler
+from telephony.records import CallRecorder, SqliteCallStore
 from telephony.wire import twilio as tw
+from telephony.wire.twiml import connect_stream, say_and_hangup
 from tests.harness import bridge
 
 pytestmark = pytest.mark.anyio
@@ -314,3 +321,85 @@ async def test_audio_flood_reaches_the_model_at_real_time_at_most():
         seconds_in = len(session.input_audio) / 48000  # PCM16 at 24 kHz
         assert 2.0 <= seconds_in <= 2.4 + 1.2 * elapsed + 0.1
         assert b.observer.counters["input_limited_audio"] == 1
+
+
+# --- logs, the CLI and TwiML: control characters escaped, fields capped ------------------------
+
+FORGED_LINE = "CA1\n12:00:00 info call.end outcome=completed\tx=1 \x1b[2J\x1b[31m\x9b"
+
+
+async def test_unsigned_request_cannot_forge_log_lines_or_flood_them():
+    out = io.StringIO()
+    handler = log_handler("text", [], out)
+    logger = logging.getLogger("telephony")
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        async with bridge() as b:
+            r = await b.post("/incoming-call", {"CallSid": FORGED_LINE + "x" * 50_000}, sign=False)
+            assert r.status_code == 403
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    [line] = [line for line in out.getvalue().splitlines() if "signature.rejected" in line]
+    assert "call.end" in line and "\x1b" not in line and "\x9b" not in line and "\t" not in line
+    assert len(line) < 3000  # the 50 kB CallSid was cut
+    assert not [line for line in out.getvalue().splitlines() if line.startswith("12:00:00")]
+
+
+def test_json_log_lines_escape_c1_controls_and_cap_fields():
+    out = io.StringIO()
+    logger = logging.getLogger("telephony.test_hostile")
+    logger.addHandler(log_handler("json", [], out, max_field=100))
+    logger.setLevel(logging.INFO)
+    log_event(logger, "x", call_sid=FORGED_LINE, big="y" * 10_000)
+    line = out.getvalue()
+    assert line.count("\n") == 1 and "\x1b" not in line and "\x9b" not in line
+    fields = json.loads(line)
+    assert fields["call_sid"] == FORGED_LINE and len(fields["big"]) < 200
+
+
+def test_twiml_strips_characters_xml_forbids():
+    doc = connect_stream("wss://h/media-stream", {"From": "+1555\x1b\x00\x08", "note": "a\x0bb"})
+    params = {p.get("name"): p.get("value") for p in ET.fromstring(doc).iter("Parameter")}
+    assert params == {"From": "+1555", "note": "ab"}
+    assert ET.fromstring(say_and_hangup("Sorry\x1b[0m\x00.")).find("Say").text == "Sorry[0m."
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TWILIO_", "TELEPHONY_", "PUBLIC_"))}
+    env.update(extra)
+    return env
+
+
+def test_cli_calls_escapes_what_callers_sent(tmp_path):
+    db = tmp_path / "calls.db"
+    recorder = CallRecorder("CA" + "e" * 32, 0.0, {"From": "+1555\x1b[2J\nforged", "To": "+1555"})
+    SqliteCallStore(db).save(recorder.record)
+    for args in (["calls"], ["calls", "show", "CA" + "e" * 32]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "telephony", *args],
+            env=_env(TELEPHONY_RECORDS_PATH=str(db)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout and "\\x1b[2J\\x0aforged" in proc.stdout
+
+
+def test_cli_error_path_redacts_the_api_key(tmp_path):
+    key = "sk-live-secret-0123456789abcdef"
+    bad = tmp_path / "badtools.py"
+    bad.write_text(f"raise ImportError('cannot connect with {key}')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "telephony", "serve", "--port", "0", "--tools", str(bad)],
+        cwd=tmp_path,
+        env=_env(OPENAI_API_KEY=key),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode != 0
+    assert "cannot connect with" in proc.stderr and key not in proc.stderr + proc.stdout
