@@ -47,25 +47,30 @@ def _die(message: str, code: int = 2) -> NoReturn:
 
 
 def build_registry(settings: Settings, tools_target: str | None) -> ToolRegistry:
+    from .errors import ToolDefinitionError
     from .tools import ToolLoadError, ToolRegistry, load_tools
     from .tools.builtin import end_call_tool, transfer_call_tool
 
     registry = ToolRegistry(default_timeout=settings.tool_timeout)
     target = tools_target or settings.tools
-    if target:
-        try:
-            loaded = load_tools(target)
-        except ToolLoadError as exc:
-            _SECRETS.extend(settings.secrets())
-            _die(str(exc))
-        if not loaded:
-            print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
-        for t in loaded:
-            registry.add(t)
-    if settings.enable_end_call:
-        registry.add(end_call_tool())
-    if settings.transfer_number or settings.transfer_directory:
-        registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
+    try:
+        if target:
+            try:
+                loaded = load_tools(target)
+            except ToolLoadError as exc:
+                _SECRETS.extend(settings.secrets())
+                _die(str(exc))
+            if not loaded:
+                print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
+            for t in loaded:
+                registry.add(t)
+        if settings.enable_end_call:
+            registry.add(end_call_tool())
+        if settings.transfer_number or settings.transfer_directory:
+            registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
+
+    except ToolDefinitionError as exc:  # e.g. two tools with one name, or one named like a built-in
+        _die(f"{exc} (built-in tools: end_call, transfer_call): rename one")
     return registry
 
 

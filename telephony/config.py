@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     #: keypad digits accepted per call, and per second
     max_digits: int = Field(200, ge=1)
     max_digits_per_second: float = Field(10.0, gt=0)
+    #: synchronous tools run in their own pool of this many threads, at most this many per call
+    tool_threads: int = Field(64, ge=1)
+    max_tools_per_call: int = Field(4, ge=1)
     #: string fields of a log line are cut at this many characters
     log_max_field: int = Field(2000, ge=80)
 

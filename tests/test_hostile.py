@@ -13,12 +13,14 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
 import websockets
 
+from telephony import tool
 from telephony.call import Call, CallConfig, CloseRealtime, EndCall, InputLimited, OpenRealtime, Phase
 from telephony.config import Settings
 from telephony.errors import OutboundCallError
@@ -403,3 +405,57 @@ def test_cli_error_path_redacts_the_api_key(tmp_path):
     )
     assert proc.returncode != 0
     assert "cannot connect with" in proc.stderr and key not in proc.stderr + proc.stdout
+
+
+# --- tools: their own bounded pool, a cap per call ---------------------------------------------
+
+
+async def test_hung_sync_tools_delay_no_other_call_and_are_capped_per_call():
+    release = threading.Event()
+
+    @tool(timeout=0.3)
+    def hang() -> str:
+        release.wait(20)  # a tool stuck on I/O (freed when the test ends)
+        return "late"
+
+    @tool(timeout=2.0)
+    def instant() -> str:
+        return "ok"
+
+    try:
+        async with bridge(tools=[hang, instant], tool_threads=16, max_tools_per_call=4) as b:
+            calls = []
+            for _ in range(3):  # three calls, each with 4 hung tools and asking for more
+                _tw, session = await b.live_call()
+                for i in range(6):
+                    await session.function_call("hang", {}, call_id=f"hang{i}")
+                calls.append(session)
+            for session in calls:
+                outputs = [await session.wait_for("conversation.item.create", count=i + 1) for i in range(6)]
+                texts = [json.loads(o["item"]["output"])["error"] for o in outputs]
+                assert sum("still running" in t for t in texts) == 2  # the 5th and 6th were refused at once
+                assert sum("timed out" in t for t in texts) == 4
+            # Another call's instant tool answers at once, and the records are written.
+            _tw, other = await b.live_call()
+            t0 = asyncio.get_running_loop().time()
+            await other.function_call("instant", {})
+            out = await other.wait_for("conversation.item.create", timeout=2.0)
+            assert json.loads(out["item"]["output"]) == "ok"
+            assert asyncio.get_running_loop().time() - t0 < 1.0
+    finally:
+        release.set()
+
+
+def test_a_tool_named_like_a_built_in_is_a_clear_error(tmp_path):
+    tools = tmp_path / "dup.py"
+    tools.write_text("from telephony import tool\n\n@tool\ndef end_call() -> str:\n    return 'mine'\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "telephony", "serve", "--port", "0", "--tools", str(tools)],
+        cwd=tmp_path,
+        env=_env(OPENAI_API_KEY="sk-test-0123456789", TELEPHONY_ENABLE_END_CALL="true"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'end_call'" in proc.stderr and "rename one" in proc.stderr

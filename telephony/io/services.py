@@ -31,6 +31,7 @@ class Services:
     ) -> None:
         self.settings = settings
         self.registry = registry
+        registry.limit(settings.tool_threads, settings.max_tools_per_call)
         self.tool_schemas: list[dict[str, Any]] = registry.schemas()
         if connect_realtime is None:
             key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
