@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     max_webhook_bytes: int = Field(64 * 1024, ge=1024)
     #: a request's headers, or a webhook's body, must arrive within this many seconds
     request_timeout: float = Field(10.0, gt=0)
+    #: connections whose request headers are still arriving, at most (beyond it the oldest is closed)
+    max_pending_connections: int = Field(128, ge=1)
     #: a media stream must send ``start`` within this many seconds of connecting
     start_timeout: float = Field(5.0, gt=0)
     #: caller audio faster than this multiple of real time (over ~2 s) is dropped

@@ -459,3 +459,29 @@ def test_a_tool_named_like_a_built_in_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'end_call'" in proc.stderr and "rename one" in proc.stderr
+
+
+# --- slow clients: headers in time, a bound on connections still sending them ------------------
+
+
+async def test_slowloris_connections_are_closed_and_real_calls_get_through():
+    async with bridge(request_timeout=1.0, max_pending_connections=40) as b:
+        loop = asyncio.get_running_loop()
+        slow = []
+        for _ in range(60):  # more than the bound: the oldest are closed to make room
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append((reader, writer))
+        await asyncio.gather(*(w.drain() for _, w in slow))
+        t0 = loop.time()
+        # Meanwhile real traffic is served: the health check, a signed webhook, a call.
+        assert (await b.get("/healthz")).status_code == 200
+        r = await b.post("/incoming-call", {"CallSid": "CA" + "f" * 32, "From": "+15550001111"})
+        assert r.status_code == 200 and "<Stream" in r.text
+        _call, session = await b.live_call()
+        assert session.events("session.update")
+        # Every slow client is closed: at the header deadline, or earlier to make room.
+        for reader, writer in slow:
+            assert await asyncio.wait_for(reader.read(), 5.0) == b""
+            writer.close()
+        assert loop.time() - t0 < 3.0
