@@ -7,10 +7,12 @@ server answered, and every resource an unauthenticated peer can reach is bounded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -485,3 +487,56 @@ async def test_slowloris_connections_are_closed_and_real_calls_get_through():
             assert await asyncio.wait_for(reader.read(), 5.0) == b""
             writer.close()
         assert loop.time() - t0 < 3.0
+
+
+# --- frame tricks: fragments per message, unsent bytes ------------------------------------------
+
+
+async def test_a_message_in_too_many_fragments_ends_that_call_only():
+    async with bridge(max_fragments=64) as b:
+        good, good_session = await b.live_call()
+        bad, _ = await b.live_call()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+            await bad.ws.send(iter([""] * 5000))  # 5,000 empty fragments of one message
+        await bad.wait_closed()
+        assert bad.close_code == 1009 and loop.time() - t0 < 2.0
+        await good.send_audio(b"\xff" * 1600)
+        await good_session.wait_audio(9600)  # the other call goes on
+
+
+async def test_a_peer_that_never_reads_its_pongs_is_dropped(caplog):
+    caplog.set_level(logging.INFO, "telephony")
+    async with bridge(start_timeout=60) as b:
+        from telephony.testing.fake_twilio import sign_websocket
+        from tests.harness import TOKEN
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # we read nothing back
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", b.port))
+        sig = sign_websocket(TOKEN, f"wss://127.0.0.1:{b.port}/media-stream")
+        head = (
+            f"GET /media-stream HTTP/1.1\r\nHost: 127.0.0.1:{b.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Twilio-Signature: {sig}\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the 101, then we stop reading
+            answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), 5.0)
+        assert answer.startswith(b"HTTP/1.1 101")
+        ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125  # masked (zero mask) 125-byte ping
+        burst = ping * 1000
+        dropped = False
+        try:
+            for _ in range(200):  # up to 200,000 pings (26 MB of pongs owed), bounded
+                await asyncio.wait_for(loop.sock_sendall(sock, burst), 5.0)
+        except (ConnectionError, OSError):
+            dropped = True
+        finally:
+            sock.close()
+        assert dropped
+        assert [r for r in caplog.records if r.getMessage() == "ws.peer_not_reading"]  # not the start deadline
+        assert (await b.get("/healthz")).status_code == 200

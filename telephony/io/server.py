@@ -68,7 +68,10 @@ def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
         "lifespan": "off",
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    if settings is not None:  # read by direct_ws's protocol
+        config.telephony_max_fragments = settings.max_fragments  # type: ignore[attr-defined]
+    return config
 
 
 @functools.cache
