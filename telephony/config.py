@@ -7,10 +7,11 @@ the agent and the server has a ``TELEPHONY_`` prefix (``TELEPHONY_MODEL``...).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
@@ -18,6 +19,17 @@ from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
 __all__ = ["DEFAULT_INSTRUCTIONS", "DEFAULT_MODEL", "Settings"]
 
 DEFAULT_MODEL = "gpt-realtime-1.5"
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _env(name: str) -> Any:
@@ -120,6 +132,8 @@ class Settings(BaseSettings):
     #: synchronous tools run in their own pool of this many threads, at most this many per call
     tool_threads: int = Field(64, ge=1)
     max_tools_per_call: int = Field(4, ge=1)
+    #: allow OPENAI_BASE_URL=http:// to a host other than loopback (the API key then travels in clear)
+    allow_insecure_openai_url: bool = False
     #: string fields of a log line are cut at this many characters
     log_max_field: int = Field(2000, ge=80)
 
@@ -137,6 +151,16 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @model_validator(mode="after")
+    def _openai_key_not_in_clear(self) -> Settings:
+        parts = urlsplit(self.openai_base_url)
+        if parts.scheme in ("http", "ws") and not self.allow_insecure_openai_url and not _loopback(parts.hostname):
+            raise ValueError(
+                f"OPENAI_BASE_URL is {parts.scheme}:// to {parts.hostname}: the API key would travel unencrypted. "
+                "Use https://, or set TELEPHONY_ALLOW_INSECURE_OPENAI_URL=true if this is really wanted"
+            )
+        return self
 
     # --- derived ---
     @property

@@ -19,6 +19,7 @@ import threading
 import xml.etree.ElementTree as ET
 
 import httpx
+import numpy as np
 import pytest
 import websockets
 
@@ -540,3 +541,53 @@ async def test_a_peer_that_never_reads_its_pongs_is_dropped(caplog):
         assert dropped
         assert [r for r in caplog.records if r.getMessage() == "ws.peer_not_reading"]  # not the start deadline
         assert (await b.get("/healthz")).status_code == 200
+
+
+# --- the rest: one stream per CallSid, metric labels, the key in clear, WAV files --------------
+
+
+async def test_one_live_stream_per_call_sid():
+    async with bridge() as b:
+        sid = "CA" + "9" * 32
+        _first, session = await b.live_call(call_sid=sid)  # each stream with its own valid token
+        await _refused(b, call_sid=sid)
+        assert b.observer.counters["stream_rejected_token"] == 1
+        assert session.events("session.update") and b.observer.counters["realtime_sessions_opened"] == 1
+
+
+async def test_metric_labels_come_only_from_known_values():
+    async with bridge(tools=[tool(lambda: "ok", name="known")]) as b:
+        for i in range(20):
+            r = await b.post("/call-status", {"CallSid": "CA1", "CallStatus": f"made-up-{i}"})
+            assert r.status_code == 204
+        await b.post("/call-status", {"CallSid": "CA1", "CallStatus": "completed"})
+        _call, session = await b.live_call()
+        await session.function_call("invented_by_the_model_" + "x" * 40, {})
+        await session.wait_for("conversation.item.create")
+        metrics = (await b.get("/metrics")).text
+        assert "made-up" not in metrics and "invented_by_the_model" not in metrics
+        assert 'telephony_call_status_total{status="other"} 20.0' in metrics
+        assert 'telephony_call_status_total{status="completed"} 1.0' in metrics
+        assert 'tool="unknown"' in metrics
+
+
+def test_openai_key_is_never_sent_in_clear_to_another_host():
+    with pytest.raises(ValueError, match="TELEPHONY_ALLOW_INSECURE_OPENAI_URL"):
+        Settings(_env_file=None, openai_base_url="http://api.example.com/v1")
+    Settings(_env_file=None, openai_base_url="http://api.example.com/v1", allow_insecure_openai_url=True)
+    for loopback in ("http://127.0.0.1:9000/v1", "http://localhost:9000/v1", "http://[::1]:9000/v1"):
+        Settings(_env_file=None, openai_base_url=loopback)
+
+
+def test_wav_reader_caps_size_and_an_empty_recording_simulates(tmp_path):
+    from telephony.audio.wav import read_wav, write_wav
+    from telephony.errors import WavError
+    from telephony.simulate import caller_ulaw
+
+    empty = tmp_path / "empty.wav"
+    write_wav(empty, np.zeros(0, np.int16), 16000)
+    assert caller_ulaw(empty) == b""  # crashed in the FFT before
+    big = tmp_path / "big.wav"
+    write_wav(big, np.zeros(8000, np.int16), 8000)
+    with pytest.raises(WavError, match="larger than"):
+        read_wav(big, max_bytes=4096)

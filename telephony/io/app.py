@@ -43,6 +43,7 @@ def create_app(
     if store is None and settings.records_path:
         store = SqliteCallStore(settings.records_path)
     state = AppState(services, CallObserver(store))
+    state.observer.known_tools = frozenset(t.name for t in services.registry)  # metric labels: known names only
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state
     add_operator_routes(app, state)

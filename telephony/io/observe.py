@@ -29,6 +29,22 @@ Observed = ev.Event | ToolResult
 #: ``listener(call_sid, observed)``: extra observers (the simulator prints with one).
 Listener = Callable[[str, Observed], None]
 
+#: Twilio's ``CallStatus`` values: only these become metric labels (anything else is "other").
+CALL_STATUSES = frozenset(
+    {
+        "queued",
+        "initiated",
+        "ringing",
+        "in-progress",
+        "answered",
+        "completed",
+        "busy",
+        "failed",
+        "no-answer",
+        "canceled",
+    }
+)
+
 #: How many recent call endings are kept in memory for ``/stream-ended``.
 RECENT_ENDINGS = 2000
 
@@ -42,6 +58,7 @@ class CallObserver:
         self.counters: Counter[str] = Counter()
         self.listeners: list[Listener] = []
         self.open_realtime = 0  # Realtime sessions open right now
+        self.known_tools: frozenset[str] = frozenset()  # tool names that may become metric labels
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         self._writes: set[asyncio.Future[Any]] = set()
 
@@ -168,7 +185,7 @@ class CallReport:
                 m.response_latency.observe(event.seconds)
             case ev.RealtimeErrorReported():
                 o.counters["realtime.error"] += 1
-                m.realtime_errors.labels(event.code or "none").inc()
+                m.realtime_errors.labels((event.code or "none")[:64]).inc()
                 log_event(
                     log,
                     "realtime.error",
@@ -247,8 +264,9 @@ class CallReport:
     def tool_finished(self, result: ToolResult) -> None:
         """A tool returned or failed (the I/O layer ran it)."""
         o = self._observer
-        o.metrics.tool_calls.labels(result.name, "ok" if result.ok else "error").inc()
-        o.metrics.tool_seconds.labels(result.name).observe(result.duration_s)
+        label = result.name if result.name in o.known_tools else "unknown"  # the model may invent names
+        o.metrics.tool_calls.labels(label, "ok" if result.ok else "error").inc()
+        o.metrics.tool_seconds.labels(label).observe(result.duration_s)
         log_event(
             log,
             "tool.call",

@@ -14,6 +14,7 @@ from ...logs import log_event
 from ...wire.twiml import connect_stream, hangup, say_and_hangup, stream_url
 from ...wording import BUSY_MESSAGE, DRAINING_MESSAGE
 from ..bridge import CallSession
+from ..observe import CALL_STATUSES
 from ..state import AppState
 from .stream_token import TOKEN_PARAMETER
 
@@ -128,8 +129,9 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if isinstance(params, Response):
             return params
         status = params.get("CallStatus")
-        observer.counters[f"status_{status}"] += 1
-        observer.metrics.status_callbacks.labels(str(status)).inc()
+        known = status if isinstance(status, str) and status in CALL_STATUSES else "other"  # labels: known values only
+        observer.counters[f"status_{known}"] += 1
+        observer.metrics.status_callbacks.labels(known).inc()
         log_event(
             log,
             "call.status",
