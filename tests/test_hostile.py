@@ -129,6 +129,8 @@ def test_long_outbound_instructions_are_refused_not_cut():
     assert fits in twiml
     with pytest.raises(OutboundCallError, match=r"instructions is 488 characters; .* at most 487"):
         outbound_twiml(settings, "+15551234567", "+15550009999", fits + "y")
+    with pytest.raises(OutboundCallError, match="reserved"):
+        outbound_twiml(settings, "+15551234567", "+15550009999", parameters={"token": "mine"})
 
 
 async def test_dev_mode_needs_no_token():

@@ -33,12 +33,13 @@ def _public_url(settings: Settings) -> str:
 def outbound_twiml(
     settings: Settings, to: str, from_: str, instructions: str | None = None, parameters: dict[str, str] | None = None
 ) -> str:
+    if parameters and TOKEN_PARAMETER in parameters:
+        raise OutboundCallError(f"the parameter name {TOKEN_PARAMETER!r} is reserved for the stream token: rename it")
     params: dict[str, str] = {"From": from_, "To": to, "direction": "outbound"}
     if instructions:
         params["instructions"] = instructions
     params.update(parameters or {})
     params = {xml_safe(str(k)): xml_safe(str(v)) for k, v in params.items() if v is not None}
-    params.pop(TOKEN_PARAMETER, None)
     for name, value in params.items():
         if len(value) > parameter_room(name):
             what = "instructions" if name == "instructions" else f"parameter {name!r}"
