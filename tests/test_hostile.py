@@ -487,7 +487,10 @@ async def test_slowloris_connections_are_closed_and_real_calls_get_through():
         assert session.events("session.update")
         # Every slow client is closed: at the header deadline, or earlier to make room.
         for reader, writer in slow:
-            assert await asyncio.wait_for(reader.read(), 5.0) == b""
+            try:
+                assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed by the server
+            except ConnectionResetError:
+                pass  # closed by the server, with our unread bytes
             writer.close()
         assert loop.time() - t0 < 3.0
 

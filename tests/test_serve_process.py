@@ -269,3 +269,25 @@ async def test_workers_share_one_port_serve_calls_and_stop_together(fake):
         except ProcessLookupError:
             continue
         raise AssertionError(f"worker {pid} still running")
+
+
+@pytest.mark.async_timeout(60)
+async def test_serve_closes_slow_clients_and_still_answers(fake):
+    """Slowloris against the real process: headers that never finish are closed at
+    TELEPHONY_REQUEST_TIMEOUT, and the server keeps answering meanwhile."""
+    async with Server(fake, TELEPHONY_REQUEST_TIMEOUT="1", TELEPHONY_MAX_PENDING_CONNECTIONS="50") as server:
+        slow = []
+        for _ in range(80):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /incoming-call HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append((reader, writer))
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://127.0.0.1:{server.port}/healthz")).status_code == 200
+        _call, session = await server.live_call()
+        assert session.events("session.update")
+        for reader, writer in slow:
+            try:
+                assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed by the server
+            except ConnectionResetError:
+                pass  # closed by the server, with our unread bytes
+            writer.close()
