@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     max_pending_connections: int = Field(128, ge=1)
     #: a WebSocket message from Twilio in more fragments than this ends that call (close 1009)
     max_fragments: int = Field(64, ge=1)
+    #: media streams still waiting for their ``start``, at most (beyond it the oldest is closed)
+    max_pending_streams: int = Field(64, ge=1)
     #: a media stream must send ``start`` within this many seconds of connecting
     start_timeout: float = Field(5.0, gt=0)
     #: caller audio faster than this multiple of real time (over ~2 s) is dropped

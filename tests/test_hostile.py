@@ -253,21 +253,25 @@ def test_unknown_events_are_counted_like_invalid_ones():
     assert c.phase is Phase.ENDED and c.invalid_twilio == 6
 
 
-async def test_idle_streams_hold_no_slot_past_the_start_deadline_and_max_calls_is_exact():
-    async with bridge(max_calls=2, start_timeout=0.5) as b:
-        idle = [b.twilio(stream_token=_no_token) for _ in range(2)]
-        for call in idle:
+async def test_streams_without_start_never_take_real_callers_slots_and_max_calls_is_exact():
+    async with bridge(max_calls=2, start_timeout=0.5, max_pending_streams=4) as b:
+        idle = [b.twilio(stream_token=_no_token) for _ in range(6)]
+        for call in idle:  # a replayed upgrade signature: six streams that never start
             await call.connect()
-        third = b.twilio()
-        with pytest.raises(websockets.exceptions.InvalidStatus):
-            await third.connect()  # the limit is exact: no slack for streams
-        assert b.observer.counters["stream_rejected_busy"] == 1
-        for call in idle:
-            await call.wait_closed(timeout=5.0)  # ended at the start deadline
-        _call, session = await b.live_call()  # a real caller gets a slot again
-        assert session.events("session.update")
+        await idle[0].wait_closed()  # beyond 4 waiting for start, the oldest are closed
+        await idle[1].wait_closed()
+        assert b.observer.counters["stream_evicted_pending"] == 2
+        _c1, s1 = await b.live_call()  # real callers get in meanwhile, up to the limit exactly
+        _c2, s2 = await b.live_call()
+        assert s1.events("session.update") and s2.events("session.update")
+        await _refused(b)  # a third proven call: busy, no session
         counters = b.observer.counters
+        assert counters["stream_rejected_busy"] == 1 and counters["realtime_sessions_opened"] == 2
         assert counters["stream_rejected_token"] == 0 and counters["webhook_rejected_signature"] == 0
+        r = await b.post("/incoming-call", {"CallSid": "CA" + "8" * 32})
+        assert r.status_code == 200 and "<Stream" not in r.text  # the webhook answers busy too
+        for call in idle[2:]:
+            await call.wait_closed(timeout=5.0)  # and the rest end at the start deadline
 
 
 # --- caller input: real time, give or take ----------------------------------------------------

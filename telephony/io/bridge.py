@@ -77,8 +77,16 @@ def call_config(services: Services) -> CallConfig:
 
 
 class CallSession(CallControl):
-    def __init__(self, ws: WebSocket, services: Services, report: CallReport) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        services: Services,
+        report: CallReport,
+        admit: Callable[[CallSession], str | None] | None = None,
+    ) -> None:
+        """``admit(session)``: asked once the start is proven; a reason refuses the call (busy)."""
         self.ws = ws
+        self._admit = admit
         self.services = services
         self.report = report
         self.loop = asyncio.get_running_loop()
@@ -159,6 +167,12 @@ class CallSession(CallControl):
         if reason is not None:
             self.report.stream_refused(start.call_sid, reason)
             self.call.end("failed", f"stream refused: {reason}")
+            self._pump()
+            return None
+        self.call_sid = start.call_sid
+        busy = self._admit(self) if self._admit is not None else None
+        if busy is not None:  # logged and counted by the admission
+            self.call.end("failed", busy)
             self._pump()
             return None
         if TOKEN_PARAMETER not in start.custom_parameters:

@@ -142,6 +142,19 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         )
         return Response(status_code=204)
 
+    def _admit(session: CallSession) -> str | None:
+        """A stream's start was proven: it takes a call slot, exactly up to TELEPHONY_MAX_CALLS."""
+        admission.pending.pop(session, None)
+        if admission.full():
+            observer.counters["stream_rejected_busy"] += 1
+            observer.metrics.rejected.labels("stream_busy").inc()
+            log_event(
+                log, "stream.rejected_busy", logging.WARNING, call_sid=session.call_sid, calls=len(admission.calls)
+            )
+            return f"busy: {admission.max_calls} calls in progress (TELEPHONY_MAX_CALLS)"
+        admission.calls.add(session)
+        return None
+
     @app.websocket("/media-stream")
     async def media_stream(ws: WebSocket) -> None:
         origin = signatures.origin(ws.url.scheme, ws.headers, ws.url.netloc)
@@ -153,19 +166,21 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if admission.draining:
             await ws.close(code=1013)
             return
-        if admission.full():  # exactly TELEPHONY_MAX_CALLS streams, started or not
-            observer.counters["stream_rejected_busy"] += 1
-            observer.metrics.rejected.labels("stream_busy").inc()
-            log_event(log, "stream.rejected_busy", logging.WARNING, active=admission.active)
-            await ws.close(code=1013)
-            return
+        while len(admission.pending) >= admission.max_pending:  # the oldest stream without start goes
+            oldest = next(iter(admission.pending))
+            admission.pending.pop(oldest, None)
+            observer.counters["stream_evicted_pending"] += 1
+            oldest.end_now("failed", "too many streams waiting for start")
         await ws.accept()
-        session = CallSession(ws, services, observer.call())
+        session = CallSession(ws, services, observer.call(), admit=_admit)
         observer.counters["media_streams_direct" if session.direct else "media_streams_asgi"] += 1
         admission.sessions.add(session)
+        admission.pending[session] = None
         observer.metrics.active_calls.set(admission.active)
         try:
             await session.run()
         finally:
             admission.sessions.discard(session)
+            admission.pending.pop(session, None)
+            admission.calls.discard(session)
             observer.metrics.active_calls.set(admission.active)
