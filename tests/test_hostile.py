@@ -32,6 +32,7 @@ from telephony.logs import log_event, log_handler
 from telephony.records import CallRecorder, SqliteCallStore
 from telephony.wire import twilio as tw
 from telephony.wire.twiml import connect_stream, say_and_hangup
+from telephony.wording import BUSY_MESSAGE
 from tests.harness import bridge
 
 pytestmark = pytest.mark.anyio
@@ -264,7 +265,12 @@ async def test_streams_without_start_never_take_real_callers_slots_and_max_calls
         _c1, s1 = await b.live_call()  # real callers get in meanwhile, up to the limit exactly
         _c2, s2 = await b.live_call()
         assert s1.events("session.update") and s2.events("session.update")
-        await _refused(b)  # a third proven call: busy, no session
+        third = b.twilio()
+        await third.connect()
+        await third.start()
+        await third.wait_closed()  # a third proven call: busy, no session...
+        r = await b.post("/stream-ended", {"CallSid": third.call_sid})
+        assert BUSY_MESSAGE in r.text  # ...and Twilio's next request makes the caller hear why
         counters = b.observer.counters
         assert counters["stream_rejected_busy"] == 1 and counters["realtime_sessions_opened"] == 2
         assert counters["stream_rejected_token"] == 0 and counters["webhook_rejected_signature"] == 0

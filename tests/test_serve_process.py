@@ -283,8 +283,9 @@ async def test_serve_closes_slow_clients_and_still_answers(fake):
             slow.append((reader, writer))
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"http://127.0.0.1:{server.port}/healthz")).status_code == 200
-        _call, session = await server.live_call()
+        call, session = await server.live_call()
         assert session.events("session.update")
+        await call.hang_up()
         for reader, writer in slow:
             try:
                 assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed by the server

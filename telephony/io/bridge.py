@@ -172,6 +172,7 @@ class CallSession(CallControl):
         self.call_sid = start.call_sid
         busy = self._admit(self) if self._admit is not None else None
         if busy is not None:  # logged and counted by the admission
+            self.report.call_sid = start.call_sid  # so /stream-ended can tell the caller we are busy
             self.call.end("failed", busy)
             self._pump()
             return None

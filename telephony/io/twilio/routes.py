@@ -119,7 +119,11 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         params = await _signed_form(request)
         if isinstance(params, Response):
             return params
-        if await observer.apologized(str(params.get("CallSid") or "")):
+        sid = str(params.get("CallSid") or "")
+        ended = observer.ended.get(sid)
+        if ended is not None and ended.reason.startswith("busy:"):  # refused at the stream: every slot taken
+            return _twiml(say_and_hangup(BUSY_MESSAGE))
+        if await observer.apologized(sid):
             return _twiml(say_and_hangup(settings.apology))
         return _twiml(hangup())
 
