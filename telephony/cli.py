@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
 import gc
 import logging
 import os
@@ -28,10 +29,16 @@ def _settings(**overrides: Any) -> Settings:
     from .config import Settings
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         _die("invalid settings:\n" + "\n".join(lines))
+    _SECRETS.extend(settings.secrets())
+    return settings
+
+
+#: Secrets of the settings loaded so far: never printed, on the error path either.
+_SECRETS: list[str] = []
 
 
 def check_records_path(path: str) -> None:
@@ -54,7 +61,9 @@ def check_records_path(path: str) -> None:
 
 
 def _die(message: str, code: int = 2) -> NoReturn:
-    print(f"telephony: error: {message}", file=sys.stderr)
+    from .logs import RedactSecrets
+
+    print(f"telephony: error: {RedactSecrets(_SECRETS).clean(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -67,7 +76,7 @@ def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegis
     of ``--tools``; a module that cannot load or agents that do not add up end
     the command with a clear error."""
     from .agents import Agents
-    from .errors import ConfigError
+    from .errors import ConfigError, ToolDefinitionError
     from .tools import ToolLoadError, ToolRegistry
     from .tools.builtin import end_call_tool, transfer_call_tool
     from .tools.loader import Loaded, load_module
@@ -75,19 +84,23 @@ def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegis
     registry = ToolRegistry(default_timeout=settings.tool_timeout)
     target = tools_target or settings.tools
     loaded = Loaded()
-    if target:
-        try:
-            loaded = load_module(target)
-        except ToolLoadError as exc:
-            _die(str(exc))
-        if not loaded.tools and not loaded.agents:
-            print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
-        for t in loaded.tools:
-            registry.add(t)
-    if settings.enable_end_call:
-        registry.add(end_call_tool())
-    if settings.transfer_number or settings.transfer_directory:
-        registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
+    try:
+        if target:
+            try:
+                loaded = load_module(target)
+            except ToolLoadError as exc:
+                _SECRETS.extend(settings.secrets())
+                _die(str(exc))
+            if not loaded.tools and not loaded.agents:
+                print(f"telephony: warning: no @tool functions found in {target}", file=sys.stderr)
+            for t in loaded.tools:
+                registry.add(t)
+        if settings.enable_end_call:
+            registry.add(end_call_tool())
+        if settings.transfer_number or settings.transfer_directory:
+            registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
+    except ToolDefinitionError as exc:  # e.g. two tools with one name, or one named like a built-in
+        _die(f"{exc} (built-in tools: end_call, transfer_call): rename one")
     agents = None
     if loaded.agents:
         try:
@@ -118,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _die("--workers must be at least 1")
     if workers > 1 and not args.reuse_port:
         return _serve_workers(args, settings, workers)
-    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    setup_logging(settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field)
     registry, agents = build_setup(settings, args.tools)
     if not settings.signatures_required:
         banner = "!" * 78
@@ -235,7 +248,11 @@ def cmd_calls(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from .errors import ConfigError
+    from .logs import escape_control
     from .records import CallQuery, CallRecord, open_store
+
+    def print(line: str) -> None:  # what callers said or sent: control characters escaped
+        builtins.print(escape_control(line))
 
     settings = _settings()
     try:
@@ -389,7 +406,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls.set_defaults(func=cmd_calls)
 
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except Exception:  # a bug or an unexpected failure: the traceback, secrets redacted
+        import traceback
+
+        from .logs import RedactSecrets
+
+        sys.stderr.write(RedactSecrets(_SECRETS).clean(traceback.format_exc()))
+        return 1
     return code
 
 

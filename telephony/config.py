@@ -8,12 +8,13 @@ the agent and the server has a ``TELEPHONY_`` prefix (``TELEPHONY_MODEL``...).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .wording import APOLOGY, DEFAULT_INSTRUCTIONS
@@ -66,6 +67,17 @@ VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
 E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _env(name: str) -> Any:
@@ -200,6 +212,36 @@ class Settings(BaseSettings):
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    # --- hostile input: proofs and bounds (see README, Security) ---
+    #: key of the per-call stream token (unset: derived from TWILIO_AUTH_TOKEN)
+    stream_secret: SecretStr | None = None
+    #: a stream token issued by /incoming-call is valid this long (outbound calls add 600 s of ring time)
+    stream_token_seconds: float = Field(60.0, gt=0)
+    #: webhook bodies larger than this are refused (413) before they are read
+    max_webhook_bytes: int = Field(64 * 1024, ge=1024)
+    #: a request's headers, or a webhook's body, must arrive within this many seconds
+    request_timeout: float = Field(10.0, gt=0)
+    #: connections whose request headers are still arriving, at most (beyond it the oldest is closed)
+    max_pending_connections: int = Field(128, ge=1)
+    #: a WebSocket message from Twilio in more fragments than this ends that call (close 1009)
+    max_fragments: int = Field(64, ge=1)
+    #: media streams still waiting for their ``start``, at most (beyond it the oldest is closed)
+    max_pending_streams: int = Field(64, ge=1)
+    #: a media stream must send ``start`` within this many seconds of connecting
+    start_timeout: float = Field(5.0, gt=0)
+    #: caller audio faster than this multiple of real time (over ~2 s) is dropped
+    max_audio_rate: float = Field(1.2, ge=1.0)
+    #: keypad digits accepted per call, and per second
+    max_digits: int = Field(200, ge=1)
+    max_digits_per_second: float = Field(10.0, gt=0)
+    #: synchronous tools run in their own pool of this many threads, at most this many per call
+    tool_threads: int = Field(64, ge=1)
+    max_tools_per_call: int = Field(4, ge=1)
+    #: allow OPENAI_BASE_URL=http:// to a host other than loopback (the API key then travels in clear)
+    allow_insecure_openai_url: bool = False
+    #: string fields of a log line are cut at this many characters
+    log_max_field: int = Field(2000, ge=80)
 
     @field_validator("public_url")
     @classmethod
@@ -369,6 +411,16 @@ class Settings(BaseSettings):
             )
         return v
 
+    @model_validator(mode="after")
+    def _openai_key_not_in_clear(self) -> Settings:
+        parts = urlsplit(self.openai_base_url)
+        if parts.scheme in ("http", "ws") and not self.allow_insecure_openai_url and not _loopback(parts.hostname):
+            raise ValueError(
+                f"OPENAI_BASE_URL is {parts.scheme}:// to {parts.hostname}: the API key would travel unencrypted. "
+                "Use https://, or set TELEPHONY_ALLOW_INSECURE_OPENAI_URL=true if this is really wanted"
+            )
+        return self
+
     # --- derived ---
     @property
     def signatures_required(self) -> bool:
@@ -400,6 +452,7 @@ class Settings(BaseSettings):
             self.twilio_auth_token,
             self.api_token,
             self.database_url,
+            self.stream_secret,
             *self.twilio_webhook_shared_keys.values(),
         ):
             if s is not None and s.get_secret_value():

@@ -12,12 +12,53 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from types import TracebackType
 from typing import IO, Any, TypeAlias
 
-__all__ = ["JsonFormatter", "RedactSecrets", "TextFormatter", "log_event", "log_handler", "setup_logging"]
+__all__ = [
+    "MAX_FIELD_CHARS",
+    "JsonFormatter",
+    "RedactSecrets",
+    "TextFormatter",
+    "escape_control",
+    "log_event",
+    "log_handler",
+    "setup_logging",
+]
+
+#: Longer string fields are cut (with a note of how much) in every log format.
+MAX_FIELD_CHARS = 2000
+#: Control characters (C0, DEL, C1) and the Unicode line separators: never raw in a log line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")  # json.dumps escapes C0 itself
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str, limit: int | None = None) -> str:
+    """``text`` with control characters written as ``\\xNN`` (a forged line break,
+    tab or terminal escape stays visible and inert), cut at ``limit`` characters."""
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}...[{len(text) - limit} more characters]"
+    return _CONTROL.sub(_escape_one, text)
+
+
+def _capped(value: Any, limit: int, depth: int = 0) -> Any:
+    """String fields cut at ``limit`` (inside lists and dicts too, a few levels deep)."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else f"{value[:limit]}...[{len(value) - limit} more characters]"
+    if depth < 3 and isinstance(value, dict):
+        return {str(k)[:limit]: _capped(v, limit, depth + 1) for k, v in value.items()}
+    if depth < 3 and isinstance(value, (list, tuple)):
+        return [_capped(v, limit, depth + 1) for v in value]
+    return value
+
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -60,29 +101,51 @@ def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> 
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: control characters escaped (by JSON, and C1 ones
+    here), string fields cut at ``max_field`` characters."""
+
+    def __init__(self, max_field: int = MAX_FIELD_CHARS) -> None:
+        super().__init__()
+        self.max_field = max_field
+
     def format(self, record: logging.LogRecord) -> str:
+        limit = self.max_field
         out: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "event": record.getMessage(),
+            "event": _capped(record.getMessage(), limit),
         }
-        out.update(_fields(record))
+        out.update({k: _capped(v, limit) for k, v in _fields(record).items()})
         exc = _exception_text(self, record)
         if exc:
             out["exception"] = exc
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        line = json.dumps(out, default=str, ensure_ascii=False)
+        return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 class TextFormatter(logging.Formatter):
+    """``time level event key=value ...``: values with control characters escaped
+    (one record is one line, whatever a caller sent) and cut at ``max_field``."""
+
+    def __init__(self, max_field: int = MAX_FIELD_CHARS) -> None:
+        super().__init__()
+        self.max_field = max_field
+
+    def _value(self, v: Any) -> str:
+        if not isinstance(v, str):
+            return escape_control(str(_capped(v, self.max_field)))
+        text = _capped(v, self.max_field)
+        return repr(text) if " " in text else escape_control(text)  # repr escapes control characters too
+
     def format(self, record: logging.LogRecord) -> str:
         parts = [
             time.strftime("%H:%M:%S", time.localtime(record.created)),
             record.levelname.lower(),
-            record.getMessage(),
+            escape_control(record.getMessage(), self.max_field),
         ]
-        parts += [f"{k}={v!r}" if isinstance(v, str) and " " in v else f"{k}={v}" for k, v in _fields(record).items()]
+        parts += [f"{escape_control(str(k), 100)}={self._value(v)}" for k, v in _fields(record).items()]
         line = " ".join(parts)
         exc = _exception_text(self, record)
         if exc:
@@ -115,6 +178,10 @@ class RedactSecrets(logging.Filter):
             return type(value)(self._clean(v) for v in value)
         return value
 
+    def clean(self, text: str) -> str:
+        """``text`` with every known secret replaced."""
+        return str(self._clean(text))
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
@@ -131,17 +198,21 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def log_handler(fmt: str = "json", secrets: list[str] | None = None, stream: IO[str] | None = None) -> logging.Handler:
+def log_handler(
+    fmt: str = "json", secrets: list[str] | None = None, stream: IO[str] | None = None, max_field: int = MAX_FIELD_CHARS
+) -> logging.Handler:
     """The handler ``setup_logging`` installs: ``fmt`` lines, secrets redacted, to
     ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(max_field) if fmt == "json" else TextFormatter(max_field))
     handler.addFilter(RedactSecrets(secrets or []))
     return handler
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None) -> None:
-    handler = log_handler(fmt, secrets)
+def setup_logging(
+    level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None, max_field: int = MAX_FIELD_CHARS
+) -> None:
+    handler = log_handler(fmt, secrets, max_field=max_field)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -134,6 +134,8 @@ async def simulate(
     sock = listen_socket()
     port = sock.getsockname()[1]
     overrides.update(public_url=f"http://127.0.0.1:{port}", twilio_auth_token=None, quiet_timeout=0)
+    # The simulated caller talks at ``speed`` x real time: the audio rate limit follows.
+    overrides["max_audio_rate"] = max(settings.max_audio_rate, speed * settings.max_audio_rate)
     sim_settings = settings.model_copy(update=overrides)
     app = create_app(sim_settings, registry, agents=agents)
     state = app.state.telephony

@@ -66,6 +66,10 @@ class Bridge:
         return self.state.admission
 
     def twilio(self, **kwargs: Any) -> FakeTwilioCall:
+        """A Twilio-like stream to this app; it carries a valid stream token (what the
+        webhook's TwiML holds) unless ``stream_token`` says otherwise."""
+        if self.token:
+            kwargs.setdefault("stream_token", self.state.services.streams.issue)
         call = FakeTwilioCall(
             f"ws://127.0.0.1:{self.port}/media-stream",
             auth_token=self.token,
@@ -120,6 +124,8 @@ async def bridge(
             "transcription_model": None,
             "log_format": "text",
             "records_path": ":memory:",
+            # Tests send caller audio as fast as they can; the real-time limit has its own tests.
+            "max_audio_rate": 1000.0,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

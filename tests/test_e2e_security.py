@@ -51,13 +51,20 @@ async def test_webhook_answers_connect_stream_when_signed():
         stream = root.find("./Connect/Stream")
         assert stream is not None and stream.get("url") == f"wss://127.0.0.1:{b.port}/media-stream"
         params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+        token = params.pop("token")
         assert params == {"From": "+15551230000", "To": "+15559870000", "CallSid": "CA" + "a" * 32}
+        # The token proves this call's stream: valid once, for this CallSid only.
+        streams = b.state.services.streams
+        assert streams.check("CA" + "b" * 32, {**params, "token": token}) == "stream token was issued for another call"
+        assert streams.check("CA" + "a" * 32, {**params, "token": token}) is None
+        assert streams.check("CA" + "a" * 32, {**params, "token": token}) == "stream token already used"
         # Same shape as the golden file in twiml/.
         golden = (
             (TWIML / "incoming-call.xml")
             .read_text()
             .replace("{origin}", b.origin)
             .replace("{host}", f"127.0.0.1:{b.port}")
+            .replace("{token}", token)
         )
         assert canonical(root) == canonical(ET.fromstring(golden))
 

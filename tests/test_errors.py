@@ -139,7 +139,7 @@ def test_outbound_twiml_errors():
     with pytest.raises(ConfigError, match="PUBLIC_URL must be set"):
         outbound_twiml(_settings(public_url=None), "+15551234567", "+15550009999")
     with pytest.raises(OutboundCallError, match="Twilio accepts at most 4000"):
-        # Each value is cut to Twilio's per-parameter limit: it takes many to pass 4000 characters.
+        # Each value fits a <Parameter>; together they pass 4000 characters.
         outbound_twiml(_settings(), "+15551234567", "+15550009999", parameters={f"p{i}": "x" * 400 for i in range(20)})
 
 

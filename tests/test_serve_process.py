@@ -9,12 +9,15 @@ import re
 import signal
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from telephony.config import Settings
+from telephony.io.twilio.stream_token import StreamTokens
 from telephony.testing import FakeRealtimeServer, FakeSession, FakeTwilioCall
 from telephony.testing.fake_twilio import sign_webhook
 from tests.audio_data import agent_pcm24
@@ -123,6 +126,9 @@ class Server:
             f"ws://127.0.0.1:{self.port}/media-stream",
             auth_token=TOKEN,
             signed_url=f"wss://127.0.0.1:{self.port}/media-stream",
+            # The stream token's key derives from the auth token alone: another
+            # process holding the same token issues tokens this server accepts.
+            stream_token=StreamTokens(Settings(_env_file=None, twilio_auth_token=TOKEN)).issue,
         )
         return call, await start_call(call, self.fake)
 
@@ -144,6 +150,8 @@ async def test_scripted_call_through_the_real_process(fake):
             sig = sign_webhook(TOKEN, "https://voice.example.com/incoming-call", params)
             r = await http.post(origin + "/incoming-call", data=params, headers={"X-Twilio-Signature": sig})
             assert r.status_code == 200 and 'url="wss://voice.example.com/media-stream"' in r.text
+            # What Twilio sends back on the stream's start: the TwiML's parameters, token included.
+            streamed = {p.get("name"): p.get("value") for p in ET.fromstring(r.text).iter("Parameter")}
             r = await http.post(origin + "/incoming-call", data=params)
             assert r.status_code == 403
 
@@ -152,6 +160,8 @@ async def test_scripted_call_through_the_real_process(fake):
             auth_token=TOKEN,
             signed_url="wss://voice.example.com/media-stream",
             call_sid=params["CallSid"],
+            parameters={k: v for k, v in streamed.items() if k != "token"},
+            stream_token=lambda _sid, _params: streamed["token"],
         )
         session = await start_call(call, fake)
         update = session.events("session.update")[0]
@@ -259,3 +269,26 @@ async def test_workers_share_one_port_serve_calls_and_stop_together(fake):
         except ProcessLookupError:
             continue
         raise AssertionError(f"worker {pid} still running")
+
+
+@pytest.mark.async_timeout(60)
+async def test_serve_closes_slow_clients_and_still_answers(fake):
+    """Slowloris against the real process: headers that never finish are closed at
+    TELEPHONY_REQUEST_TIMEOUT, and the server keeps answering meanwhile."""
+    async with Server(fake, TELEPHONY_REQUEST_TIMEOUT="1", TELEPHONY_MAX_PENDING_CONNECTIONS="50") as server:
+        slow = []
+        for _ in range(80):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /incoming-call HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append((reader, writer))
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://127.0.0.1:{server.port}/healthz")).status_code == 200
+        call, session = await server.live_call()
+        assert session.events("session.update")
+        await call.hang_up()
+        for reader, writer in slow:
+            try:
+                assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed by the server
+            except ConnectionResetError:
+                pass  # closed by the server, with our unread bytes
+            writer.close()

@@ -53,11 +53,18 @@ def to_mono_int16(frames: np.ndarray, channels: int) -> np.ndarray:
     return out
 
 
-def read_wav(path: str | Path) -> WavAudio:
+#: Larger files are refused before they are read (about 100 minutes of 16-bit 16 kHz mono).
+MAX_WAV_BYTES = 200 * 1024 * 1024
+
+
+def read_wav(path: str | Path, max_bytes: int = MAX_WAV_BYTES) -> WavAudio:
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
     except OSError as exc:
         raise WavError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > max_bytes:
+        raise WavError(f"{path}: larger than {max_bytes // (1024 * 1024)} MiB; use a shorter recording")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise WavError(f"{path}: not a WAV file (no RIFF/WAVE header)")
     fmt = body = None
@@ -130,6 +137,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
         d = Downsampler()
         return np.concatenate([d.process(np.asarray(samples, np.int16)).copy(), d.flush()])
     x = np.asarray(samples, np.float64)
+    if x.size == 0:
+        return np.zeros(0, np.int16)  # an empty recording stays empty (the FFT needs one sample)
     n_out = max(1, round(x.size * rate_out / rate_in))
     spec = np.fft.rfft(x)
     keep = min(spec.size, n_out // 2 + 1)

@@ -51,5 +51,13 @@ class CallConfig:
     dead_air_s: float = 4.0
     #: where to transfer the caller when the model keeps failing (None: end with the apology)
     fallback_transfer: str | None = None
+    #: a stream that sends no ``start`` this long after connecting is ended (0 = never)
+    start_timeout_s: float = 5.0
+    #: caller audio faster than this multiple of real time, over ``audio_window_s``, is dropped
+    max_audio_rate: float = 1.2
+    audio_window_s: float = 2.0
+    #: keypad digits accepted per call, and per second (a burst of one second's worth)
+    max_digits: int = 200
+    max_digits_per_s: float = 10.0
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

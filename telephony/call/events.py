@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "FirstAudio",
     "HangupRequested",
+    "InputLimited",
     "InvalidRealtimeEvent",
     "InvalidTwilioMessage",
     "KeyPressed",
@@ -151,6 +152,15 @@ class InvalidRealtimeEvent:
 @dataclass(frozen=True, slots=True)
 class KeyPressed:
     digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimited:
+    """The caller's input went over a limit (``what``: "audio" or "keypad"); the
+    excess is dropped. Noticed once per call and kind."""
+
+    what: str
+    limit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +339,7 @@ Notice = (
     | InvalidTwilioMessage
     | InvalidRealtimeEvent
     | KeyPressed
+    | InputLimited
     | BargeIn
     | FirstAudio
     | Transcript

@@ -56,15 +56,27 @@ _NOTHING: tuple[()] = ()
 class Call:
     """One phone call. See the module docstring."""
 
-    def __init__(self, config: CallConfig | None = None) -> None:
-        self.config = config or CallConfig()
+    def __init__(self, config: CallConfig | None = None, connected_at: float | None = None) -> None:
+        """``connected_at``: when the stream connected (starts the ``start`` deadline)."""
+        self.config = config = config or CallConfig()
         self.phase = Phase.WAITING
+        self._connected_at = connected_at
         self.start: tw.Start | None = None
         self.started_at: float | None = None
         self.outcome: str | None = None
         self.dtmf: list[str] = []  # every key pressed, shared with CallContext
         self.invalid_twilio = 0
         self.media_before_start = 0
+        # Caller input limits: audio and keys are token buckets (credit, last refill time).
+        self._audio_rate = 8000 * config.max_audio_rate  # μ-law bytes (samples) per second
+        self._audio_burst = self._audio_rate * config.audio_window_s
+        self._audio_credit = self._audio_burst
+        self._audio_at: float | None = None
+        self.audio_dropped = 0  # μ-law bytes of caller audio dropped for coming too fast
+        self._key_credit = config.max_digits_per_s
+        self._key_at = 0.0
+        self.keys_dropped = 0
+        self._limited: set[str] = set()
 
         self._twilio: list[str] = []
         self._realtime: list[RealtimeMessage] = []
@@ -166,8 +178,10 @@ class Call:
                 self._end("completed", "caller hung up or the stream stopped")
             case tw.Invalid():
                 self._invalid(ev.reason)
+            case tw.Unknown():
+                self._invalid(f"unknown event {ev.event[:40]!r}")  # counted like invalid ones
             case _:
-                pass  # Connected and Unknown carry nothing we act on
+                pass  # Connected carries nothing we act on
 
     def twilio_closed(self, now: float) -> None:
         """The media socket closed (with or without ``stop``)."""
@@ -190,6 +204,20 @@ class Call:
 
     def _on_media(self, ev: tw.Media, now: float) -> None:
         phase = self.phase
+        # Real time, give or take: a token bucket of μ-law bytes (O(1), no allocation).
+        n = len(ev.audio)
+        at = self._audio_at
+        credit = self._audio_credit if at is None else self._audio_credit + (now - at) * self._audio_rate
+        if credit > self._audio_burst:
+            credit = self._audio_burst
+        self._audio_at = now
+        if credit < n and phase is not Phase.WAITING:
+            self._audio_credit = credit
+            self.audio_dropped += n
+            if self.audio_dropped == n:
+                self._limit("audio", f"{self.config.max_audio_rate:g}x real time")
+            return
+        self._audio_credit = credit - n
         if phase is Phase.LIVE:
             self._last_media_at = now
             b64 = self._in.convert_b64(ev.audio)
@@ -207,10 +235,25 @@ class Call:
     def _on_dtmf(self, digit: str, now: float) -> None:
         if self.phase is Phase.WAITING or self.phase is Phase.ENDED:
             return
+        config = self.config
+        credit = min(config.max_digits_per_s, self._key_credit + (now - self._key_at) * config.max_digits_per_s)
+        self._key_at = now
+        if len(self.dtmf) >= config.max_digits or credit < 1.0:
+            self._key_credit = credit
+            self.keys_dropped += 1
+            self._limit("keypad", f"{config.max_digits} per call, {config.max_digits_per_s:g} per second")
+            return
+        self._key_credit = credit - 1.0
         self.dtmf.append(digit)
         self._actions.append(events.KeyPressed(digit))
         if self._keypad.press(digit, now, self.config.dtmf_pause_s):
             self._flush_keys(now)
+
+    def _limit(self, what: str, limit: str) -> None:
+        """Caller input over a limit: noticed once per call and kind (the excess is dropped)."""
+        if what not in self._limited:
+            self._limited.add(what)
+            self._actions.append(events.InputLimited(what, limit))
 
     def _flush_keys(self, now: float | None = None) -> None:
         """Send the pending digits to the model (kept until a session is live)."""
@@ -666,6 +709,8 @@ class Call:
             recovery.retry_at,
             recovery.dead_air_at,
         ]
+        if self.phase is Phase.WAITING and self._connected_at is not None and config.start_timeout_s > 0:
+            candidates.append(self._connected_at + config.start_timeout_s)
         if self._last_media_at is not None and config.quiet_timeout_s > 0:
             candidates.append(self._last_media_at + config.quiet_timeout_s)
         if self.started_at is not None and config.max_duration_s > 0:
@@ -677,6 +722,10 @@ class Call:
         if self.phase is Phase.ENDED:
             return
         session, config, control = self._session, self.config, self._control
+        if self.phase is Phase.WAITING and self._connected_at is not None and config.start_timeout_s > 0:
+            if now >= self._connected_at + config.start_timeout_s:
+                self._end("failed", f"no start within {config.start_timeout_s:g} s of connecting")
+            return
         if session.retry_due(now):
             assert self.start is not None
             self._actions.append(events.OpenRealtime(self.start, reconnect=self.phase is Phase.RECONNECTING))

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from ..io.bridge import CallSession
 from ..io.state import AppState
+from ..io.twilio.stream_token import TOKEN_PARAMETER
 from ..logs import log_event
 from ..records import CallQuery, CallRecord
 from . import pages
@@ -227,20 +228,32 @@ def add_console_routes(app: FastAPI, state: AppState) -> None:
             await ws.close(code=1013)
             return
         await ws.accept()
-        session = CallSession(ws, services, observer.call())
+
+        def admit(session: CallSession) -> str | None:  # a call slot, like a proven Twilio start
+            admission.calls.add(session)
+            return None
+
+        session = CallSession(ws, services, observer.call(), admit=admit)
         observer.counters["console_phone_streams"] += 1
         admission.sessions.add(session)
         observer.metrics.active_calls.set(admission.active)
         stream_sid = "MZ" + secrets.token_hex(16)
+        call_sid = "console-" + secrets.token_hex(8)
+        params = {"From": "browser", "To": "console", "console": "true"}
+        # The console session stands in for Twilio's signature; the start carries a stream
+        # token like one our webhook issues, so it takes the same proven-start path.
+        proof = services.streams.issue(call_sid, params)
+        if proof:
+            params[TOKEN_PARAMETER] = proof
         start = {
             "event": "start",
             "streamSid": stream_sid,
             "start": {
                 "streamSid": stream_sid,
-                "callSid": "console-" + secrets.token_hex(8),
+                "callSid": call_sid,
                 "accountSid": "console",
                 "tracks": ["inbound"],
-                "customParameters": {"From": "browser", "To": "console", "console": "true"},
+                "customParameters": params,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             },
         }
@@ -248,5 +261,6 @@ def add_console_routes(app: FastAPI, state: AppState) -> None:
             session.on_twilio_message(orjson.dumps(start).decode())
             await session.run()
         finally:
+            admission.calls.discard(session)
             admission.sessions.discard(session)
             observer.metrics.active_calls.set(admission.active)

@@ -51,6 +51,7 @@ def create_app(
     )
     observer.tracer = tracer_from_env(settings.model)
     state = AppState(services, observer)
+    state.observer.known_tools = frozenset(t.name for t in services.registry)  # metric labels: known names only
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.telephony = state
     add_operator_routes(app, state)

@@ -13,6 +13,7 @@ things (opening a session, tools, transfers) run as tasks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -51,6 +52,7 @@ from .realtime.client import RealtimeConnectError, RealtimeConnection
 from .services import Services
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
+from .twilio.stream_token import TOKEN_PARAMETER
 
 __all__ = ["MAX_TWILIO_BUFFER", "CallSession", "call_config"]
 
@@ -60,6 +62,7 @@ log = logging.getLogger("telephony.call")
 TRANSFER_REPLY_WAIT_S = 10.0
 
 _MEDIA = tw.Media
+_START = tw.Start
 _AUDIO_DELTA = rt.AudioDelta
 _parse_twilio = tw.parse
 _parse_realtime = rt.parse
@@ -78,17 +81,30 @@ def call_config(services: Services) -> CallConfig:
         response_retries=settings.response_retries,
         dead_air_s=settings.dead_air_seconds,
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
+        start_timeout_s=settings.start_timeout,
+        max_audio_rate=settings.max_audio_rate,
+        max_digits=settings.max_digits,
+        max_digits_per_s=settings.max_digits_per_second,
     )
 
 
 class CallSession(CallControl):
-    def __init__(self, ws: WebSocket, services: Services, report: CallReport) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        services: Services,
+        report: CallReport,
+        admit: Callable[[CallSession], str | None] | None = None,
+    ) -> None:
+        """``admit(session)``: asked once the start is proven; a reason refuses the call (busy)."""
         self.ws = ws
+        self._admit = admit
         self.services = services
         self.report = report
-        self.call = Call(call_config(services))
         self.loop = asyncio.get_running_loop()
+        self.call = Call(call_config(services), connected_at=self.loop.time())
         self.call_sid = ""
+        self._claimed: str | None = None  # the CallSid this stream holds (one live stream per CallSid)
         self.context: CallContext | None = None
         self.agent: Agent | None = None  # the agent speaking now (None: no agents defined)
         self.first_agent: Agent | None = None  # the one that answered: its voice stays
@@ -116,6 +132,7 @@ class CallSession(CallControl):
         ``receive()`` only brings the disconnect; without it, this loop feeds them."""
         ws, call = self.ws, self.call
         self.twilio.attach(self.on_twilio_message)
+        self._schedule_timer()  # the start deadline
         try:
             while True:
                 message = await ws.receive()
@@ -145,10 +162,44 @@ class CallSession(CallControl):
                 self._in_frames += 1
                 self._pump(False)
             else:
+                if type(ev) is _START and call.phase is Phase.WAITING:
+                    proven = self._proven_start(ev)
+                    if proven is None:
+                        return
+                    ev = proven
                 call.receive_twilio(ev, self.loop.time())
                 self._pump()
         except Exception:
             self._crashed("twilio")
+
+    def _proven_start(self, start: tw.Start) -> tw.Start | None:
+        """The I/O layer decides whether a ``start`` may open a session: its stream
+        token must be valid for its CallSid (single-use), and no other stream of
+        that call may be live here. Returns the start without its token, or None
+        after ending the call (no Realtime session is opened)."""
+        streams = self.services.streams
+        reason = streams.check(start.call_sid, start.custom_parameters)
+        if reason is None:
+            if streams.claim(start.call_sid):
+                self._claimed = start.call_sid
+            else:
+                reason = "another stream of this call is live"
+        if reason is not None:
+            self.report.stream_refused(start.call_sid, reason)
+            self.call.end("failed", f"stream refused: {reason}")
+            self._pump()
+            return None
+        self.call_sid = start.call_sid
+        busy = self._admit(self) if self._admit is not None else None
+        if busy is not None:  # logged and counted by the admission
+            self.report.call_sid = start.call_sid  # so /stream-ended can tell the caller we are busy
+            self.call.end("failed", busy)
+            self._pump()
+            return None
+        if TOKEN_PARAMETER not in start.custom_parameters:
+            return start
+        params = {k: v for k, v in start.custom_parameters.items() if k != TOKEN_PARAMETER}
+        return dataclasses.replace(start, custom_parameters=params)
 
     def end_now(self, outcome: str, reason: str) -> None:
         """End the call at once (server shutdown): the stream closes, the session too."""
@@ -197,7 +248,11 @@ class CallSession(CallControl):
                 self._uncount(conn)
                 conn.abort()
             self._conns.clear()
+            if self._claimed is not None:
+                self.services.streams.release(self._claimed)
+                self._claimed = None
             self.report.transcoding(self._in_ns, self._in_frames, self._out_ns, self._out_frames)
+            self.report.input_dropped(call.audio_dropped, call.keys_dropped)
             self._ended.set()
 
     # --- carrying out what the machine queued ------------------------------------

@@ -39,6 +39,10 @@ __all__ = ["EXTENSION", "STOCK", "DirectChannel", "missing_internals", "ws_proto
 log = logging.getLogger("telephony.server")
 
 EXTENSION = "telephony.direct"
+#: Fragments of one message, and bytes queued for a peer that does not read (pongs),
+#: at most (``uvicorn_config`` sets them from the settings on the uvicorn Config).
+DEFAULT_MAX_FRAGMENTS = 64
+DEFAULT_MAX_UNSENT = 4 * 1024 * 1024
 #: uvicorn's protocol that ours extends, and the fallback when it cannot be extended.
 STOCK = "websockets-sansio"
 
@@ -49,7 +53,7 @@ except ImportError:  # an older uvicorn: plain ASGI it is
 
 # Everything the subclass and DirectChannel touch on uvicorn's class.
 #: Methods we override (and call through super()).
-_METHODS = ("handle_connect", "send_receive_event_to_app")
+_METHODS = ("handle_connect", "send_receive_event_to_app", "handle_cont", "handle_ping")
 #: Frame handlers that must hand each complete message to send_receive_event_to_app
 #: (else our override never runs and messages would silently queue for receive()).
 _CALLERS = ("handle_text", "handle_bytes", "handle_cont")
@@ -153,6 +157,31 @@ def _direct_protocol(base: type, buffer: str) -> type:
     class DirectWebSocketProtocol(base):
         _direct: Callable[[bytes], None] | None = None
         frames: list[bytes]  # uvicorn >= 0.50 (annotation only: uvicorn sets it)
+
+        # Limits on what a peer's input can make us hold (uvicorn's size limit counts
+        # payload bytes only: ten million empty fragments pass it).
+        def handle_cont(self, event: Any) -> None:
+            limit = getattr(self.config, "telephony_max_fragments", DEFAULT_MAX_FRAGMENTS)
+            if buffer == "frames" and len(self.frames) >= limit:
+                self._refuse(1009, f"message in more than {limit} fragments")
+                return
+            super().handle_cont(event)
+
+        def handle_ping(self) -> None:
+            super().handle_ping()
+            limit = getattr(self.config, "telephony_max_unsent", DEFAULT_MAX_UNSENT)
+            if self.transport.get_write_buffer_size() > limit:  # pongs the peer never reads
+                log_event(log, "ws.peer_not_reading", logging.WARNING, unsent_bytes=limit)
+                self.transport.abort()
+
+        def _refuse(self, code: int, reason: str) -> None:
+            log_event(log, "ws.refused_message", logging.WARNING, code=code, reason=reason)
+            self.frames = []
+            if not getattr(self, "close_sent", False):
+                self.close_sent = True
+                self.conn.send_close(code, reason)
+                self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)

@@ -32,6 +32,22 @@ Observed = ev.Event | ToolResult
 #: ``listener(call_sid, observed)``: extra observers (the simulator prints with one).
 Listener = Callable[[str, Observed], None]
 
+#: Twilio's ``CallStatus`` values: only these become metric labels (anything else is "other").
+CALL_STATUSES = frozenset(
+    {
+        "queued",
+        "initiated",
+        "ringing",
+        "in-progress",
+        "answered",
+        "completed",
+        "busy",
+        "failed",
+        "no-answer",
+        "canceled",
+    }
+)
+
 #: How many recent call endings are kept in memory for ``/stream-ended``.
 RECENT_ENDINGS = 2000
 
@@ -59,6 +75,7 @@ class CallObserver:
         self.live = LiveCalls()  # this process's live calls (the console)
         self.open_realtime = 0  # Realtime sessions open right now
         self.records_error: str | None = None  # the last record write failed with this (cleared by a success)
+        self.known_tools: frozenset[str] = frozenset()  # tool names that may become metric labels
         self.ended: OrderedDict[str, ev.EndCall] = OrderedDict()  # how recent calls ended (for /stream-ended)
         # Records waiting to be written, oldest first: call_sid -> (record, when queued).
         self._pending: OrderedDict[str, tuple[CallRecord, float]] = OrderedDict()
@@ -259,7 +276,7 @@ class CallReport:
                     m.cost.labels(o.model).inc(cost)
             case ev.RealtimeErrorReported():
                 o.counters["realtime.error"] += 1
-                m.realtime_errors.labels(event.code or "none").inc()
+                m.realtime_errors.labels((event.code or "none")[:64]).inc()
                 log_event(
                     log,
                     "realtime.error",
@@ -330,6 +347,9 @@ class CallReport:
                 log_event(log, "twilio.media_before_start", logging.WARNING, call_sid=sid)
             case ev.DuplicateStart():
                 log_event(log, "twilio.duplicate_start", call_sid=sid, stream_sid=event.stream_sid)
+            case ev.InputLimited():
+                o.counters[f"input_limited_{event.what}"] += 1
+                log_event(log, "input.limited", logging.WARNING, call_sid=sid, what=event.what, limit=event.limit)
             case ev.KeyPressed():
                 log_event(log, "dtmf", call_sid=sid, digit=event.digit)
             case ev.HangupRequested():
@@ -394,6 +414,13 @@ class CallReport:
             case _:
                 pass
 
+    def stream_refused(self, call_sid: str, reason: str) -> None:
+        """A ``start`` without a valid stream token (or for a call already streaming)."""
+        o = self._observer
+        o.counters["stream_rejected_token"] += 1
+        o.metrics.rejected.labels("stream_token").inc()
+        log_event(log, "stream.rejected", logging.WARNING, call_sid=call_sid[:64], reason=reason)
+
     def realtime_opened(self, reconnect: bool) -> None:
         self._observer.realtime_opened(reconnect)
 
@@ -403,8 +430,9 @@ class CallReport:
     def tool_finished(self, result: ToolResult) -> None:
         """A tool returned or failed (the I/O layer ran it)."""
         o = self._observer
-        o.metrics.tool_calls.labels(result.name, "ok" if result.ok else "error").inc()
-        o.metrics.tool_seconds.labels(result.name).observe(result.duration_s)
+        label = result.name if result.name in o.known_tools else "unknown"  # the model may invent names
+        o.metrics.tool_calls.labels(label, "ok" if result.ok else "error").inc()
+        o.metrics.tool_seconds.labels(label).observe(result.duration_s)
         log_event(
             log,
             "tool.call",
@@ -422,6 +450,13 @@ class CallReport:
             self.trace.tool_finished(result)
         for listener in o.listeners:
             listener(self.call_sid, result)
+
+    def input_dropped(self, audio_bytes: int, keys: int) -> None:
+        """Caller audio (μ-law bytes) and keys dropped over the input limits, added at the end."""
+        if audio_bytes:
+            self._observer.counters["caller_audio_dropped_ms"] += audio_bytes // 8
+        if keys:
+            self._observer.counters["keys_dropped"] += keys
 
     def transcoding(self, in_ns: int, in_frames: int, out_ns: int, out_frames: int) -> None:
         """The call's audio handling time, added once at its end."""

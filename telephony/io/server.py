@@ -46,12 +46,20 @@ def listen_socket(
 def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
     """The ``uvicorn.Config`` every entry point uses (serve, simulate, tests):
     no access log or lifespan, no per-message deflate (base64 audio does not
-    compress), and the direct-delivery WebSocket protocol (see ``direct_ws``)."""
+    compress), the direct-delivery WebSocket protocol (see ``direct_ws``), and
+    h11 with the slow-client guards (see ``http_guard``; their limits come from the
+    app's settings: ``TELEPHONY_REQUEST_TIMEOUT``, ``TELEPHONY_MAX_PENDING_CONNECTIONS``)."""
     import uvicorn
 
     from .direct_ws import ws_protocol
+    from .http_guard import guarded_http
 
+    state = getattr(getattr(app, "state", None), "telephony", None)
+    settings = getattr(state, "settings", None)
+    timeout = settings.request_timeout if settings is not None else 10.0
+    max_pending = settings.max_pending_connections if settings is not None else 128
     options: dict[str, Any] = {
+        "http": guarded_http(timeout, max_pending),
         "log_config": None,
         "access_log": False,
         "ws": ws_protocol(),
@@ -60,7 +68,10 @@ def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
         "lifespan": "off",
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    if settings is not None:  # read by direct_ws's protocol
+        config.telephony_max_fragments = settings.max_fragments  # type: ignore[attr-defined]
+    return config
 
 
 @functools.cache

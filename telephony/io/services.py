@@ -17,6 +17,7 @@ from ..wire import twilio as tw
 from ..wire.session import handoff_config, session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
 from .twilio.rest import TwilioRest, validate_e164
+from .twilio.stream_token import StreamTokens
 
 __all__ = ["BUILTIN_TOOLS", "Services"]
 
@@ -35,6 +36,7 @@ class Services:
     ) -> None:
         self.settings = settings
         self.registry = registry
+        registry.limit(settings.tool_threads, settings.max_tools_per_call)
         self.agents = agents
         self.mcp_tools = [m.tool() for m in settings.mcp_servers]
         self.tool_schemas: list[dict[str, Any]] = registry.schemas() + self.mcp_tools
@@ -52,6 +54,8 @@ class Services:
                 settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_api_base_url
             )
         self.rest = rest
+        #: per-call stream tokens (issued by the webhook, checked on ``start``)
+        self.streams = StreamTokens(settings)
 
     def _tools_of(self, agent: Agent) -> tuple[list[dict[str, Any]], frozenset[str]]:
         assert self.agents is not None
@@ -93,7 +97,8 @@ class Services:
         """The ``session`` for this call: ``agent``'s instructions, tools and
         overrides (none: the settings'), the voice of ``voice_of`` (the agent that
         answered: a session keeps its voice); a per-call ``instructions`` parameter
-        replaces the first agent's instructions when the settings allow it.
+        replaces the first agent's instructions when the settings allow it (the
+        bridge only lets a ``start`` this far when its stream token covers it).
         ``minimal``: without the optional fields (sent if the server refuses the full one)."""
         settings = self.settings
         override = start.custom_parameters.get("instructions")

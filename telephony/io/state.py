@@ -18,19 +18,27 @@ __all__ = ["Admission", "AppState"]
 
 
 class Admission:
-    """Which calls get in: the call limit, and nothing new while draining."""
+    """Which calls get in: the call limit, and nothing new while draining.
 
-    def __init__(self, max_calls: int) -> None:
+    A media stream holds a call slot once its ``start`` is proven (stream token);
+    before that it waits in ``pending``, bounded apart (the oldest is closed
+    beyond ``max_pending``), so streams that never start cannot take real
+    callers' slots, and ``max_calls`` holds exactly."""
+
+    def __init__(self, max_calls: int, max_pending: int = 64) -> None:
         self.max_calls = max_calls
-        self.sessions: set[CallSession] = set()
+        self.max_pending = max_pending
+        self.sessions: set[CallSession] = set()  # every open media stream
+        self.calls: set[CallSession] = set()  # streams with a proven start: the call slots
+        self.pending: dict[CallSession, None] = {}  # streams waiting for start, oldest first
         self.draining = False
 
     @property
     def active(self) -> int:
         return len(self.sessions)
 
-    def full(self, slack: int = 0) -> bool:
-        return len(self.sessions) >= self.max_calls + slack
+    def full(self) -> bool:
+        return len(self.calls) >= self.max_calls
 
 
 class AppState:
@@ -40,6 +48,6 @@ class AppState:
         self.settings = services.settings
         self.services = services
         self.signatures = Signatures(services.settings)
-        self.admission = Admission(services.settings.max_calls)
+        self.admission = Admission(services.settings.max_calls, services.settings.max_pending_streams)
         self.observer = observer
         self.started = time.time()

@@ -14,6 +14,7 @@ import base64
 import itertools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -48,6 +49,7 @@ class FakeTwilioCall:
         parameters: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         play_speed: float = 1.0,
+        stream_token: Callable[[str, dict[str, str]], str] | None = None,
     ) -> None:
         n = next(_sids)
         #: playback pace, x real time (1 = like Twilio; more only for quick offline runs)
@@ -63,6 +65,9 @@ class FakeTwilioCall:
             else {"From": "+15550001111", "To": "+15550002222", "CallSid": self.call_sid}
         )
         self.extra_headers = headers or {}
+        #: ``stream_token(call_sid, parameters)``: what the webhook's TwiML would add as
+        #: the ``token`` parameter (e.g. ``services.streams.issue`` of the app under test)
+        self.stream_token = stream_token
         self.ws: ClientConnection | None = None
         self.received: list[dict[str, Any]] = []
         self.clears: list[float] = []
@@ -188,11 +193,17 @@ class FakeTwilioCall:
                     "streamSid": self.stream_sid,
                     "callSid": self.call_sid,
                     "tracks": ["inbound"],
-                    "customParameters": self.parameters,
+                    "customParameters": self.stream_parameters(),
                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                 },
             }
         )
+
+    def stream_parameters(self) -> dict[str, str]:
+        """The ``start``'s custom parameters: ``parameters`` plus the stream token, if any."""
+        if self.stream_token is None:
+            return self.parameters
+        return {**self.parameters, "token": self.stream_token(self.call_sid, self.parameters)}
 
     async def send_audio(self, ulaw: bytes, frame_bytes: int = 160, pace: float = 0.0) -> None:
         """Caller audio in 20 ms frames; ``pace`` > 0 sends at that multiple of real time."""

@@ -10,13 +10,17 @@ section (Google style) or ``:param x:`` lines (reST style).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import json
 import logging
 import re
 import time
 import typing
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -32,6 +36,10 @@ log = logging.getLogger("telephony.tools")
 __all__ = ["DEFAULT_TIMEOUT", "Tool", "ToolError", "ToolRegistry", "ToolResult", "tool"]
 
 DEFAULT_TIMEOUT = 10.0
+#: Threads for synchronous tools (their own pool: a hung tool never delays record
+#: writes, lookups or the default executor), and how many may run per call at once.
+DEFAULT_TOOL_THREADS = 64
+DEFAULT_TOOLS_PER_CALL = 4
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
@@ -129,6 +137,12 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return resolved
     except _Recursive:
         return schema
+
+
+class _Busy(Exception):
+    def __init__(self, per_call: int) -> None:
+        super().__init__(per_call)
+        self.per_call = per_call
 
 
 class _Recursive(Exception):
@@ -243,8 +257,37 @@ class ToolRegistry:
     ) -> None:
         self.default_timeout = default_timeout
         self._tools: dict[str, Tool] = {}
+        self.threads = DEFAULT_TOOL_THREADS
+        self.per_call = DEFAULT_TOOLS_PER_CALL
+        self._pool: ThreadPoolExecutor | None = None
+        self._running: Counter[int] = Counter()  # id(CallContext) -> sync tools still running (timed out or not)
         for t in tools:
             self.add(t)
+
+    def limit(self, threads: int, per_call: int) -> None:
+        """Bound the synchronous tools: ``threads`` in all, ``per_call`` per call."""
+        self.threads, self.per_call = threads, per_call
+
+    def _in_pool(self, context: CallContext, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """Run a sync tool in the tools' own pool, counted against its call until its
+        thread returns (a tool that timed out still holds its slot while it runs)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="telephony-tool")
+        key = id(context)
+        if self._running[key] >= self.per_call:
+            raise _Busy(self.per_call)
+        loop = asyncio.get_running_loop()
+        self._running[key] += 1
+
+        def release(_: object) -> None:
+            self._running[key] -= 1
+            if self._running[key] <= 0:
+                del self._running[key]
+
+        ctx = contextvars.copy_context()
+        future = self._pool.submit(ctx.run, functools.partial(function, **kwargs))
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(release, f))
+        return asyncio.wrap_future(future)
 
     def add(self, t: Tool | Callable[..., Any]) -> Tool:
         if isinstance(t, Tool):
@@ -301,13 +344,15 @@ class ToolRegistry:
             if inspect.iscoroutinefunction(spec.function):
                 coro = spec.function(**kwargs)
             else:
-                coro = asyncio.to_thread(spec.function, **kwargs)
+                coro = self._in_pool(context, spec.function, kwargs)
             timeout = spec.timeout if spec.timeout is not None else self.default_timeout
             value = await asyncio.wait_for(coro, timeout)
             if inspect.isawaitable(value):  # a sync function that returned a coroutine
                 value = await asyncio.wait_for(value, timeout)
         except TimeoutError:
             return fail(f"{name} timed out after {timeout:g} s")
+        except _Busy as exc:
+            return fail(f"{name} not run: {exc.per_call} tools of this call are still running; try again shortly")
         except asyncio.CancelledError:
             raise
         except ToolError as exc:

@@ -4,14 +4,37 @@ repository's top-level ``twiml/`` folder, which the tests compare against."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-__all__ = ["connect_stream", "dial", "hangup", "say_and_hangup", "stream_url"]
+__all__ = [
+    "PARAMETER_LIMIT",
+    "connect_stream",
+    "dial",
+    "hangup",
+    "parameter_room",
+    "say_and_hangup",
+    "stream_url",
+    "xml_safe",
+]
 
 #: Twilio refuses a <Parameter> whose name + value reach 500 characters.
-_PARAM_LIMIT = 499
+PARAMETER_LIMIT = 499
+
+#: Characters XML 1.0 forbids in a document (C0 controls but tab, LF, CR; surrogates; U+FFFE/U+FFFF).
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters a well-formed XML document cannot hold."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def parameter_room(name: str) -> int:
+    """How many characters a ``<Parameter>`` named ``name`` may hold."""
+    return max(0, PARAMETER_LIMIT - len(name))
 
 
 def stream_url(public_url: str, path: str = "/media-stream") -> str:
@@ -22,16 +45,21 @@ def stream_url(public_url: str, path: str = "/media-stream") -> str:
 
 
 def connect_stream(url: str, parameters: dict[str, str], action: str | None = None) -> str:
-    """``<Connect><Stream>`` with the given custom parameters (too long ones are cut).
-    ``action``: Twilio asks it what to do once our server closes the stream."""
+    """``<Connect><Stream>`` with the given custom parameters. One that does not fit
+    a ``<Parameter>`` raises ``ValueError`` (never cut silently: callers refuse it
+    clearly). ``action``: Twilio asks it what to do once our server closes the stream."""
     response = VoiceResponse()
     connect = Connect(action=action) if action else Connect()
     stream = connect.stream(url=url)
     for name, value in parameters.items():
         if value is None:
             continue
-        value = str(value)[: max(0, _PARAM_LIMIT - len(name))]
-        stream.parameter(name=name, value=value)
+        value = xml_safe(str(value))
+        if len(value) > parameter_room(name):
+            raise ValueError(
+                f"stream parameter {name!r} is {len(value)} characters; a <Parameter> holds {parameter_room(name)}"
+            )
+        stream.parameter(name=xml_safe(name), value=value)
     response.append(connect)
     return str(response)
 
@@ -44,7 +72,7 @@ def hangup() -> str:
 
 def say_and_hangup(text: str) -> str:
     response = VoiceResponse()
-    response.say(text)
+    response.say(xml_safe(text))
     response.hangup()
     return str(response)
 

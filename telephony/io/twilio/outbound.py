@@ -6,8 +6,12 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import ConfigError, OutboundCallError
-from ...wire.twiml import connect_stream, stream_url
+from ...wire.twiml import connect_stream, parameter_room, stream_url, xml_safe
 from .rest import TwilioRest, validate_e164
+from .stream_token import TOKEN_PARAMETER, StreamTokens
+
+#: Outbound tokens must outlive the ring time (Twilio rings for at most 600 s).
+RING_SECONDS = 600
 
 __all__ = ["configure_number", "outbound_twiml", "place_call", "rest_client"]
 
@@ -29,10 +33,26 @@ def _public_url(settings: Settings) -> str:
 def outbound_twiml(
     settings: Settings, to: str, from_: str, instructions: str | None = None, parameters: dict[str, str] | None = None
 ) -> str:
+    if parameters and TOKEN_PARAMETER in parameters:
+        raise OutboundCallError(f"the parameter name {TOKEN_PARAMETER!r} is reserved for the stream token: rename it")
     params: dict[str, str] = {"From": from_, "To": to, "direction": "outbound"}
     if instructions:
         params["instructions"] = instructions
     params.update(parameters or {})
+    params = {xml_safe(str(k)): xml_safe(str(v)) for k, v in params.items() if v is not None}
+    for name, value in params.items():
+        if len(value) > parameter_room(name):
+            what = "instructions" if name == "instructions" else f"parameter {name!r}"
+            raise OutboundCallError(
+                f"the call's {what} is {len(value)} characters; a Twilio stream parameter holds at most "
+                f"{parameter_room(name)}, and longer values are not cut: shorten it, or put long instructions in "
+                "TELEPHONY_INSTRUCTIONS on the server"
+            )
+    # Outbound TwiML is written before Twilio assigns the CallSid: the token names none
+    # and is bound to its single-use nonce, valid through the ring time.
+    token = StreamTokens(settings).issue("", params, ttl=settings.stream_token_seconds + RING_SECONDS)
+    if token:
+        params[TOKEN_PARAMETER] = token
     twiml = connect_stream(stream_url(_public_url(settings)), params, action=_public_url(settings) + "/stream-ended")
     if len(twiml) > MAX_TWIML:
         raise OutboundCallError(

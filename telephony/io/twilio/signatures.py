@@ -8,7 +8,16 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from ...config import Settings
 
-__all__ = ["Signatures"]
+__all__ = ["FormParams", "Signatures"]
+
+
+class FormParams(dict[str, list[str]]):
+    """A form's fields, each with all its values: what ``RequestValidator`` reads
+    through ``getall`` so a key sent twice is signed the way Twilio signs it
+    (every value, sorted)."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
 
 
 class Signatures:
@@ -53,7 +62,8 @@ class Signatures:
             algorithm = get_signature_algorithm(sig_settings)
         if validator is None:
             return False
+        form = FormParams({k: list(v) if isinstance(v, (list, tuple)) else [str(v)] for k, v in params.items()})
         try:
-            return bool(validator.validate(url, params, signature, algorithm))
+            return bool(validator.validate(url, form, signature, algorithm))
         except Exception:
             return False
