@@ -160,11 +160,22 @@ def _direct_protocol(base: type, buffer: str) -> type:
 
         # Limits on what a peer's input can make us hold (uvicorn's size limit counts
         # payload bytes only: ten million empty fragments pass it).
+        _conts = 0  # continuation frames of the message being received (uvicorn < 0.50)
+
         def handle_cont(self, event: Any) -> None:
             limit = getattr(self.config, "telephony_max_fragments", DEFAULT_MAX_FRAGMENTS)
-            if buffer == "frames" and len(self.frames) >= limit:
-                self._refuse(1009, f"message in more than {limit} fragments")
-                return
+            if buffer == "frames":
+                if len(self.frames) >= limit:
+                    self._refuse(1009, f"message in more than {limit} fragments")
+                    return
+            else:  # one bytes buffer: count the fragments ourselves
+                self._conts += 1
+                if self._conts >= limit:
+                    self._conts = 0
+                    self._refuse(1009, f"message in more than {limit} fragments")
+                    return
+                if event.fin:
+                    self._conts = 0
             super().handle_cont(event)
 
         def handle_ping(self) -> None:
@@ -176,7 +187,10 @@ def _direct_protocol(base: type, buffer: str) -> type:
 
         def _refuse(self, code: int, reason: str) -> None:
             log_event(log, "ws.refused_message", logging.WARNING, code=code, reason=reason)
-            self.frames = []
+            if buffer == "frames":
+                self.frames = []
+            else:
+                self.bytes = b""
             if not getattr(self, "close_sent", False):
                 self.close_sent = True
                 self.conn.send_close(code, reason)
