@@ -226,6 +226,11 @@ class Settings(BaseSettings):
     max_pending_connections: int = Field(128, ge=1)
     #: a WebSocket message from Twilio in more fragments than this ends that call (close 1009)
     max_fragments: int = Field(64, ge=1)
+    #: bytes we wrote to a media socket that its peer has not read (e.g. pongs to a ping flood);
+    #: beyond it the connection is dropped
+    max_unsent_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    #: used stream tokens remembered (to refuse a replay) until they expire, at most
+    max_remembered_tokens: int = Field(100_000, ge=1000)
     #: media streams still waiting for their ``start``, at most (beyond it the oldest is closed)
     max_pending_streams: int = Field(64, ge=1)
     #: a media stream must send ``start`` within this many seconds of connecting

@@ -606,3 +606,32 @@ def test_wav_reader_caps_size_and_an_empty_recording_simulates(tmp_path):
     write_wav(big, np.zeros(8000, np.int16), 8000)
     with pytest.raises(WavError, match="larger than"):
         read_wav(big, max_bytes=4096)
+
+
+def test_the_used_token_memory_is_bounded_and_says_so_when_full(caplog):
+    """A flood of valid tokens cannot grow memory without bound: beyond
+    TELEPHONY_MAX_REMEMBERED_TOKENS the oldest unexpired ones are forgotten, and
+    that is logged (a replay of a forgotten token would pass again)."""
+    from telephony.io.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
+
+    caplog.set_level(logging.WARNING, "telephony")
+    settings = Settings(_env_file=None, openai_api_key="sk-x", twilio_auth_token="t" * 32, max_remembered_tokens=1000)
+    tokens = StreamTokens(settings, settings.max_remembered_tokens)
+    now = 1_000_000.0
+    params = {"From": "+15550001111"}
+    for i in range(1500):
+        sid = f"CA{i:032d}"
+        proof = tokens.issue(sid, params, now=now)
+        assert tokens.check(sid, {**params, TOKEN_PARAMETER: proof}, now=now) is None
+    assert tokens.evicted == 500
+    [full] = [r for r in caplog.records if r.getMessage() == "stream_token.memory_full"]
+    assert full.fields["setting"] == "TELEPHONY_MAX_REMEMBERED_TOKENS"  # type: ignore[attr-defined]
+
+
+def test_the_unsent_bytes_limit_reaches_the_protocol():
+    from telephony.io.app import create_app
+    from telephony.io.server import uvicorn_config
+
+    settings = Settings(_env_file=None, openai_api_key="sk-x", records_path="", max_unsent_bytes=256 * 1024)
+    config = uvicorn_config(create_app(settings), settings.max_message_bytes)
+    assert config.telephony_max_unsent == 256 * 1024

@@ -182,7 +182,13 @@ def _direct_protocol(base: type, buffer: str) -> type:
             super().handle_ping()
             limit = getattr(self.config, "telephony_max_unsent", DEFAULT_MAX_UNSENT)
             if self.transport.get_write_buffer_size() > limit:  # pongs the peer never reads
-                log_event(log, "ws.peer_not_reading", logging.WARNING, unsent_bytes=limit)
+                log_event(
+                    log,
+                    "ws.peer_not_reading",
+                    logging.WARNING,
+                    unsent_bytes=limit,
+                    setting="TELEPHONY_MAX_UNSENT_BYTES",
+                )
                 self.transport.abort()
 
         def _refuse(self, code: int, reason: str) -> None:

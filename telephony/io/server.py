@@ -71,6 +71,7 @@ def uvicorn_config(app: Any, max_message_bytes: int, **overrides: Any) -> Any:
     config = uvicorn.Config(app, **options)
     if settings is not None:  # read by direct_ws's protocol
         config.telephony_max_fragments = settings.max_fragments  # type: ignore[attr-defined]
+        config.telephony_max_unsent = settings.max_unsent_bytes  # type: ignore[attr-defined]
     return config
 
 

@@ -55,7 +55,7 @@ class Services:
             )
         self.rest = rest
         #: per-call stream tokens (issued by the webhook, checked on ``start``)
-        self.streams = StreamTokens(settings)
+        self.streams = StreamTokens(settings, settings.max_remembered_tokens)
 
     def _tools_of(self, agent: Agent) -> tuple[list[dict[str, Any]], frozenset[str]]:
         assert self.agents is not None

@@ -23,12 +23,16 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
 from ...config import Settings
+from ...logs import log_event
+
+log = logging.getLogger("telephony.server")
 
 __all__ = ["TOKEN_PARAMETER", "StreamTokens"]
 
@@ -57,6 +61,7 @@ class StreamTokens:
         self.required = settings.signatures_required and self.secret is not None
         self.ttl = settings.stream_token_seconds
         self.max_remembered = max_remembered
+        self.evicted = 0  # unexpired tokens forgotten because the memory was full
         self._used: OrderedDict[str, float] = OrderedDict()  # nonce -> expiry, oldest first
         self._live: set[str] = set()  # CallSids with a live stream in this process
 
@@ -103,7 +108,18 @@ class StreamTokens:
             return "stream token expired"
         used = self._used
         while used and (next(iter(used.values())) < now or len(used) >= self.max_remembered):
-            used.popitem(last=False)
+            _, until = used.popitem(last=False)
+            if until >= now:  # forgotten before it expired: a replay of it would now pass
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 10_000 == 0:
+                    log_event(
+                        log,
+                        "stream_token.memory_full",
+                        logging.WARNING,
+                        evicted=self.evicted,
+                        limit=self.max_remembered,
+                        setting="TELEPHONY_MAX_REMEMBERED_TOKENS",
+                    )
         if nonce in used:
             return "stream token already used"
         used[nonce] = expires
