@@ -69,7 +69,7 @@ def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegis
     from .agents import Agents
     from .errors import ConfigError
     from .tools import ToolLoadError, ToolRegistry
-    from .tools.builtin import end_call_tool, transfer_call_tool
+    from .tools.builtin import end_call_tool, send_dtmf_tool, transfer_call_tool
     from .tools.loader import Loaded, load_module
 
     registry = ToolRegistry(default_timeout=settings.tool_timeout)
@@ -86,6 +86,8 @@ def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegis
             registry.add(t)
     if settings.enable_end_call:
         registry.add(end_call_tool())
+    if settings.enable_send_dtmf:
+        registry.add(send_dtmf_tool())
     if settings.transfer_number or settings.transfer_directory:
         registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
     agents = None

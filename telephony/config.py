@@ -158,10 +158,19 @@ class Settings(BaseSettings):
     mcp_approval: Literal["approve", "deny"] = "deny"
     tool_timeout: float = Field(10.0, gt=0)
     enable_end_call: bool = False
+    #: offer the built-in send_dtmf tool (keypad tones into the call, for phone menus)
+    enable_send_dtmf: bool = False
     transfer_number: str | None = None
     transfer_directory: dict[str, str] = Field(default_factory=dict)
     #: caller ID for outbound calls and transfers (`telephony call --from` overrides)
     from_number: str | None = None
+    #: seconds a transfer rings before it comes back to the agent (`<Dial timeout>`)
+    transfer_ring_seconds: int = Field(25, ge=5, le=600)
+    #: caller ID shown to the transfer's human; unset: the business's number (the called
+    #: number of an inbound call, the calling number of an outbound one)
+    transfer_caller_id: str | None = None
+    #: how long a transferred call's conversation is kept in this process for its return
+    transfer_keep_seconds: float = Field(900.0, gt=0)
 
     # --- server and limits ---
     host: str = "0.0.0.0"
@@ -234,6 +243,15 @@ class Settings(BaseSettings):
         if v is not None and not E164.fullmatch(v):
             raise ValueError(
                 f"TELEPHONY_TRANSFER_NUMBER {v!r} is not E.164: write it as +<country><number>, e.g. +14155550100"
+            )
+        return v
+
+    @field_validator("transfer_caller_id")
+    @classmethod
+    def _transfer_caller_id(cls, v: str | None) -> str | None:
+        if v is not None and not E164.fullmatch(v):
+            raise ValueError(
+                f"TELEPHONY_TRANSFER_CALLER_ID {v!r} is not E.164: write it as +<country><number>, e.g. +14155550100"
             )
         return v
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "TOOL_FAILED", "Wording"]
+__all__ = [
+    "APOLOGY",
+    "BUSY_MESSAGE",
+    "DEFAULT_INSTRUCTIONS",
+    "DIAL_STATUS",
+    "DRAINING_MESSAGE",
+    "TOOL_FAILED",
+    "Wording",
+]
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
@@ -29,6 +37,14 @@ TOOL_FAILED = (
     "you could not complete that and offer other help."
 )
 
+#: Why a transfer came back, by Twilio's ``DialCallStatus`` (told to the model).
+DIAL_STATUS = {
+    "no-answer": "nobody answered",
+    "busy": "the line was busy",
+    "failed": "the number could not be reached",
+    "canceled": "the transfer was cancelled",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Wording:
@@ -43,6 +59,11 @@ class Wording:
     keypad: str = "[The caller pressed these keys on the phone keypad: {keys}]"
     #: a redirect to a human failed
     transfer_failed: str = "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
+    #: the call is back from a transfer nobody took; ``{status}``: why (see ``dial_status``)
+    transfer_returned: str = (
+        "The transfer to {label} did not connect ({status}); the caller is back on the line with you. "
+        "Tell them briefly, then offer to take a message for a callback or to try another number."
+    )
     #: a tool result whose call was made in a Realtime session that is gone
     late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"
     #: a denied MCP approval request (``TELEPHONY_MCP_APPROVAL=deny``)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -119,7 +120,9 @@ async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fa
         req = requests[0]
         assert req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call.call_sid}.json"
         assert req.user == ACCOUNT and req.password == TOKEN
-        assert '<Dial callerId="+15550002222"><Number>+15557770000</Number></Dial>' in req.field("Twiml")
+        twiml = req.field("Twiml")
+        assert f'<Dial action="{b.origin}/dial-ended?label=billing" answerOnBridge="true"' in twiml
+        assert 'callerId="+15550002222" method="POST" timeout="25"><Number>+15557770000</Number></Dial>' in twiml
         await call.wait_closed()
         await asyncio.wait_for(session.closed.wait(), 1)
         assert b.observer.counters["calls_transferred"] == 1
@@ -258,3 +261,98 @@ def test_cli_configure_and_call(rest_fake):
     nocreds = _cli(rest_fake, "call", "+15551234567", "--from", "+15550009999", TWILIO_AUTH_TOKEN="")
     assert nocreds.returncode == 2 and "TWILIO_AUTH_TOKEN" in nocreds.stderr
     assert TOKEN not in nocreds.stderr + nocreds.stdout
+
+
+async def _transfer_to_billing(b, session) -> None:
+    await session.send(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "event_id": "e0",
+            "item_id": "u1",
+            "content_index": 0,
+            "transcript": "Put me through to billing please.",
+        }
+    )
+    rid, item = await session.respond_audio(agent_pcm24()[:4800].tobytes(), finish=False)
+    await session.audio_done(rid, item, "Connecting you to billing now.")
+    await session.function_call("transfer_call", {"target": "billing"}, call_id="call_tr")
+
+
+async def test_an_unanswered_transfer_comes_back_to_the_same_agent_with_the_conversation(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, greeting="Thanks for calling!"
+    ) as b:
+        call, session = await b.live_call()
+        await session.wait_for("response.create")  # the greeting
+        await _transfer_to_billing(b, session)
+        await asyncio.to_thread(rest_fake.wait_requests, 1)
+        await call.wait_closed()  # Twilio ends the stream to run the <Dial>
+        # Nobody answers: Twilio asks the <Dial action> what next.
+        reply = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "no-answer", "DialCallDuration": "0", "From": "+15550001111"},
+        )
+        assert reply.status_code == 200 and "<Connect" in reply.text and "/media-stream" in reply.text
+        params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', reply.text))
+        assert params["TransferStatus"] == "no-answer" and params["To"] == "+15550002222"
+        back, again = await b.live_call(call_sid=call.call_sid, parameters=params)
+        await again.wait_for("response.create")
+        items = [e["item"] for e in again.events("conversation.item.create")]
+        texts = [(i["role"], i["content"][0]["text"]) for i in items if i["type"] == "message"]
+        assert texts[0] == ("user", "Put me through to billing please.")
+        assert texts[1] == ("assistant", "Connecting you to billing now.")
+        assert texts[-1][0] == "system" and "nobody answered" in texts[-1][1] and "billing" in texts[-1][1]
+        creates = again.events("response.create")
+        assert len(creates) == 1 and "Thanks for calling!" not in json.dumps(creates)  # no second greeting
+        await back.stop()
+        await back.wait_closed()
+        assert await b.observer.flush_records(5)
+        record = await b.observer.store.get(call.call_sid)
+        assert [t["text"] for t in record.transcript][:2] == [
+            "Put me through to billing please.",
+            "Connecting you to billing now.",
+        ]
+        [attempt] = record.transfers
+        assert attempt["status"] == "no-answer" and attempt["number"] == "+15557770000"
+        assert record.outcome == "completed"
+        assert not b.validation_errors()
+
+
+async def test_an_answered_transfer_hangs_up_when_the_human_does(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}) as b:
+        call, session = await b.live_call()
+        await _transfer_to_billing(b, session)
+        await asyncio.to_thread(rest_fake.wait_requests, 1)
+        await call.wait_closed()
+        reply = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "completed", "DialCallDuration": "42"},
+        )
+        assert "<Hangup" in reply.text and "<Connect" not in reply.text
+        assert len(b.state.services.transfers) == 0  # nothing kept for a call that will not return
+        forged = await b.post("/dial-ended", {"CallSid": call.call_sid, "DialCallStatus": "busy"}, sign=False)
+        assert forged.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("parameters", "setting", "caller_id"),
+    [
+        ({"From": "+15550009999", "To": "+15551234567", "direction": "outbound"}, None, "+15550009999"),
+        ({"From": "+15550001111", "To": "+15550002222"}, "+15550003333", "+15550003333"),
+    ],
+)
+async def test_transfer_caller_id_is_the_business_number_or_the_setting(rest_fake, parameters, setting, caller_id):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, transfer_caller_id=setting
+    ) as b:
+        _call, session = await b.live_call(parameters=parameters)
+        await _transfer_to_billing(b, session)
+        [req] = await asyncio.to_thread(rest_fake.wait_requests, 1)
+        assert f'callerId="{caller_id}"' in req.field("Twiml")
+        assert parameters["From" if "direction" not in parameters else "To"] not in req.field("Twiml")

@@ -45,6 +45,7 @@ __all__ = [
     "ResponseFinished",
     "RunTool",
     "SessionRejected",
+    "TonesPlayed",
     "Transcript",
     "TranscriptionFailed",
     "TransferCall",
@@ -321,6 +322,14 @@ class McpApproval:
     approved: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TonesPlayed:
+    """Keypad tones asked for with ``token`` have played (``played``), or never will (the call ended)."""
+
+    token: str
+    played: bool
+
+
 Notice = (
     CallStarted
     | CallEnded
@@ -349,6 +358,7 @@ Notice = (
     | McpProgress
     | McpCall
     | McpApproval
+    | TonesPlayed
 )
 
 #: Everything ``Call.drain_actions()`` returns.

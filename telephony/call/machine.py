@@ -41,6 +41,7 @@ from .playout import Playout
 from .recovery import Recovery
 from .responses import ResponseGate
 from .session import SessionLifecycle
+from .tones import Tones
 from .tools import ToolLedger
 
 __all__ = ["Call", "RealtimeMessage"]
@@ -83,6 +84,9 @@ class Call:
         #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
         #: reported (CallEnded) once the reply says whether the transfer happened
         self._end_pending: tuple[str, str, bool] | None = None
+        #: this stream continues a call that came back from a transfer: what to tell the model
+        self._returning: str | None = None
+        self._tones = Tones()
 
         self._user_speaking = False
         self._turn = 0
@@ -154,6 +158,9 @@ class Call:
             case tw.Media():
                 self._on_media(ev, now)
             case tw.Mark():
+                if self._tones.marks:
+                    for token in self._tones.echoed(ev.name):
+                        self._actions.append(events.TonesPlayed(token, True))
                 if self._playout.mark_echoed(ev.name, now):
                     self._check_control(now)
                     if self._session.rollover_due(now):
@@ -241,13 +248,18 @@ class Call:
             restored = session.restore()
             self._realtime.extend(restored)
             self._actions.append(events.RealtimeReconnected(session.generation, len(restored)))
+        returning, self._returning = self._returning, None
+        if returning is not None:  # back from a transfer: no greeting, the conversation goes on
+            session.configured = True
+            self._realtime.extend(session.restore())
+            self._realtime.append(rt.system_text(returning))
         self._realtime.extend(session.take_deferred())
         held = session.take_held_audio()
         if held is not None:
             self._realtime.append(held)
         if self._keypad.pending and self._keypad.deadline is None:
             self._flush_keys(now)
-        if reconnected and session.resume and not self._user_speaking:
+        if ((reconnected and session.resume) or returning is not None) and not self._user_speaking:
             self._request_response(now=now)
         session.resume = False
 
@@ -324,6 +336,8 @@ class Call:
                     self._agent_started(ev.item_id, now)
             case rt.AudioDone():
                 self._playout.audio_done(ev.item_id, now)
+                if self._tones.waiting:
+                    self._send_tones(now)
             case rt.SpeechStarted():
                 self._on_speech_started(ev, now)
             case rt.SpeechStopped():
@@ -498,7 +512,11 @@ class Call:
             self._playout.drop_response(active)
         if not self._playout.playing:
             return  # nothing of ours is playing: not a barge-in
+        if self._tones.pending and not self._playout.agent_unheard(now):
+            return  # only keypad tones are playing: they are not cut
         cut = self._playout.barge_in(now)
+        if self._tones.sent:
+            self._tones.resend(lambda chunk: self._playout.send_other(chunk, now))
         for t in cut:
             self._realtime.append(rt.truncate(t.item_id, t.audio_end_ms))
             self._session.cut(t.item_id, t.audio_end_ms / t.received_ms if t.received_ms else 0.0)
@@ -602,6 +620,32 @@ class Call:
         text = self.config.wording.transfer_failed.format(label=label, number=number, reason=reason)
         self._to_session(rt.system_text(text))
         self._request_response(now=now)
+
+    def send_tones(self, digits: str, token: str, now: float) -> None:
+        """Play keypad tones for ``digits`` after what is queued (ValueError: bad digits);
+        ``TonesPlayed(token, ...)`` reports when they have played."""
+        self._tones.request(token, digits)
+        if self.phase is Phase.ENDED or self.start is None:
+            for t in self._tones.abandon():
+                self._actions.append(events.TonesPlayed(t, False))
+            return
+        if not self._playout.receiving:
+            self._send_tones(now)
+
+    def _send_tones(self, now: float) -> None:
+        self._tones.flush(lambda chunk: self._playout.send_other(chunk, now))
+
+    def conversation(self) -> tuple[list[list[str]], dict[str, float]]:
+        """The conversation so far (a copy), kept while a transfer rings."""
+        return self._session.snapshot()
+
+    def resume_after_transfer(self, conversation: tuple[list[list[str]], dict[str, float]] | None, notice: str) -> None:
+        """This stream is the same call back from a transfer nobody answered: the
+        first session gets ``conversation`` restored (as after a reconnect) and
+        ``notice`` told to the model, and answers instead of greeting."""
+        if conversation is not None:
+            self._session.adopt(conversation)
+        self._returning = notice
 
     def transfer_done(self, now: float) -> None:
         if self._end_pending is not None:  # the stream stopped first: Twilio's redirect ended it
@@ -716,6 +760,9 @@ class Call:
         self.phase = Phase.ENDED
         self.outcome = outcome
         self._session.drop_held_audio()
+        if self._tones.pending:
+            for token in self._tones.abandon():
+                self._actions.append(events.TonesPlayed(token, False))
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
         if self._control.transfer_in_flight and outcome != "transferred":

@@ -115,6 +115,23 @@ class Playout:
             self._send(seg, tail, now)
         seg.done = True
 
+    def send_other(self, ulaw: bytes, now: float) -> str:
+        """Queue non-agent audio (keypad tones) after what was sent; returns its mark's name.
+        It is no item: a barge-in never truncates it."""
+        stream = self._stream
+        assert stream is not None
+        name = self._clock.sent_chunk(len(ulaw), now)
+        self._out.append(stream.media(_b64(ulaw)))
+        self._out.append(stream.mark(name))
+        return name
+
+    def agent_unheard(self, now: float) -> bool:
+        """Some of the agent's audio is still arriving or not yet heard."""
+        if self._current is not None:
+            return True
+        heard = self._clock.position(now)
+        return any(s.end > heard for s in self._segments)
+
     def drop_response(self, response_id: str) -> None:
         """Late audio of this response must not play (the server cancelled it)."""
         self._dropped_responses.add(response_id)

@@ -24,6 +24,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from ..agents import Agent
+from ..audio.dtmf import check_digits
 from ..call import (
     AgentChanged,
     Call,
@@ -35,6 +36,7 @@ from ..call import (
     OpenRealtime,
     Phase,
     RunTool,
+    TonesPlayed,
     TransferCall,
 )
 from ..errors import ConfigError, TelephonyError
@@ -45,10 +47,11 @@ from ..tools.registry import ToolResult
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
-from ..wording import HANDOFF
+from ..wording import DIAL_STATUS, HANDOFF
 from .observe import CallReport
 from .realtime.client import RealtimeConnectError, RealtimeConnection
 from .services import Services
+from .twilio.dial import RETURN_PARAMETER, RETURN_PARAMETERS, Parked, dial_action_url
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
 
@@ -100,6 +103,8 @@ class CallSession(CallControl):
         self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transfers: set[asyncio.Task[None]] = set()
+        #: keypad tones asked for by token, resolved when they have played (TonesPlayed)
+        self._tones: dict[str, asyncio.Future[bool]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ended = asyncio.Event()
@@ -249,6 +254,10 @@ class CallSession(CallControl):
             match ev:
                 case CallStarted():
                     self._on_start(ev.start)
+                    report.event(ev, now)
+                    if RETURN_PARAMETER in ev.start.custom_parameters:
+                        self._returned(ev.start, now)
+                    continue
                 case RunTool():
                     self._spawn(self._run_tool(ev))
                 case OpenRealtime():
@@ -261,6 +270,10 @@ class CallSession(CallControl):
                     task.add_done_callback(self._transfers.discard)
                 case EndCall():
                     self._spawn(self._close_twilio())
+                case TonesPlayed():
+                    waiter = self._tones.pop(ev.token, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(ev.played)
             report.event(ev, now)
 
     # --- timers ------------------------------------------------------------------
@@ -298,6 +311,27 @@ class CallSession(CallControl):
             dtmf=self.call.dtmf,
             _controller=self,
         )
+
+    def _returned(self, start: tw.Start, now: float) -> None:
+        """This stream is the call back from a transfer nobody took: continue the
+        conversation parked by the first stream (if this process has it)."""
+        params = start.custom_parameters
+        status = params.get(RETURN_PARAMETER, "")
+        parked = self.services.transfers.take(start.call_sid)
+        label = parked.label if parked is not None else params.get("TransferLabel") or "a colleague"
+        notice = self.call.config.wording.transfer_returned.format(label=label, status=DIAL_STATUS.get(status, status))
+        self.call.resume_after_transfer(parked.conversation if parked is not None else None, notice)
+        agents = self.services.agents
+        if parked is not None and agents is not None and parked.agent in agents.by_name:
+            self.agent = agents.by_name[parked.agent]
+            self.first_agent = agents.by_name.get(parked.first_agent or "", self.agent)
+        recorder = self.report.recorder
+        if parked is not None and recorder is not None:
+            if parked.record is not None:
+                recorder.continue_from(parked.record, now)
+            recorder.record.transfers.extend(parked.attempts)
+        restored = len(parked.conversation[0]) if parked is not None else 0
+        log_event(log, "transfer.returned", call_sid=start.call_sid, status=status, label=label, restored=restored)
 
     async def _choose_agent(self) -> None:
         """Which agent answers this call (route(), the called number, the default)."""
@@ -462,20 +496,67 @@ class CallSession(CallControl):
         self._in_loop(lambda: self.call.request_transfer(number, label, self.loop.time()))
         return f"Transferring the caller to {label} once you finish speaking."
 
+    def _origin(self) -> str:
+        """This server's public http(s) origin, for the URLs Twilio calls back."""
+        public = self.services.settings.public_url
+        if public:
+            return public.rstrip("/")
+        return f"https://{self.ws.headers.get('host', 'localhost')}"
+
+    def _business_number(self) -> str | None:
+        """The caller ID a transfer shows: the setting, else the business's own number
+        (the called number of an inbound call, the calling number of an outbound one)."""
+        settings, ctx = self.services.settings, self.context
+        if settings.transfer_caller_id:
+            return settings.transfer_caller_id
+        if ctx is None:
+            return None
+        return ctx.from_number if ctx.parameters.get("direction") == "outbound" else ctx.to_number
+
     async def _transfer(self, action: TransferCall) -> None:
         rest = self.services.rest
+        ledger = self.services.transfers
         try:
             if rest is None:
                 raise ConfigError("Twilio REST credentials are not configured")
             validate_e164(action.number)
-            caller_id = self.context.to_number if self.context else None
-            await rest.redirect(self.call_sid, dial(action.number, caller_id))
+            params = self.context.parameters if self.context else {}
+            ledger.park(  # before the redirect: the dial's action may come back quickly
+                self.call_sid,
+                Parked(
+                    action.number,
+                    action.label,
+                    self.call.conversation(),
+                    agent=self.agent.name if self.agent else None,
+                    first_agent=self.first_agent.name if self.first_agent else None,
+                    parameters={k: v for k, v in params.items() if k not in RETURN_PARAMETERS},
+                    record=self.report.recorder.record if self.report.recorder else None,
+                ),
+            )
+            twiml = dial(
+                action.number,
+                self._business_number(),
+                action=dial_action_url(self._origin(), action.label),
+                timeout_s=self.services.settings.transfer_ring_seconds,
+                answer_on_bridge=True,
+            )
+            await rest.redirect(self.call_sid, twiml)
         except TelephonyError as exc:
+            ledger.take(self.call_sid)
             self.call.transfer_failed(str(exc), self.loop.time())  # logged once, as the machine's notice
         else:
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
         self._pump()
+
+    async def send_dtmf(self, digits: str) -> bool:
+        """Keypad tones into the call after what is queued; True once they have played."""
+        check_digits(digits)  # ValueError here, in the tool's own task
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        token = f"dtmf{len(self._tones)}-{id(waiter)}"
+        self._tones[token] = waiter
+        self._in_loop(lambda: self.call.send_tones(digits, token, self.loop.time()))
+        return await waiter
 
     async def wait_ended(self) -> None:
         await self._ended.wait()

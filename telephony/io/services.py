@@ -16,12 +16,13 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.session import handoff_config, session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
+from .twilio.dial import TransferLedger
 from .twilio.rest import TwilioRest, validate_e164
 
 __all__ = ["BUILTIN_TOOLS", "Services"]
 
 #: Built-in tools every agent is offered when the settings turn them on.
-BUILTIN_TOOLS = frozenset({"end_call", "transfer_call"})
+BUILTIN_TOOLS = frozenset({"end_call", "send_dtmf", "transfer_call"})
 
 
 class Services:
@@ -52,6 +53,8 @@ class Services:
                 settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_api_base_url
             )
         self.rest = rest
+        #: conversations of calls ringing a transfer, for their return (this process only)
+        self.transfers = TransferLedger(settings.transfer_keep_seconds)
 
     def _tools_of(self, agent: Agent) -> tuple[list[dict[str, Any]], frozenset[str]]:
         assert self.agents is not None

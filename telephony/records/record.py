@@ -65,6 +65,8 @@ class CallRecord:
     #: response (id, status, usage), realtime_lost, realtime_reconnected,
     #: realtime_gave_up, transfer_requested, transfer_failed, hangup_requested
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: each transfer attempt: {number, label, status (Twilio's DialCallStatus), duration_s, at (unix)}
+    transfers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +114,22 @@ class CallRecorder:
         self._started_mono = now_mono
         self._calls: dict[str, dict[str, Any]] = {}
         self._agent: str | None = None
+
+    def continue_from(self, earlier: CallRecord, now_mono: float) -> None:
+        """This stream continues ``earlier`` (the same call back from a transfer):
+        keep its story, with times counted from its start."""
+        r = self.record
+        self._started_mono = now_mono - max(0.0, r.started_at - earlier.started_at)
+        r.started_at = earlier.started_at
+        for name in ("transcript", "tool_calls", "barge_ins", "agents", "events"):
+            getattr(r, name)[:0] = getattr(earlier, name)
+        r.dtmf = earlier.dtmf + r.dtmf
+        for key, value in earlier.usage.items():
+            r.usage[key] = r.usage.get(key, 0) + value
+        for kind, n in earlier.tokens.items():
+            r.tokens[kind] = r.tokens.get(kind, 0) + n
+        if r.cost_usd is not None and earlier.cost_usd is not None:
+            r.cost_usd = round(r.cost_usd + earlier.cost_usd, 6)
 
     def _t(self, mono: float) -> float:
         return round(mono - self._started_mono, 3)

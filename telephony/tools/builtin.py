@@ -1,5 +1,6 @@
 """Built-in call-control tools the model can use (opt in with settings):
-``end_call`` (TELEPHONY_ENABLE_END_CALL=true) and ``transfer_call``
+``end_call`` (TELEPHONY_ENABLE_END_CALL=true), ``send_dtmf``
+(TELEPHONY_ENABLE_SEND_DTMF=true) and ``transfer_call``
 (TELEPHONY_TRANSFER_NUMBER and/or TELEPHONY_TRANSFER_DIRECTORY)."""
 
 from typing import Literal, Optional
@@ -7,7 +8,7 @@ from typing import Literal, Optional
 from .context import CallContext
 from .registry import Tool, tool, tool_spec
 
-__all__ = ["end_call_tool", "transfer_call_tool"]
+__all__ = ["end_call_tool", "send_dtmf_tool", "transfer_call_tool"]
 
 
 def _spec(fn: object) -> Tool:
@@ -29,6 +30,25 @@ def end_call_tool() -> Tool:
         return "The call ends once your last words have played. Say nothing more."
 
     return _spec(end_call)
+
+
+def send_dtmf_tool() -> Tool:
+    @tool(name="send_dtmf")
+    async def send_dtmf(ctx: CallContext, digits: str) -> str:
+        """Press keys on the phone keypad, to navigate an automated phone menu or enter a
+        number it asks for. The tones play after anything you are saying; this returns
+        once they have played.
+
+        Args:
+            digits: The keys, in order: 0-9, *, #, A-D; w waits half a second.
+        """
+        try:
+            played = await ctx.send_dtmf(digits)
+        except ValueError as exc:
+            return str(exc)
+        return f"Pressed {digits}." if played else "The call ended before the keys were pressed."
+
+    return _spec(send_dtmf)
 
 
 def transfer_call_tool(names: list[str], has_default: bool) -> Tool:

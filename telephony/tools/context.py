@@ -37,6 +37,14 @@ class CallContext:
             raise RuntimeError("this CallContext is not attached to a live call")
         return await self._controller.request_transfer(target)
 
+    async def send_dtmf(self, digits: str) -> bool:
+        """Press keys in the call (``0-9 * # A-D``, ``w`` a 0.5 s pause) as in-band
+        tones, after what is already playing. Returns once they have played
+        (True), or False if the call ended first. ValueError for other digits."""
+        if self._controller is None:
+            raise RuntimeError("this CallContext is not attached to a live call")
+        return await self._controller.send_dtmf(digits)
+
 
 class CallControl:
     """Interface the bridge implements for ``CallContext`` (kept tiny on purpose)."""
@@ -45,4 +53,7 @@ class CallControl:
         raise NotImplementedError
 
     async def request_transfer(self, target: str) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def send_dtmf(self, digits: str) -> bool:  # pragma: no cover - interface
         raise NotImplementedError

@@ -49,9 +49,29 @@ def say_and_hangup(text: str) -> str:
     return str(response)
 
 
-def dial(number: str, caller_id: str | None = None) -> str:
+def dial(
+    number: str,
+    caller_id: str | None = None,
+    action: str | None = None,
+    timeout_s: int | None = None,
+    answer_on_bridge: bool = False,
+) -> str:
+    """``<Dial>`` to ``number``. With ``action``, Twilio asks that URL what to do
+    when the dial ends (``DialCallStatus``), so an unanswered transfer comes back;
+    ``timeout_s``: seconds to ring; ``answer_on_bridge``: the caller keeps hearing
+    ringing (not silence) until the human answers."""
     response = VoiceResponse()
-    d = Dial(caller_id=caller_id) if caller_id else Dial()
+    attrs: dict[str, object] = {}
+    if caller_id:
+        attrs["caller_id"] = caller_id
+    if action:
+        attrs["action"] = action
+        attrs["method"] = "POST"
+    if timeout_s is not None:
+        attrs["timeout"] = timeout_s
+    if answer_on_bridge:
+        attrs["answer_on_bridge"] = True
+    d = Dial(**attrs)
     d.number(number)
     response.append(d)
     return str(response)
