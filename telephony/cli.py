@@ -209,6 +209,8 @@ def cmd_call(args: argparse.Namespace) -> int:
                 from_number=args.from_number,
                 instructions=args.instructions,
                 parameters=_params(args.param),
+                amd=True if args.amd else None,
+                voicemail_message=args.voicemail,
             )
         )
     except TelephonyError as exc:
@@ -355,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     call.add_argument("number", help="E.164 number to call, e.g. +15551234567")
     call.add_argument("--from", dest="from_number", default=None, help="caller ID (default TELEPHONY_FROM_NUMBER)")
     call.add_argument("--instructions", default=None, help="instructions for the agent on this call only")
+    call.add_argument("--amd", action="store_true", help="answering-machine detection (default TELEPHONY_AMD)")
+    call.add_argument("--voicemail", default=None, help="voicemail message for this call (with --amd)")
     call.add_argument(
         "--param",
         action="append",

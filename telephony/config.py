@@ -164,6 +164,15 @@ class Settings(BaseSettings):
     transfer_directory: dict[str, str] = Field(default_factory=dict)
     #: caller ID for outbound calls and transfers (`telephony call --from` overrides)
     from_number: str | None = None
+    #: answering-machine detection on outbound calls (`telephony call --amd` per call)
+    amd: bool = False
+    #: the greeting waits at most this long for the verdict (then: a person)
+    amd_wait_seconds: float = Field(10.0, gt=0, le=60)
+    #: left on an answering machine (a text or an instruction, like the greeting); unset: hang up
+    voicemail_message: str | None = None
+    #: what a "fax" / "unknown" verdict does
+    amd_fax: Literal["greet", "hangup"] = "hangup"
+    amd_unknown: Literal["greet", "hangup"] = "greet"
     #: seconds a transfer rings before it comes back to the agent (`<Dial timeout>`)
     transfer_ring_seconds: int = Field(25, ge=5, le=600)
     #: caller ID shown to the transfer's human; unset: the business's number (the called

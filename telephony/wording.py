@@ -59,6 +59,11 @@ class Wording:
     keypad: str = "[The caller pressed these keys on the phone keypad: {keys}]"
     #: a redirect to a human failed
     transfer_failed: str = "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
+    #: ``response.create`` instructions when an answering machine took the call
+    voicemail: str = (
+        "An answering machine took this call and is recording now. Leave this voicemail message; "
+        "if it is a text, say it word for word; if it is an instruction, follow it. Then stop: {message}"
+    )
     #: the call is back from a transfer nobody took; ``{status}``: why (see ``dial_status``)
     transfer_returned: str = (
         "The transfer to {label} did not connect ({status}); the caller is back on the line with you. "

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from telephony.call import (
+    Answered,
     BargeIn,
     Call,
     CallConfig,
@@ -459,3 +460,75 @@ def test_tones_pending_when_the_call_ends_are_reported_unplayed():
     c.send_tones("12", "t2", 0.0)
     c.twilio_closed(0.1)
     assert kinds(drain(c)[2], TonesPlayed) == [TonesPlayed("t2", False)]
+
+
+# --- answering-machine detection (outbound) -------------------------------------------------
+
+
+def _screened(greeting: str = "Hi, this is Acme about your appointment.") -> Call:
+    c = Call(CallConfig(quiet_timeout_s=0, greeting=greeting))
+    c.receive_twilio(START, 0.0)
+    c.await_verdict(0.0, 10.0)
+    c.realtime_opened('{"type":"session.update"}', 0.1)
+    c.receive_realtime(rt.SessionUpdated(), 0.2)
+    return c
+
+
+def test_the_greeting_waits_for_a_human_verdict():
+    c = _screened()
+    _, out, _ = drain(c)
+    assert not [e for e in out if e["type"] == "response.create"]  # waiting for the verdict
+    assert c.next_deadline() == pytest.approx(10.0)
+    c.verdict("human", 2.5)
+    _, out, actions = drain(c)
+    [create] = [e for e in out if e["type"] == "response.create"]
+    assert "Acme about your appointment" in create["response"]["instructions"]
+    assert kinds(actions, Answered) == [Answered("human", 2.5)]
+    c.verdict("machine_end_beep", 3.0)  # a late second verdict changes nothing
+    assert not drain(c)[1]
+
+
+def test_a_machine_gets_the_voicemail_once_then_the_call_hangs_up_after_it_played():
+    c = _screened()
+    drain(c)
+    c.verdict("machine_end_beep", 6.0, voicemail="Please call Acme back at 555 0100.")
+    _, out, actions = drain(c)
+    [create] = [e for e in out if e["type"] == "response.create"]
+    assert "Please call Acme back at 555 0100." in create["response"]["instructions"]
+    assert "appointment" not in create["response"]["instructions"]  # no greeting to a machine
+    assert kinds(actions, Answered) == [Answered("machine_end_beep", 6.0)]
+    rid = "r1"
+    c.receive_realtime(rt.ResponseCreated(rid), 6.1)
+    marks = play(c, "vm", 200, now=6.2, resp=rid)
+    c.receive_realtime(rt.AudioDone(rid, "vm"), 6.3)
+    c.receive_realtime(rt.ResponseDone(rid, "completed", None, None), 6.3)
+    out, _, actions = drain(c)
+    marks += [m["mark"]["name"] for m in out if m["event"] == "mark"]
+    assert not kinds(actions, EndCall)  # not before the message has played
+    for m in marks:
+        c.receive_twilio(tw.Mark(m), 6.6)
+    _, _, actions = drain(c)
+    [end] = kinds(actions, EndCall)
+    assert end.outcome == "voicemail" and c.outcome == "voicemail"
+
+
+def test_the_callee_speaking_first_or_no_verdict_in_time_greets():
+    c = _screened()
+    drain(c)
+    c.receive_realtime(rt.SpeechStarted("u1", 0), 1.0)
+    _, out, _ = drain(c)
+    assert [e for e in out if e["type"] == "response.create"]
+    c = _screened()
+    drain(c)
+    c.tick(10.0)
+    _, out, actions = drain(c)
+    assert [e for e in out if e["type"] == "response.create"]
+    assert kinds(actions, Answered) == [Answered("unknown", 10.0, timed_out=True)]
+
+
+def test_fax_hangs_up_by_default():
+    c = _screened()
+    drain(c)
+    c.verdict("fax", 3.0)
+    _, _, actions = drain(c)
+    assert kinds(actions, EndCall)[0].outcome == "machine"

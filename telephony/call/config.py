@@ -51,5 +51,8 @@ class CallConfig:
     dead_air_s: float = 4.0
     #: where to transfer the caller when the model keeps failing (None: end with the apology)
     fallback_transfer: str | None = None
+    #: answering-machine verdicts: what to do on ``fax`` and ``unknown`` ("greet" or "hangup")
+    amd_fax: str = "hangup"
+    amd_unknown: str = "greet"
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

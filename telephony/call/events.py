@@ -17,6 +17,7 @@ from ..wire import twilio as tw
 __all__ = [
     "Action",
     "AgentChanged",
+    "Answered",
     "BargeIn",
     "CallEnded",
     "CallStarted",
@@ -330,6 +331,16 @@ class TonesPlayed:
     played: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """Twilio's answering-machine verdict (``AnsweredBy``), ``latency_s`` after the stream started
+    (``timed_out``: none came in time, the call was treated as answered by a person)."""
+
+    answered_by: str
+    latency_s: float
+    timed_out: bool = False
+
+
 Notice = (
     CallStarted
     | CallEnded
@@ -359,6 +370,7 @@ Notice = (
     | McpCall
     | McpApproval
     | TonesPlayed
+    | Answered
 )
 
 #: Everything ``Call.drain_actions()`` returns.

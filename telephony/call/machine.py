@@ -35,6 +35,7 @@ from ..audio import CallerToModel
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
+from .amd import MACHINE_END, Screening
 from .config import CallConfig, Phase
 from .control import Control, Keypad
 from .playout import Playout
@@ -87,6 +88,7 @@ class Call:
         #: this stream continues a call that came back from a transfer: what to tell the model
         self._returning: str | None = None
         self._tones = Tones()
+        self._screening = Screening()
 
         self._user_speaking = False
         self._turn = 0
@@ -374,7 +376,11 @@ class Call:
             case rt.SessionUpdated():
                 if not self._session.configured:
                     self._session.configured = True
-                    if self.config.greeting:
+                    if self._screening.waiting:
+                        self._screening.greet_pending = True  # the verdict decides
+                    elif self._screening.voicemail is not None:
+                        self._leave_voicemail(self._screening.voicemail, now)
+                    elif self.config.greeting:
                         self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
             case rt.Error():
                 self._on_error(ev, now)
@@ -500,6 +506,9 @@ class Call:
             self._speech_stopped_at = None
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
+        if self._screening.waiting:  # the callee spoke first: a person, greet them
+            self._screening.answered_by = "human"
+            self._greet(self._screening.stop(), now)
         self._recovery.heard()
         self._recovery.retry_at = None  # the caller's turn brings its own response
         self._remember_spoken(ev.item_id, now)
@@ -635,6 +644,47 @@ class Call:
     def _send_tones(self, now: float) -> None:
         self._tones.flush(lambda chunk: self._playout.send_other(chunk, now))
 
+    def await_verdict(self, now: float, wait_s: float) -> None:
+        """An outbound call with answering-machine detection: the greeting waits for
+        ``verdict`` (or the callee speaking first, or ``wait_s``)."""
+        self._screening.start(now, wait_s)
+
+    def verdict(self, answered_by: str, now: float, voicemail: str | None = None) -> None:
+        """Twilio's verdict: a person is greeted; after a machine's greeting,
+        ``voicemail`` (a text or an instruction) is left once and the call hangs up
+        once it has played. ``fax``/``unknown``: as configured."""
+        screening = self._screening
+        if screening.answered_by is not None or self.phase is Phase.ENDED:
+            return  # decided already (the callee spoke, or the wait ran out)
+        screening.answered_by = answered_by
+        latency = now - (screening.since if screening.since is not None else now)
+        self._actions.append(events.Answered(answered_by, round(latency, 3)))
+        was_pending = screening.stop()
+        config = self.config
+        if answered_by in MACHINE_END:
+            if not voicemail:
+                self.request_hangup("answering machine, no voicemail message set", now, outcome="voicemail")
+                return
+            instructions = config.wording.voicemail.format(message=voicemail)
+            if self._session.configured:
+                self._leave_voicemail(instructions, now)
+            else:
+                screening.voicemail = instructions  # left once the session is configured
+            return
+        action = config.amd_fax if answered_by == "fax" else config.amd_unknown if answered_by == "unknown" else "greet"
+        if action == "hangup":
+            self.request_hangup(f"answered by {answered_by}", now, outcome="machine")
+            return
+        self._greet(was_pending, now)
+
+    def _leave_voicemail(self, instructions: str, now: float) -> None:
+        self._request_response(instructions, now)
+        self.request_hangup("voicemail left", now, outcome="voicemail")  # once it has played
+
+    def _greet(self, due: bool, now: float) -> None:
+        if due and self.config.greeting:
+            self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+
     def conversation(self) -> tuple[list[list[str]], dict[str, float]]:
         """The conversation so far (a copy), kept while a transfer rings."""
         return self._session.snapshot()
@@ -704,6 +754,7 @@ class Call:
         recovery = self._recovery
         candidates = [
             self._keypad.deadline,
+            self._screening.deadline,
             session.reconnect_at,
             session.rollover_at,
             self._control.deadline,
@@ -728,6 +779,12 @@ class Call:
             self._maybe_rollover(now)
         if self._keypad.deadline is not None and now >= self._keypad.deadline:
             self._flush_keys(now)
+        screening = self._screening
+        if screening.deadline is not None and now >= screening.deadline:  # no verdict in time: greet
+            screening.answered_by = "unknown"
+            since = screening.since if screening.since is not None else now
+            self._actions.append(events.Answered("unknown", round(now - since, 3), timed_out=True))
+            self._greet(screening.stop(), now)
         recovery = self._recovery
         if recovery.retry_due(now):
             self._request_response(recovery.retry_instructions, now)

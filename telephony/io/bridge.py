@@ -27,6 +27,7 @@ from ..agents import Agent
 from ..audio.dtmf import check_digits
 from ..call import (
     AgentChanged,
+    Answered,
     Call,
     CallConfig,
     CallStarted,
@@ -81,6 +82,8 @@ def call_config(services: Services) -> CallConfig:
         response_retries=settings.response_retries,
         dead_air_s=settings.dead_air_seconds,
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
+        amd_fax=settings.amd_fax,
+        amd_unknown=settings.amd_unknown,
     )
 
 
@@ -270,6 +273,9 @@ class CallSession(CallControl):
                     task.add_done_callback(self._transfers.discard)
                 case EndCall():
                     self._spawn(self._close_twilio())
+                case Answered():
+                    if self.context is not None:
+                        self.context.answered_by = ev.answered_by
                 case TonesPlayed():
                     waiter = self._tones.pop(ev.token, None)
                     if waiter is not None and not waiter.done():
@@ -311,6 +317,8 @@ class CallSession(CallControl):
             dtmf=self.call.dtmf,
             _controller=self,
         )
+        if params.get("amd") == "1":  # outbound with answering-machine detection
+            self.call.await_verdict(self.loop.time(), self.services.settings.amd_wait_seconds)
 
     def _returned(self, start: tw.Start, now: float) -> None:
         """This stream is the call back from a transfer nobody took: continue the
@@ -548,6 +556,12 @@ class CallSession(CallControl):
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
         self._pump()
+
+    def answered(self, answered_by: str) -> None:
+        """Twilio's answering-machine verdict for this call (from ``/amd-status``)."""
+        ctx = self.context
+        message = (ctx.parameters.get("voicemail_message") if ctx else None) or self.services.settings.voicemail_message
+        self._in_loop(lambda: self.call.verdict(answered_by, self.loop.time(), voicemail=message))
 
     async def send_dtmf(self, digits: str) -> bool:
         """Keypad tones into the call after what is queued; True once they have played."""

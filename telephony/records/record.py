@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..call.events import (
     AgentChanged,
+    Answered,
     BargeIn,
     CallEnded,
     Event,
@@ -65,6 +66,10 @@ class CallRecord:
     #: response (id, status, usage), realtime_lost, realtime_reconnected,
     #: realtime_gave_up, transfer_requested, transfer_failed, hangup_requested
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: answering-machine verdict of an outbound call (Twilio's AnsweredBy; "unknown" if none came in time)
+    answered_by: str | None = None
+    #: seconds from the stream's start to the verdict
+    answered_by_latency_s: float | None = None
     #: each transfer attempt: {number, label, status (Twilio's DialCallStatus), duration_s, at (unix)}
     transfers: list[dict[str, Any]] = field(default_factory=list)
 
@@ -215,6 +220,9 @@ class CallRecorder:
                 r.events.append(
                     {"t": self._t(now), "kind": "transfer_failed", "number": event.number, "reason": event.reason}
                 )
+            case Answered():
+                r.answered_by = event.answered_by
+                r.answered_by_latency_s = event.latency_s
             case HangupRequested():
                 r.events.append({"t": self._t(now), "kind": "hangup_requested", "reason": event.reason})
             case ResponseFinished():

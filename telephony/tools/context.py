@@ -22,6 +22,9 @@ class CallContext:
     to_number: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     dtmf: list[str] = field(default_factory=list)
+    #: outbound calls with answering-machine detection: Twilio's verdict once known
+    #: (human, machine_end_beep, machine_end_silence, machine_end_other, fax, unknown)
+    answered_by: str | None = None
     _controller: CallControl | None = field(default=None, repr=False, compare=False)
 
     def end_call(self, reason: str = "ended by tool") -> None:

@@ -50,18 +50,31 @@ async def place_call(
     instructions: str | None = None,
     parameters: dict[str, str] | None = None,
     rest: TwilioRest | None = None,
+    amd: bool | None = None,
+    voicemail_message: str | None = None,
 ) -> str:
     """Call ``to`` and connect the answer to this server's agent. Returns the call SID.
 
     ``instructions`` replace the agent's instructions for this call; ``parameters``
-    reach ``CallContext.parameters``.
+    reach ``CallContext.parameters``. ``amd`` (default ``TELEPHONY_AMD``): Twilio's
+    asynchronous answering-machine detection; on a machine, ``voicemail_message``
+    (default ``TELEPHONY_VOICEMAIL_MESSAGE``) is left, then the call hangs up.
     """
     settings = settings or Settings()
     to = validate_e164(to)
     from_ = validate_e164(from_number or settings.from_number or "")
-    twiml = outbound_twiml(settings, to, from_, instructions, parameters)
+    amd = settings.amd if amd is None else amd
+    params = dict(parameters or {})
+    if amd:
+        params["amd"] = "1"
+        if voicemail_message:
+            params["voicemail_message"] = voicemail_message
+    twiml = outbound_twiml(settings, to, from_, instructions, params)
     client = rest or rest_client(settings)
-    return await client.create_call(to, from_, twiml, status_callback=_public_url(settings) + "/call-status")
+    base = _public_url(settings)
+    return await client.create_call(
+        to, from_, twiml, status_callback=base + "/call-status", amd_callback=base + "/amd-status" if amd else None
+    )
 
 
 async def configure_number(

@@ -55,8 +55,16 @@ class TwilioRest:
     async def hangup(self, call_sid: str) -> None:
         await self._run(f"hanging up call {call_sid}", lambda: self._client.calls(call_sid).update(status="completed"))
 
-    async def create_call(self, to: str, from_: str, twiml: str, status_callback: str | None = None) -> str:
+    async def create_call(
+        self, to: str, from_: str, twiml: str, status_callback: str | None = None, amd_callback: str | None = None
+    ) -> str:
+        """``amd_callback``: asynchronous answering-machine detection, verdict posted there."""
         kwargs: dict[str, Any] = {"to": to, "from_": from_, "twiml": twiml}
+        if amd_callback:
+            kwargs["machine_detection"] = "DetectMessageEnd"
+            kwargs["async_amd"] = "true"
+            kwargs["async_amd_status_callback"] = amd_callback
+            kwargs["async_amd_status_callback_method"] = "POST"
         if status_callback:
             kwargs["status_callback"] = status_callback
             kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]

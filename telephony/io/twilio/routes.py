@@ -13,6 +13,7 @@ from ...wire.twiml import connect_stream, hangup, say_and_hangup, stream_url
 from ...wording import BUSY_MESSAGE, DRAINING_MESSAGE
 from ..bridge import CallSession
 from ..state import AppState
+from .amd import add_amd_routes
 from .dial import add_dial_routes
 
 __all__ = ["add_twilio_routes"]
@@ -70,6 +71,7 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         return _twiml(connect_stream(stream_url(origin), parameters, action=origin + "/stream-ended"))
 
     add_dial_routes(app, state, _signed_form)  # transfers that come back (<Dial action>)
+    add_amd_routes(app, state, _signed_form)  # answering-machine verdicts (outbound)
 
     @app.post("/stream-ended")
     async def stream_ended(request: Request) -> Response:
