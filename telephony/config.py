@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     transfer_directory: dict[str, str] = Field(default_factory=dict)
     #: caller ID for outbound calls and transfers (`telephony call --from` overrides)
     from_number: str | None = None
+    #: the number's voice fallback (`telephony configure`): Twilio asks it when the webhook
+    #: fails; best on another host (a TwiML Bin); unset: PUBLIC_URL/voice-fallback
+    voice_fallback_url: str | None = None
     #: answering-machine detection on outbound calls (`telephony call --amd` per call)
     amd: bool = False
     #: the greeting waits at most this long for the verdict (then: a person)

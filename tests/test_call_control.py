@@ -209,7 +209,10 @@ async def test_place_call_sends_inline_twiml_to_our_stream(rest_fake):
     assert req.field("To") == "+15551234567" and req.field("From") == "+15550009999"
     assert req.field("StatusCallback") == "https://voice.example.com/call-status"
     twiml = req.field("Twiml")
-    assert '<Stream url="wss://voice.example.com/media-stream">' in twiml
+    assert (
+        '<Stream statusCallback="https://voice.example.com/stream-status" statusCallbackMethod="POST" '
+        'url="wss://voice.example.com/media-stream">'
+    ) in twiml
     assert '<Parameter name="instructions" value="Confirm the booking." />' in twiml
     assert '<Parameter name="booking" value="B7" />' in twiml
 
@@ -246,6 +249,8 @@ def test_cli_configure_and_call(rest_fake):
     assert "voice_url: https://old.example.com/voice -> https://voice.example.com/incoming-call" in out.stdout
     assert "status_callback: (unset) -> https://voice.example.com/call-status" in out.stdout
     assert rest_fake.numbers["+15550009999"]["voice_url"] == "https://voice.example.com/incoming-call"
+    assert "voice_fallback_url: (unset) -> https://voice.example.com/voice-fallback" in out.stdout
+    assert rest_fake.numbers["+15550009999"]["voice_fallback_url"] == "https://voice.example.com/voice-fallback"
     again = _cli(rest_fake, "configure", "--number", "+15550009999")
     assert "nothing changed" in again.stdout
 
@@ -356,3 +361,18 @@ async def test_transfer_caller_id_is_the_business_number_or_the_setting(rest_fak
         [req] = await asyncio.to_thread(rest_fake.wait_requests, 1)
         assert f'callerId="{caller_id}"' in req.field("Twiml")
         assert parameters["From" if "direction" not in parameters else "To"] not in req.field("Twiml")
+
+
+async def test_stream_status_callbacks_are_logged_and_counted_and_the_voice_fallback_apologises(caplog):
+    async with bridge() as b:
+        with caplog.at_level(logging.INFO, logger="telephony.server"):
+            reply = await b.post(
+                "/stream-status",
+                {"CallSid": "CA1", "StreamSid": "MZ1", "StreamEvent": "stream-error", "StreamError": "handshake 403"},
+            )
+        assert reply.status_code == 204 and b.observer.counters["stream_stream-error"] == 1
+        [line] = [r for r in caplog.records if r.getMessage() == "stream.status"]
+        assert line.levelno == logging.WARNING and "handshake 403" in str(line.__dict__)
+        fallback = await b.post("/voice-fallback", {"CallSid": "CA2", "ErrorCode": "11200"})
+        assert "<Say>" in fallback.text and "<Hangup" in fallback.text
+        assert (await b.post("/stream-status", {"CallSid": "CA1"}, sign=False)).status_code == 403

@@ -62,6 +62,8 @@ class FakeTwilioRest:
             "voice_method": "POST",
             "status_callback": None,
             "status_callback_method": "POST",
+            "voice_fallback_url": None,
+            "voice_fallback_method": "POST",
             "account_sid": self.account_sid,
             **fields,
         }
@@ -150,7 +152,8 @@ class FakeTwilioRest:
                 if method == "POST" and m:
                     for n in fake.numbers.values():
                         if n["sid"] == m.group(1):
-                            for key in ("VoiceUrl", "VoiceMethod", "StatusCallback", "StatusCallbackMethod"):
+                            keys = ("VoiceUrl", "VoiceMethod", "StatusCallback", "StatusCallbackMethod")
+                            for key in (*keys, "VoiceFallbackUrl", "VoiceFallbackMethod"):
                                 if req.field(key) is not None:
                                     n[re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()] = req.field(key)
                             return self._reply(200, n)

@@ -21,12 +21,18 @@ def stream_url(public_url: str, path: str = "/media-stream") -> str:
     return f"wss://{parts.netloc}{base}{path}"
 
 
-def connect_stream(url: str, parameters: dict[str, str], action: str | None = None) -> str:
+def connect_stream(
+    url: str, parameters: dict[str, str], action: str | None = None, status_callback: str | None = None
+) -> str:
     """``<Connect><Stream>`` with the given custom parameters (too long ones are cut).
-    ``action``: Twilio asks it what to do once our server closes the stream."""
+    ``action``: Twilio asks it what to do once our server closes the stream;
+    ``status_callback``: Twilio posts the stream's start, stop and errors there."""
     response = VoiceResponse()
     connect = Connect(action=action) if action else Connect()
-    stream = connect.stream(url=url)
+    if status_callback:
+        stream = connect.stream(url=url, status_callback=status_callback, status_callback_method="POST")
+    else:
+        stream = connect.stream(url=url)
     for name, value in parameters.items():
         if value is None:
             continue

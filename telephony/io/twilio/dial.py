@@ -137,5 +137,7 @@ def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
                 parameters["direction"] = "outbound"
         parameters[RETURN_PARAMETER] = status
         parameters["TransferLabel"] = label
-        twiml = connect_stream(stream_url(origin), parameters, action=origin + "/stream-ended")
+        twiml = connect_stream(
+            stream_url(origin), parameters, action=origin + "/stream-ended", status_callback=origin + "/stream-status"
+        )
         return Response(twiml, media_type="application/xml")

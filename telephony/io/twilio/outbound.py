@@ -33,7 +33,10 @@ def outbound_twiml(
     if instructions:
         params["instructions"] = instructions
     params.update(parameters or {})
-    twiml = connect_stream(stream_url(_public_url(settings)), params, action=_public_url(settings) + "/stream-ended")
+    base = _public_url(settings)
+    twiml = connect_stream(
+        stream_url(base), params, action=base + "/stream-ended", status_callback=base + "/stream-status"
+    )
     if len(twiml) > MAX_TWIML:
         raise OutboundCallError(
             f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
@@ -80,10 +83,13 @@ async def place_call(
 async def configure_number(
     number: str, *, settings: Settings | None = None, rest: TwilioRest | None = None
 ) -> dict[str, Any]:
-    """Point ``number``'s voice webhook at ``PUBLIC_URL/incoming-call`` and its status
-    callback at ``PUBLIC_URL/call-status``. Returns what changed: {field: (old, new)}."""
+    """Point ``number``'s voice webhook at ``PUBLIC_URL/incoming-call``, its status
+    callback at ``PUBLIC_URL/call-status`` and its voice fallback at
+    ``TELEPHONY_VOICE_FALLBACK_URL`` (default ``PUBLIC_URL/voice-fallback``).
+    Returns what changed: {field: (old, new)}."""
     settings = settings or Settings()
     number = validate_e164(number)
     base = _public_url(settings)
     client = rest or rest_client(settings)
-    return await client.configure_number(number, base + "/incoming-call", base + "/call-status")
+    fallback = settings.voice_fallback_url or base + "/voice-fallback"
+    return await client.configure_number(number, base + "/incoming-call", base + "/call-status", fallback)

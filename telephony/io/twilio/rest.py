@@ -71,7 +71,9 @@ class TwilioRest:
         call = await self._run(f"calling {to}", lambda: self._client.calls.create(**kwargs))
         return str(call.sid)
 
-    async def configure_number(self, number: str, voice_url: str, status_callback: str | None) -> dict[str, Any]:
+    async def configure_number(
+        self, number: str, voice_url: str, status_callback: str | None, voice_fallback_url: str | None = None
+    ) -> dict[str, Any]:
         """Point ``number``'s voice webhook (and status callback) at us. Returns
         {field: (old, new)} for what changed."""
         found = await self._run(
@@ -84,6 +86,9 @@ class TwilioRest:
         if status_callback:
             wanted["status_callback"] = status_callback
             wanted["status_callback_method"] = "POST"
+        if voice_fallback_url:
+            wanted["voice_fallback_url"] = voice_fallback_url
+            wanted["voice_fallback_method"] = "POST"
         changes = {k: (getattr(pn, k, None), v) for k, v in wanted.items() if getattr(pn, k, None) != v}
         if changes:
             await self._run(f"updating {number}", lambda: self._client.incoming_phone_numbers(pn.sid).update(**wanted))

@@ -14,6 +14,7 @@ from ...wording import BUSY_MESSAGE, DRAINING_MESSAGE
 from ..bridge import CallSession
 from ..state import AppState
 from .amd import add_amd_routes
+from .callbacks import add_callback_routes
 from .dial import add_dial_routes
 
 __all__ = ["add_twilio_routes"]
@@ -68,10 +69,18 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         origin = signatures.origin(request.url.scheme, request.headers, request.url.netloc)
         parameters = {k: params[k] for k in ("From", "To", "CallSid") if isinstance(params.get(k), str)}
         log_event(log, "call.incoming", call_sid=parameters.get("CallSid"))
-        return _twiml(connect_stream(stream_url(origin), parameters, action=origin + "/stream-ended"))
+        return _twiml(
+            connect_stream(
+                stream_url(origin),
+                parameters,
+                action=origin + "/stream-ended",
+                status_callback=origin + "/stream-status",
+            )
+        )
 
     add_dial_routes(app, state, _signed_form)  # transfers that come back (<Dial action>)
     add_amd_routes(app, state, _signed_form)  # answering-machine verdicts (outbound)
+    add_callback_routes(app, state, _signed_form)  # stream status, voice fallback
 
     @app.post("/stream-ended")
     async def stream_ended(request: Request) -> Response:
