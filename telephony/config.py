@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     #: the number's voice fallback (`telephony configure`): Twilio asks it when the webhook
     #: fails; best on another host (a TwiML Bin); unset: PUBLIC_URL/voice-fallback
     voice_fallback_url: str | None = None
+    #: when the bridge ends a call by closing its stream and Twilio has not gone on within
+    #: this many seconds (no /stream-ended, no completed status), hang up by REST (0 = off)
+    hangup_fallback_seconds: float = Field(5.0, ge=0)
     #: answering-machine detection on outbound calls (`telephony call --amd` per call)
     amd: bool = False
     #: the greeting waits at most this long for the verdict (then: a person)

@@ -376,3 +376,23 @@ async def test_stream_status_callbacks_are_logged_and_counted_and_the_voice_fall
         fallback = await b.post("/voice-fallback", {"CallSid": "CA2", "ErrorCode": "11200"})
         assert "<Say>" in fallback.text and "<Hangup" in fallback.text
         assert (await b.post("/stream-status", {"CallSid": "CA1"}, sign=False)).status_code == 403
+
+
+async def test_a_call_the_bridge_ended_is_hung_up_by_rest_if_twilio_does_not_go_on(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    async with bridge(tools=[end_call_tool()], rest=rest, hangup_fallback_seconds=0.3) as b:
+        call, session = await b.live_call()
+        await session.function_call("end_call", {"reason": "done"}, call_id="call_end")
+        await call.wait_closed(5)
+        # No /stream-ended came: the REST API ends the call.
+        [req] = await asyncio.to_thread(rest_fake.wait_requests, 1)
+        assert req.path.endswith(f"/Calls/{call.call_sid}.json") and req.field("Status") == "completed"
+
+        call, session = await b.live_call()
+        await session.function_call("end_call", {"reason": "done"}, call_id="call_end2")
+        await call.wait_closed(5)
+        reply = await b.post("/stream-ended", {"CallSid": call.call_sid})  # Twilio went on: no REST call
+        assert "<Hangup" in reply.text
+        endings = b.state.services.endings
+        await asyncio.gather(*endings._tasks)
+        assert len(rest_fake.requests) == 1

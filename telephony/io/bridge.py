@@ -63,6 +63,9 @@ log = logging.getLogger("telephony.call")
 #: At the end of a call whose stream stopped before the transfer's REST reply, wait this long for it.
 TRANSFER_REPLY_WAIT_S = 10.0
 
+#: EndCall reasons meaning Twilio ended the stream (no REST hang-up needed)
+_TWILIO_ENDED = frozenset({"Twilio stream closed", "caller hung up or the stream stopped"})
+
 _MEDIA = tw.Media
 _AUDIO_DELTA = rt.AudioDelta
 _parse_twilio = tw.parse
@@ -273,6 +276,9 @@ class CallSession(CallControl):
                     task.add_done_callback(self._transfers.discard)
                 case EndCall():
                     self._spawn(self._close_twilio())
+                    rest = self.services.rest
+                    if rest is not None and ev.outcome != "transferred" and ev.reason not in _TWILIO_ENDED:
+                        self.services.endings.watch(self.call_sid, rest.hangup)
                 case Answered():
                     if self.context is not None:
                         self.context.answered_by = ev.answered_by

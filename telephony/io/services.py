@@ -16,6 +16,7 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.session import handoff_config, session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
+from .twilio.callbacks import CallEndings
 from .twilio.dial import TransferLedger
 from .twilio.rest import TwilioRest, validate_e164
 
@@ -55,6 +56,8 @@ class Services:
         self.rest = rest
         #: conversations of calls ringing a transfer, for their return (this process only)
         self.transfers = TransferLedger(settings.transfer_keep_seconds)
+        #: calls whose stream the bridge closed to end them, hung up by REST if that did not end them
+        self.endings = CallEndings(settings.hangup_fallback_seconds)
 
     def _tools_of(self, agent: Agent) -> tuple[list[dict[str, Any]], frozenset[str]]:
         assert self.agents is not None

@@ -13,7 +13,9 @@ apology and hangs up rather than Twilio's generic error message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
@@ -24,9 +26,50 @@ from ...wire.twiml import say_and_hangup
 if TYPE_CHECKING:
     from ..state import AppState
 
-__all__ = ["add_callback_routes"]
+__all__ = ["CallEndings", "add_callback_routes"]
 
 log = logging.getLogger("telephony.server")
+
+
+class CallEndings:
+    """Hang-up by REST as a fallback: when the bridge closes a stream to end the call,
+    Twilio should ask ``/stream-ended`` (or report ``completed``) within seconds; if
+    it does not (in this process), the call is hung up through the REST API."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self._waiting: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def watch(self, call_sid: str, hangup: Callable[[str], Awaitable[None]]) -> None:
+        """The bridge closed ``call_sid``'s stream to end it: make sure it ends."""
+        if self.wait_s <= 0 or not call_sid or call_sid in self._waiting:
+            return
+        ended = self._waiting[call_sid] = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._fallback(call_sid, ended, hangup))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def ended(self, call_sid: str) -> None:
+        """Twilio went on with (or finished) the call after its stream closed."""
+        event = self._waiting.pop(call_sid, None)
+        if event is not None:
+            event.set()
+
+    async def _fallback(self, call_sid: str, ended: asyncio.Event, hangup: Callable[[str], Awaitable[None]]) -> None:
+        try:
+            await asyncio.wait_for(ended.wait(), self.wait_s)
+            return
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting.pop(call_sid, None)
+        log_event(log, "call.hangup_fallback", logging.WARNING, call_sid=call_sid, waited_s=self.wait_s)
+        try:
+            await hangup(call_sid)
+        except Exception as exc:  # the call may have ended meanwhile: logged, nothing else to do
+            log_event(log, "call.hangup_fallback_failed", logging.WARNING, call_sid=call_sid, error=str(exc))
+
 
 _STREAM_EVENTS = frozenset({"stream-started", "stream-stopped", "stream-error"})
 

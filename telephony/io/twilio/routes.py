@@ -89,6 +89,7 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         params = await _signed_form(request)
         if params is None:
             return _forbidden()
+        services.endings.ended(str(params.get("CallSid") or ""))
         if await observer.apologized(str(params.get("CallSid") or "")):
             return _twiml(say_and_hangup(settings.apology))
         return _twiml(hangup())
@@ -99,6 +100,8 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if params is None:
             return _forbidden()
         status = params.get("CallStatus")
+        if status in ("completed", "busy", "failed", "no-answer", "canceled"):
+            services.endings.ended(str(params.get("CallSid") or ""))
         observer.counters[f"status_{status}"] += 1
         observer.metrics.status_callbacks.labels(str(status)).inc()
         log_event(
