@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     #: when the bridge ends a call by closing its stream and Twilio has not gone on within
     #: this many seconds (no /stream-ended, no completed status), hang up by REST (0 = off)
     hangup_fallback_seconds: float = Field(5.0, ge=0)
+    #: call recording: off, or Twilio's dual-channel recording through the REST API
+    recording: Literal["off", "twilio"] = "off"
+    #: said before anything else when recording (e.g. "This call is recorded.")
+    recording_notice: str | None = None
     #: answering-machine detection on outbound calls (`telephony call --amd` per call)
     amd: bool = False
     #: the greeting waits at most this long for the verdict (then: a person)

@@ -323,6 +323,8 @@ class CallSession(CallControl):
             dtmf=self.call.dtmf,
             _controller=self,
         )
+        if self.services.settings.recording == "twilio" and RETURN_PARAMETER not in params:
+            self._spawn(self._start_recording())
         if params.get("amd") == "1":  # outbound with answering-machine detection
             self.call.await_verdict(self.loop.time(), self.services.settings.amd_wait_seconds)
 
@@ -562,6 +564,21 @@ class CallSession(CallControl):
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
         self._pump()
+
+    async def _start_recording(self) -> None:
+        """TELEPHONY_RECORDING=twilio: Twilio records the call (dual channel)."""
+        rest = self.services.rest
+        if rest is None:
+            log_event(log, "recording.failed", logging.WARNING, call_sid=self.call_sid, error="no REST credentials")
+            return
+        try:
+            sid = await rest.start_recording(self.call_sid, self._origin() + "/recording-status")
+        except TelephonyError as exc:
+            log_event(log, "recording.failed", logging.WARNING, call_sid=self.call_sid, error=str(exc))
+            return
+        log_event(log, "recording.started", call_sid=self.call_sid, recording_sid=sid)
+        if self.report.recorder is not None and self.report.recorder.record.recording_sid is None:
+            self.report.recorder.record.recording_sid = sid
 
     def answered(self, answered_by: str) -> None:
         """Twilio's answering-machine verdict for this call (from ``/amd-status``)."""

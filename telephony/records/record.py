@@ -66,6 +66,9 @@ class CallRecord:
     #: response (id, status, usage), realtime_lost, realtime_reconnected,
     #: realtime_gave_up, transfer_requested, transfer_failed, hangup_requested
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: the call's recording: its URL (TELEPHONY_RECORDING=twilio, once Twilio reports it completed)
+    recording: str | None = None
+    recording_sid: str | None = None
     #: answering-machine verdict of an outbound call (Twilio's AnsweredBy; "unknown" if none came in time)
     answered_by: str | None = None
     #: seconds from the stream's start to the verdict

@@ -124,6 +124,18 @@ class FakeTwilioRest:
                             "account_sid": fake.account_sid,
                         },
                     )
+                m = re.fullmatch(prefix + r"/Calls/(CA\w+)/Recordings\.json", path)
+                if method == "POST" and m:
+                    return self._reply(
+                        201,
+                        {
+                            "sid": "RE" + f"{next(ids):032x}",
+                            "call_sid": m.group(1),
+                            "status": "in-progress",
+                            "channels": 2 if req.field("RecordingChannels") == "dual" else 1,
+                            "account_sid": fake.account_sid,
+                        },
+                    )
                 m = re.fullmatch(prefix + r"/Calls/(CA\w+)\.json", path)
                 if method == "POST" and m:
                     return self._reply(

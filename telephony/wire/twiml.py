@@ -22,12 +22,19 @@ def stream_url(public_url: str, path: str = "/media-stream") -> str:
 
 
 def connect_stream(
-    url: str, parameters: dict[str, str], action: str | None = None, status_callback: str | None = None
+    url: str,
+    parameters: dict[str, str],
+    action: str | None = None,
+    status_callback: str | None = None,
+    notice: str | None = None,
 ) -> str:
     """``<Connect><Stream>`` with the given custom parameters (too long ones are cut).
     ``action``: Twilio asks it what to do once our server closes the stream;
-    ``status_callback``: Twilio posts the stream's start, stop and errors there."""
+    ``status_callback``: Twilio posts the stream's start, stop and errors there;
+    ``notice``: said (``<Say>``) before anything else (a recording notice)."""
     response = VoiceResponse()
+    if notice:
+        response.say(notice)
     connect = Connect(action=action) if action else Connect()
     if status_callback:
         stream = connect.stream(url=url, status_callback=status_callback, status_callback_method="POST")

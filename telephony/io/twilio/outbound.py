@@ -7,6 +7,7 @@ from typing import Any
 from ...config import Settings
 from ...errors import ConfigError, OutboundCallError
 from ...wire.twiml import connect_stream, stream_url
+from .recording import recording_notice
 from .rest import TwilioRest, validate_e164
 
 __all__ = ["configure_number", "outbound_twiml", "place_call", "rest_client"]
@@ -35,7 +36,11 @@ def outbound_twiml(
     params.update(parameters or {})
     base = _public_url(settings)
     twiml = connect_stream(
-        stream_url(base), params, action=base + "/stream-ended", status_callback=base + "/stream-status"
+        stream_url(base),
+        params,
+        action=base + "/stream-ended",
+        status_callback=base + "/stream-status",
+        notice=recording_notice(settings),
     )
     if len(twiml) > MAX_TWIML:
         raise OutboundCallError(

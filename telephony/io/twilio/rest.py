@@ -52,6 +52,20 @@ class TwilioRest:
         """Replace a live call's TwiML (ends its stream)."""
         await self._run(f"updating call {call_sid}", lambda: self._client.calls(call_sid).update(twiml=twiml))
 
+    async def start_recording(self, call_sid: str, status_callback: str) -> str:
+        """Twilio's dual-channel recording of a live call; returns the recording SID.
+        Its ``completed`` status (with the URL) is posted to ``status_callback``."""
+        recording = await self._run(
+            f"recording call {call_sid}",
+            lambda: self._client.calls(call_sid).recordings.create(
+                recording_channels="dual",
+                recording_status_callback=status_callback,
+                recording_status_callback_method="POST",
+                recording_status_callback_event=["completed"],
+            ),
+        )
+        return str(recording.sid)
+
     async def hangup(self, call_sid: str) -> None:
         await self._run(f"hanging up call {call_sid}", lambda: self._client.calls(call_sid).update(status="completed"))
 

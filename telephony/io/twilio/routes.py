@@ -16,6 +16,7 @@ from ..state import AppState
 from .amd import add_amd_routes
 from .callbacks import add_callback_routes
 from .dial import add_dial_routes
+from .recording import add_recording_routes, recording_notice
 
 __all__ = ["add_twilio_routes"]
 
@@ -75,12 +76,14 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
                 parameters,
                 action=origin + "/stream-ended",
                 status_callback=origin + "/stream-status",
+                notice=recording_notice(settings),
             )
         )
 
     add_dial_routes(app, state, _signed_form)  # transfers that come back (<Dial action>)
     add_amd_routes(app, state, _signed_form)  # answering-machine verdicts (outbound)
     add_callback_routes(app, state, _signed_form)  # stream status, voice fallback
+    add_recording_routes(app, state, _signed_form)  # Twilio recordings' status
 
     @app.post("/stream-ended")
     async def stream_ended(request: Request) -> Response:
