@@ -339,6 +339,9 @@ async def test_an_answered_transfer_hangs_up_when_the_human_does(rest_fake):
         )
         assert "<Hangup" in reply.text and "<Connect" not in reply.text
         assert len(b.state.services.transfers) == 0  # nothing kept for a call that will not return
+        record = await b.observer.store.get(call.call_sid)
+        assert record.outcome == "transferred"
+        assert [(a["status"], a["duration_s"], a["label"]) for a in record.transfers] == [("completed", 42, "billing")]
         forged = await b.post("/dial-ended", {"CallSid": call.call_sid, "DialCallStatus": "busy"}, sign=False)
         assert forged.status_code == 403
 

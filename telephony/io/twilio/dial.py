@@ -106,6 +106,18 @@ def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
     ledger: TransferLedger = state.services.transfers
     signatures, observer = state.signatures, state.observer
 
+    async def _record_attempts(call_sid: str, parked: Parked) -> None:
+        """The human took the call: its record (written when the stream ended) gets the attempts."""
+        store = observer.store
+        if store is None:
+            return
+        await observer.flush_records(5.0)
+        record = await store.get(call_sid)
+        if record is not None:
+            record.transfers.extend(parked.attempts)
+            observer.save(record)
+            await observer.flush_records(5.0)
+
     @app.post("/dial-ended")
     async def dial_ended(request: Request) -> Response:
         params = await signed_form(request)
@@ -127,6 +139,8 @@ def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
         log_event(log, "transfer.result", call_sid=call_sid, status=status, duration_s=duration, label=label)
         if status in BRIDGED:
             ledger.take(call_sid)
+            if parked is not None:
+                await _record_attempts(call_sid, parked)
             return Response(hangup(), media_type="application/xml")
         origin = signatures.origin(request.url.scheme, request.headers, request.url.netloc)
         if parked is not None:
