@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     #: what a "fax" / "unknown" verdict does
     amd_fax: Literal["greet", "hangup"] = "hangup"
     amd_unknown: Literal["greet", "hangup"] = "greet"
+    #: warm transfers: the directory names (or "*" for every target) whose human first hears
+    #: the model's summary and presses 1 to accept
+    transfer_warm: list[str] = Field(default_factory=list)
     #: seconds a transfer rings before it comes back to the agent (`<Dial timeout>`)
     transfer_ring_seconds: int = Field(25, ge=5, le=600)
     #: caller ID shown to the transfer's human; unset: the business's number (the called

@@ -16,6 +16,8 @@ __all__ = [
     "DIAL_STATUS",
     "DRAINING_MESSAGE",
     "TOOL_FAILED",
+    "WHISPER",
+    "WHISPER_NO_SUMMARY",
     "Wording",
 ]
 
@@ -43,7 +45,12 @@ DIAL_STATUS = {
     "busy": "the line was busy",
     "failed": "the number could not be reached",
     "canceled": "the transfer was cancelled",
+    "declined": "your colleague could not take the call",
 }
+#: Said to the human of a warm transfer before the caller is connected.
+WHISPER = "Incoming transfer from the phone agent. {summary} Press 1 to take the call."
+#: The whisper when the model gave no summary.
+WHISPER_NO_SUMMARY = "A caller needs {label}."
 
 
 @dataclass(frozen=True, slots=True)

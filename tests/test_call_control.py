@@ -399,3 +399,45 @@ async def test_a_call_the_bridge_ended_is_hung_up_by_rest_if_twilio_does_not_go_
         endings = b.state.services.endings
         await asyncio.gather(*endings._tasks)
         assert len(rest_fake.requests) == 1
+
+
+async def _warm_transfer(b, rest_fake, count: int):
+    call, session = await b.live_call()
+    await session.function_call(
+        "transfer_call", {"target": "billing", "summary": "Sam wants a refund for order 42."}, call_id="call_w"
+    )
+    requests = await asyncio.to_thread(rest_fake.wait_requests, count)
+    twiml = requests[-1].field("Twiml")
+    whisper = f"/whisper?call={call.call_sid}"
+    assert f'<Number method="POST" url="{b.origin}{whisper}">+15557770000</Number>' in twiml
+    await call.wait_closed()
+    # The human answers: Twilio fetches the whisper for their leg.
+    said = await b.post(whisper, {"CallSid": "CA" + "c" * 32, "ParentCallSid": call.call_sid})
+    assert "Sam wants a refund for order 42." in said.text and "Press 1" in said.text
+    assert f'action="{b.origin}/whisper-answer?call={call.call_sid}"' in said.text
+    return call
+
+
+async def test_a_warm_transfer_whispers_the_summary_and_needs_1_to_connect(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, transfer_warm=["billing"]
+    ) as b:
+        call = await _warm_transfer(b, rest_fake, 1)
+        declined = await b.post(f"/whisper-answer?call={call.call_sid}", {"CallSid": "CA" + "c" * 32, "Digits": "2"})
+        assert "<Hangup" in declined.text
+        back = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "completed", "DialCallDuration": "9"},
+        )
+        assert "<Connect" in back.text and '<Parameter name="TransferStatus" value="declined" />' in back.text
+
+        call = await _warm_transfer(b, rest_fake, 2)
+        taken = await b.post(f"/whisper-answer?call={call.call_sid}", {"CallSid": "CA" + "d" * 32, "Digits": "1"})
+        assert "<Hangup" not in taken.text  # the whisper ends: Twilio connects the caller
+        done = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "completed", "DialCallDuration": "60"},
+        )
+        assert "<Hangup" in done.text

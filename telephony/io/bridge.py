@@ -48,11 +48,11 @@ from ..tools.registry import ToolResult
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
-from ..wording import DIAL_STATUS, HANDOFF
+from ..wording import DIAL_STATUS, HANDOFF, WHISPER_NO_SUMMARY
 from .observe import CallReport
 from .realtime.client import RealtimeConnectError, RealtimeConnection
 from .services import Services
-from .twilio.dial import RETURN_PARAMETER, RETURN_PARAMETERS, Parked, dial_action_url
+from .twilio.dial import RETURN_PARAMETER, RETURN_PARAMETERS, Parked, dial_action_url, whisper_url
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
 
@@ -109,6 +109,8 @@ class CallSession(CallControl):
         self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transfers: set[asyncio.Task[None]] = set()
+        #: the next transfer is warm: the whisper's summary (None: cold)
+        self._warm: str | None = None
         #: keypad tones asked for by token, resolved when they have played (TonesPlayed)
         self._tones: dict[str, asyncio.Future[bool]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -504,11 +506,15 @@ class CallSession(CallControl):
     def request_hangup(self, reason: str) -> None:
         self._in_loop(lambda: self.call.request_hangup(reason, self.loop.time()))
 
-    async def request_transfer(self, target: str) -> str:
+    async def request_transfer(self, target: str, warm: bool | None = None, summary: str | None = None) -> str:
         """Resolve ``target`` (directory name or E.164 number) and schedule it."""
         number, label = self.services.resolve_transfer_target(target)
         if self.services.rest is None:
             raise ConfigError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        if warm is None:
+            listed = {n.strip().lower() for n in self.services.settings.transfer_warm}
+            warm = "*" in listed or label.strip().lower() in listed or target.strip().lower() in listed
+        self._warm = (summary or WHISPER_NO_SUMMARY.format(label=label)) if warm else None
         self._in_loop(lambda: self.call.request_transfer(number, label, self.loop.time()))
         return f"Transferring the caller to {label} once you finish speaking."
 
@@ -547,6 +553,8 @@ class CallSession(CallControl):
                     first_agent=self.first_agent.name if self.first_agent else None,
                     parameters={k: v for k, v in params.items() if k not in RETURN_PARAMETERS},
                     record=self.report.recorder.record if self.report.recorder else None,
+                    warm=self._warm is not None,
+                    summary=self._warm or "",
                 ),
             )
             twiml = dial(
@@ -555,6 +563,7 @@ class CallSession(CallControl):
                 action=dial_action_url(self._origin(), action.label),
                 timeout_s=self.services.settings.transfer_ring_seconds,
                 answer_on_bridge=True,
+                number_url=whisper_url(self._origin(), self.call_sid) if self._warm is not None else None,
             )
             await rest.redirect(self.call_sid, twiml)
         except TelephonyError as exc:

@@ -33,12 +33,14 @@ class CallContext:
             raise RuntimeError("this CallContext is not attached to a live call")
         self._controller.request_hangup(reason)
 
-    async def transfer(self, target: str) -> str:
+    async def transfer(self, target: str, warm: bool | None = None, summary: str | None = None) -> str:
         """Redirect the caller to ``target`` (a directory name or an E.164 number)
-        after the agent's queued words have played. Returns a status text."""
+        after the agent's queued words have played. Returns a status text.
+        ``warm`` (default: ``TELEPHONY_TRANSFER_WARM`` lists the target): the human
+        first hears ``summary`` and presses 1 to accept; otherwise the caller comes back."""
         if self._controller is None:
             raise RuntimeError("this CallContext is not attached to a live call")
-        return await self._controller.request_transfer(target)
+        return await self._controller.request_transfer(target, warm, summary)
 
     async def send_dtmf(self, digits: str) -> bool:
         """Press keys in the call (``0-9 * # A-D``, ``w`` a 0.5 s pause) as in-band
@@ -55,7 +57,9 @@ class CallControl:
     def request_hangup(self, reason: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    async def request_transfer(self, target: str) -> str:  # pragma: no cover - interface
+    async def request_transfer(  # pragma: no cover - interface
+        self, target: str, warm: bool | None = None, summary: str | None = None
+    ) -> str:
         raise NotImplementedError
 
     async def send_dtmf(self, digits: str) -> bool:  # pragma: no cover - interface

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Gather, VoiceResponse
 
-__all__ = ["connect_stream", "dial", "hangup", "say_and_hangup", "stream_url"]
+__all__ = ["connect_stream", "dial", "empty", "hangup", "say_and_hangup", "stream_url", "whisper"]
 
 #: Twilio refuses a <Parameter> whose name + value reach 500 characters.
 _PARAM_LIMIT = 499
@@ -49,6 +49,22 @@ def connect_stream(
     return str(response)
 
 
+def whisper(text: str, action: str, timeout_s: int = 6) -> str:
+    """Said to a transfer's human before bridging: press 1 (posted to ``action``) to
+    accept; no key, or another: the human's leg hangs up and the caller comes back."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, action=action, method="POST", timeout=timeout_s)
+    gather.say(text)
+    response.append(gather)
+    response.hangup()
+    return str(response)
+
+
+def empty() -> str:
+    """Nothing more to do here (a whisper accepted: Twilio bridges the call)."""
+    return str(VoiceResponse())
+
+
 def hangup() -> str:
     response = VoiceResponse()
     response.hangup()
@@ -68,11 +84,12 @@ def dial(
     action: str | None = None,
     timeout_s: int | None = None,
     answer_on_bridge: bool = False,
+    number_url: str | None = None,
 ) -> str:
     """``<Dial>`` to ``number``. With ``action``, Twilio asks that URL what to do
     when the dial ends (``DialCallStatus``), so an unanswered transfer comes back;
     ``timeout_s``: seconds to ring; ``answer_on_bridge``: the caller keeps hearing
-    ringing (not silence) until the human answers."""
+    ringing (not silence) until the human answers; ``number_url``: the whisper."""
     response = VoiceResponse()
     attrs: dict[str, object] = {}
     if caller_id:
@@ -85,6 +102,9 @@ def dial(
     if answer_on_bridge:
         attrs["answer_on_bridge"] = True
     d = Dial(**attrs)
-    d.number(number)
+    if number_url:  # a whisper: TwiML played to the human before the caller is connected
+        d.number(number, url=number_url, method="POST")
+    else:
+        d.number(number)
     response.append(d)
     return str(response)

@@ -30,7 +30,8 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request, Response
 
 from ...logs import log_event
-from ...wire.twiml import connect_stream, hangup, stream_url
+from ...wire.twiml import connect_stream, empty, hangup, stream_url, whisper
+from ...wording import WHISPER
 
 if TYPE_CHECKING:
     from ..state import AppState
@@ -60,6 +61,10 @@ class Parked:
     parameters: dict[str, str] = field(default_factory=dict)
     #: the first stream's call record (complete once that stream ended), continued by the return
     record: Any = None
+    #: a warm transfer: the human hears ``summary`` and must press 1 (``accepted``)
+    warm: bool = False
+    summary: str = ""
+    accepted: bool = False
     parked_at: float = field(default_factory=time.monotonic)
     #: each attempt: {number, label, status, duration_s, at}
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -101,6 +106,11 @@ def dial_action_url(origin: str, label: str) -> str:
     return f"{origin}/dial-ended?{urlencode({'label': label})}"
 
 
+def whisper_url(origin: str, call_sid: str) -> str:
+    """The warm transfer's ``<Number url>`` (the caller's CallSid in the signed query)."""
+    return f"{origin}/whisper?{urlencode({'call': call_sid})}"
+
+
 def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
     """``POST /dial-ended``: Twilio's ``<Dial action>`` (a signed form)."""
     ledger: TransferLedger = state.services.transfers
@@ -117,6 +127,36 @@ def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
             record.transfers.extend(parked.attempts)
             observer.save(record)
             await observer.flush_records(5.0)
+
+    @app.post("/whisper")
+    async def whisper_twiml(request: Request) -> Response:
+        """``<Number url>`` of a warm transfer: the summary, then press 1 to accept."""
+        params = await signed_form(request)
+        if params is None:
+            return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+        call_sid = request.query_params.get("call") or ""
+        parked = ledger.get(call_sid)
+        if parked is None:  # the caller is gone (or another process holds the call)
+            return Response(hangup(), media_type="application/xml")
+        origin = signatures.origin(request.url.scheme, request.headers, request.url.netloc)
+        action = f"{origin}/whisper-answer?{urlencode({'call': call_sid})}"
+        text = WHISPER.format(summary=parked.summary)
+        return Response(whisper(text, action), media_type="application/xml")
+
+    @app.post("/whisper-answer")
+    async def whisper_answer(request: Request) -> Response:
+        params = await signed_form(request)
+        if params is None:
+            return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+        call_sid = request.query_params.get("call") or ""
+        parked = ledger.get(call_sid)
+        accepted = params.get("Digits") == "1" and parked is not None
+        log_event(log, "transfer.whisper", call_sid=call_sid, accepted=accepted)
+        if not accepted:
+            return Response(hangup(), media_type="application/xml")
+        assert parked is not None
+        parked.accepted = True
+        return Response(empty(), media_type="application/xml")  # the whisper ends: Twilio bridges
 
     @app.post("/dial-ended")
     async def dial_ended(request: Request) -> Response:
@@ -137,6 +177,9 @@ def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
                 {"number": parked.number, "label": label, "status": status, "duration_s": duration, "at": time.time()}
             )
         log_event(log, "transfer.result", call_sid=call_sid, status=status, duration_s=duration, label=label)
+        if status in BRIDGED and parked is not None and parked.warm and not parked.accepted:
+            status = "declined"  # the human hung up or did not press 1 during the whisper
+            parked.attempts[-1]["status"] = status
         if status in BRIDGED:
             ledger.take(call_sid)
             if parked is not None:
