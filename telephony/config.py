@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -171,7 +172,11 @@ class Settings(BaseSettings):
     #: this many seconds (no /stream-ended, no completed status), hang up by REST (0 = off)
     hangup_fallback_seconds: float = Field(5.0, ge=0)
     #: call recording: off, or Twilio's dual-channel recording through the REST API
-    recording: Literal["off", "twilio"] = "off"
+    recording: Literal["off", "local", "twilio"] = "off"
+    #: where local recordings go (one <CallSid>.wav per call)
+    recordings_dir: Path = Path("recordings")
+    #: local recordings older than this many days are deleted (0 = kept)
+    recordings_retention_days: float = Field(0.0, ge=0)
     #: said before anything else when recording (e.g. "This call is recorded.")
     recording_notice: str | None = None
     #: answering-machine detection on outbound calls (`telephony call --amd` per call)

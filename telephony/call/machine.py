@@ -29,7 +29,7 @@ would spread each such decision over several files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..audio import CallerToModel
 from ..wire import realtime as rt
@@ -684,6 +684,11 @@ class Call:
     def _greet(self, due: bool, now: float) -> None:
         if due and self.config.greeting:
             self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+
+    def tap_playout(self, sent: Callable[[bytes], None], cleared: Callable[[], None]) -> None:
+        """A local recording: ``sent`` gets every mu-law chunk sent to Twilio, ``cleared`` each ``clear``."""
+        self._playout.tap = sent
+        self._playout.tap_clear = cleared
 
     def conversation(self) -> tuple[list[list[str]], dict[str, float]]:
         """The conversation so far (a copy), kept while a transfer rings."""

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
@@ -51,6 +52,7 @@ from ..wire.twiml import dial
 from ..wording import DIAL_STATUS, HANDOFF, WHISPER_NO_SUMMARY
 from .observe import CallReport
 from .realtime.client import RealtimeConnectError, RealtimeConnection
+from .recording import LocalRecorder, prune_recordings
 from .services import Services
 from .twilio.dial import RETURN_PARAMETER, RETURN_PARAMETERS, Parked, dial_action_url, whisper_url
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
@@ -109,6 +111,8 @@ class CallSession(CallControl):
         self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transfers: set[asyncio.Task[None]] = set()
+        #: TELEPHONY_RECORDING=local: this call's stereo WAV
+        self._recording: LocalRecorder | None = None
         #: the next transfer is warm: the whisper's summary (None: cold)
         self._warm: str | None = None
         #: keypad tones asked for by token, resolved when they have played (TonesPlayed)
@@ -152,6 +156,8 @@ class CallSession(CallControl):
         try:
             ev = _parse_twilio(data)
             if type(ev) is _MEDIA:
+                if self._recording is not None:
+                    self._recording.caller(ev.audio)
                 t0 = perf_counter_ns()
                 call.receive_twilio(ev, self.loop.time())
                 self._in_ns += perf_counter_ns() - t0
@@ -205,6 +211,8 @@ class CallSession(CallControl):
             for conn in list(self._conns):  # opened while the call ended, or released
                 await self._close_conn(conn)
             await self._close_twilio()
+            if self._recording is not None:
+                await self._recording.close()
         finally:
             for conn in list(self._conns):
                 self._uncount(conn)
@@ -265,6 +273,8 @@ class CallSession(CallControl):
                     report.event(ev, now)
                     if RETURN_PARAMETER in ev.start.custom_parameters:
                         self._returned(ev.start, now)
+                    if self.services.settings.recording == "local":
+                        self._record_locally(ev.start)
                     continue
                 case RunTool():
                     self._spawn(self._run_tool(ev))
@@ -573,6 +583,22 @@ class CallSession(CallControl):
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
         self._pump()
+
+    def _record_locally(self, start: tw.Start) -> None:
+        settings = self.services.settings
+        directory = Path(settings.recordings_dir)
+        name = start.call_sid if start.call_sid.isalnum() else start.stream_sid
+        try:  # a call back from a transfer goes on in the same file
+            rec = LocalRecorder(directory / f"{name}.wav", append=RETURN_PARAMETER in start.custom_parameters)
+        except OSError as exc:
+            log_event(log, "recording.failed", logging.WARNING, call_sid=self.call_sid, error=str(exc))
+            return
+        self._recording = rec
+        self.call.tap_playout(rec.agent, rec.cleared)
+        if self.report.recorder is not None:
+            self.report.recorder.record.recording = str(rec.path)
+        prune_recordings(directory, settings.recordings_retention_days)
+        log_event(log, "recording.started", call_sid=self.call_sid, path=str(rec.path))
 
     async def _start_recording(self) -> None:
         """TELEPHONY_RECORDING=twilio: Twilio records the call (dual channel)."""
