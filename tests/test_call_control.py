@@ -301,6 +301,7 @@ async def test_an_unanswered_transfer_comes_back_to_the_same_agent_with_the_conv
         )
         assert reply.status_code == 200 and "<Connect" in reply.text and "/media-stream" in reply.text
         params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', reply.text))
+        assert 'telephony_transfers_total{status="no-answer"} 1.0' in (await b.get("/metrics")).text
         assert params["TransferStatus"] == "no-answer" and params["To"] == "+15550002222"
         back, again = await b.live_call(call_sid=call.call_sid, parameters=params)
         await again.wait_for("response.create")

@@ -67,6 +67,8 @@ async def test_a_machine_gets_the_voicemail_then_the_call_ends_after_it_played()
         assert record.answered_by == "machine_end_beep" and record.outcome == "voicemail"
         assert record.answered_by_latency_s is not None and record.answered_by_latency_s >= 0
         assert b.observer.counters["amd_machine_end_beep"] == 1
+        metrics = (await b.get("/metrics")).text
+        assert 'telephony_answered_by_total{verdict="machine_end_beep"} 1.0' in metrics
         assert len(session.events("response.create")) == 1  # left once
 
 

@@ -336,6 +336,7 @@ class CallReport:
                 log_event(log, "hangup.requested", call_sid=sid, reason=event.reason)
             case ev.Answered():
                 o.counters[f"amd_{event.answered_by}"] += 1
+                m.answered_by.labels(event.answered_by).inc()
                 log_event(
                     log,
                     "call.answered_by",

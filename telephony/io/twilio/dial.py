@@ -46,6 +46,8 @@ RETURN_PARAMETER = "TransferStatus"
 RETURN_PARAMETERS = frozenset({RETURN_PARAMETER, "TransferLabel"})
 #: Twilio's statuses for a dial that bridged the caller to the human
 BRIDGED = frozenset({"completed", "answered"})
+#: metric labels (anything else is counted as "other")
+_STATUSES = frozenset({"completed", "answered", "busy", "no-answer", "failed", "canceled"})
 
 
 @dataclass
@@ -171,6 +173,7 @@ def add_dial_routes(app: FastAPI, state: AppState, signed_form: Any) -> None:
             duration = 0
         label = request.query_params.get("label") or "a colleague"
         observer.counters[f"transfer_{status}"] += 1
+        observer.metrics.transfers.labels(status if status in _STATUSES else "other").inc()
         parked = ledger.get(call_sid)
         if parked is not None:
             parked.attempts.append(
