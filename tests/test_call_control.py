@@ -289,7 +289,9 @@ async def test_an_unanswered_transfer_comes_back_to_the_same_agent_with_the_conv
     async with bridge(
         tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, greeting="Thanks for calling!"
     ) as b:
-        call, session = await b.live_call()
+        # (with answering-machine detection: a person answered)
+        call, session = await b.live_call(parameters={"From": "+15550001111", "To": "+15550002222", "amd": "1"})
+        await b.post("/amd-status", {"CallSid": call.call_sid, "AnsweredBy": "human"})
         await session.wait_for("response.create")  # the greeting
         await _transfer_to_billing(b, session)
         await asyncio.to_thread(rest_fake.wait_requests, 1)
@@ -303,6 +305,7 @@ async def test_an_unanswered_transfer_comes_back_to_the_same_agent_with_the_conv
         params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', reply.text))
         assert 'telephony_transfers_total{status="no-answer"} 1.0' in (await b.get("/metrics")).text
         assert params["TransferStatus"] == "no-answer" and params["To"] == "+15550002222"
+        assert "amd" not in params
         back, again = await b.live_call(call_sid=call.call_sid, parameters=params)
         await again.wait_for("response.create")
         items = [e["item"] for e in again.events("conversation.item.create")]
@@ -322,6 +325,7 @@ async def test_an_unanswered_transfer_comes_back_to_the_same_agent_with_the_conv
         ]
         [attempt] = record.transfers
         assert attempt["status"] == "no-answer" and attempt["number"] == "+15557770000"
+        assert record.answered_by == "human"  # kept from the first stream, not asked again
         assert record.outcome == "completed"
         assert not b.validation_errors()
 

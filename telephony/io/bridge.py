@@ -561,7 +561,8 @@ class CallSession(CallControl):
                     self.call.conversation(),
                     agent=self.agent.name if self.agent else None,
                     first_agent=self.first_agent.name if self.first_agent else None,
-                    parameters={k: v for k, v in params.items() if k not in RETURN_PARAMETERS},
+                    # the return is no new answer: no second answering-machine wait
+                    parameters={k: v for k, v in params.items() if k not in RETURN_PARAMETERS and k != "amd"},
                     record=self.report.recorder.record if self.report.recorder else None,
                     warm=self._warm is not None,
                     summary=self._warm or "",

@@ -132,6 +132,8 @@ class CallRecorder:
         for name in ("transcript", "tool_calls", "barge_ins", "agents", "events"):
             getattr(r, name)[:0] = getattr(earlier, name)
         r.dtmf = earlier.dtmf + r.dtmf
+        r.answered_by, r.answered_by_latency_s = earlier.answered_by, earlier.answered_by_latency_s
+        r.transfers[:0] = earlier.transfers
         for key, value in earlier.usage.items():
             r.usage[key] = r.usage.get(key, 0) + value
         for kind, n in earlier.tokens.items():
