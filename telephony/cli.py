@@ -78,7 +78,7 @@ def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegis
     from .agents import Agents
     from .errors import ConfigError, ToolDefinitionError
     from .tools import ToolLoadError, ToolRegistry
-    from .tools.builtin import end_call_tool, transfer_call_tool
+    from .tools.builtin import end_call_tool, send_dtmf_tool, transfer_call_tool
     from .tools.loader import Loaded, load_module
 
     registry = ToolRegistry(default_timeout=settings.tool_timeout)
@@ -97,6 +97,8 @@ def build_setup(settings: Settings, tools_target: str | None) -> tuple[ToolRegis
                 registry.add(t)
         if settings.enable_end_call:
             registry.add(end_call_tool())
+        if settings.enable_send_dtmf:
+            registry.add(send_dtmf_tool())
         if settings.transfer_number or settings.transfer_directory:
             registry.add(transfer_call_tool(sorted(settings.transfer_directory), bool(settings.transfer_number)))
     except ToolDefinitionError as exc:  # e.g. two tools with one name, or one named like a built-in
@@ -220,6 +222,8 @@ def cmd_call(args: argparse.Namespace) -> int:
                 from_number=args.from_number,
                 instructions=args.instructions,
                 parameters=_params(args.param),
+                amd=True if args.amd else None,
+                voicemail_message=args.voicemail,
             )
         )
     except TelephonyError as exc:
@@ -370,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     call.add_argument("number", help="E.164 number to call, e.g. +15551234567")
     call.add_argument("--from", dest="from_number", default=None, help="caller ID (default TELEPHONY_FROM_NUMBER)")
     call.add_argument("--instructions", default=None, help="instructions for the agent on this call only")
+    call.add_argument("--amd", action="store_true", help="answering-machine detection (default TELEPHONY_AMD)")
+    call.add_argument("--voicemail", default=None, help="voicemail message for this call (with --amd)")
     call.add_argument(
         "--param",
         action="append",

@@ -63,6 +63,10 @@ class Metrics:
         self.status_callbacks = Counter(
             "telephony_call_status", "Twilio status callbacks, by status", ["status"], registry=r
         )
+        self.answered_by = Counter(
+            "telephony_answered_by", "Answering-machine verdicts of outbound calls", ["verdict"], registry=r
+        )
+        self.transfers = Counter("telephony_transfers", "Transfer results, by DialCallStatus", ["status"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

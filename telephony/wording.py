@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["APOLOGY", "BUSY_MESSAGE", "DEFAULT_INSTRUCTIONS", "DRAINING_MESSAGE", "TOOL_FAILED", "Wording"]
+__all__ = [
+    "APOLOGY",
+    "BUSY_MESSAGE",
+    "DEFAULT_INSTRUCTIONS",
+    "DIAL_STATUS",
+    "DRAINING_MESSAGE",
+    "TOOL_FAILED",
+    "WHISPER",
+    "WHISPER_NO_SUMMARY",
+    "Wording",
+]
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient phone agent. You are speaking with a caller on a telephone line, "
@@ -29,6 +39,19 @@ TOOL_FAILED = (
     "you could not complete that and offer other help."
 )
 
+#: Why a transfer came back, by Twilio's ``DialCallStatus`` (told to the model).
+DIAL_STATUS = {
+    "no-answer": "nobody answered",
+    "busy": "the line was busy",
+    "failed": "the number could not be reached",
+    "canceled": "the transfer was cancelled",
+    "declined": "your colleague could not take the call",
+}
+#: Said to the human of a warm transfer before the caller is connected.
+WHISPER = "Incoming transfer from the phone agent. {summary} Press 1 to take the call."
+#: The whisper when the model gave no summary.
+WHISPER_NO_SUMMARY = "A caller needs {label}."
+
 
 @dataclass(frozen=True, slots=True)
 class Wording:
@@ -43,6 +66,16 @@ class Wording:
     keypad: str = "[The caller pressed these keys on the phone keypad: {keys}]"
     #: a redirect to a human failed
     transfer_failed: str = "The transfer to {label} ({number}) failed: {reason}. Tell the caller and offer other help."
+    #: ``response.create`` instructions when an answering machine took the call
+    voicemail: str = (
+        "An answering machine took this call and is recording now. Leave this voicemail message; "
+        "if it is a text, say it word for word; if it is an instruction, follow it. Then stop: {message}"
+    )
+    #: the call is back from a transfer nobody took; ``{status}``: why (see ``dial_status``)
+    transfer_returned: str = (
+        "The transfer to {label} did not connect ({status}); the caller is back on the line with you. "
+        "Tell them briefly, then offer to take a message for a callback or to try another number."
+    )
     #: a tool result whose call was made in a Realtime session that is gone
     late_tool_result: str = "Result of your earlier {name} tool call ({call_id}): {output}"
     #: a denied MCP approval request (``TELEPHONY_MCP_APPROVAL=deny``)

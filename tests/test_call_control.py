@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -119,7 +120,9 @@ async def test_transfer_redirects_the_live_call_with_dial_after_playback(rest_fa
         req = requests[0]
         assert req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call.call_sid}.json"
         assert req.user == ACCOUNT and req.password == TOKEN
-        assert '<Dial callerId="+15550002222"><Number>+15557770000</Number></Dial>' in req.field("Twiml")
+        twiml = req.field("Twiml")
+        assert f'<Dial action="{b.origin}/dial-ended?label=billing" answerOnBridge="true"' in twiml
+        assert 'callerId="+15550002222" method="POST" timeout="25"><Number>+15557770000</Number></Dial>' in twiml
         await call.wait_closed()
         await asyncio.wait_for(session.closed.wait(), 1)
         assert b.observer.counters["calls_transferred"] == 1
@@ -206,7 +209,10 @@ async def test_place_call_sends_inline_twiml_to_our_stream(rest_fake):
     assert req.field("To") == "+15551234567" and req.field("From") == "+15550009999"
     assert req.field("StatusCallback") == "https://voice.example.com/call-status"
     twiml = req.field("Twiml")
-    assert '<Stream url="wss://voice.example.com/media-stream">' in twiml
+    assert (
+        '<Stream statusCallback="https://voice.example.com/stream-status" statusCallbackMethod="POST" '
+        'url="wss://voice.example.com/media-stream">'
+    ) in twiml
     assert '<Parameter name="instructions" value="Confirm the booking." />' in twiml
     assert '<Parameter name="booking" value="B7" />' in twiml
 
@@ -243,6 +249,8 @@ def test_cli_configure_and_call(rest_fake):
     assert "voice_url: https://old.example.com/voice -> https://voice.example.com/incoming-call" in out.stdout
     assert "status_callback: (unset) -> https://voice.example.com/call-status" in out.stdout
     assert rest_fake.numbers["+15550009999"]["voice_url"] == "https://voice.example.com/incoming-call"
+    assert "voice_fallback_url: (unset) -> https://voice.example.com/voice-fallback" in out.stdout
+    assert rest_fake.numbers["+15550009999"]["voice_fallback_url"] == "https://voice.example.com/voice-fallback"
     again = _cli(rest_fake, "configure", "--number", "+15550009999")
     assert "nothing changed" in again.stdout
 
@@ -258,3 +266,183 @@ def test_cli_configure_and_call(rest_fake):
     nocreds = _cli(rest_fake, "call", "+15551234567", "--from", "+15550009999", TWILIO_AUTH_TOKEN="")
     assert nocreds.returncode == 2 and "TWILIO_AUTH_TOKEN" in nocreds.stderr
     assert TOKEN not in nocreds.stderr + nocreds.stdout
+
+
+async def _transfer_to_billing(b, session) -> None:
+    await session.send(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "event_id": "e0",
+            "item_id": "u1",
+            "content_index": 0,
+            "transcript": "Put me through to billing please.",
+        }
+    )
+    rid, item = await session.respond_audio(agent_pcm24()[:4800].tobytes(), finish=False)
+    await session.audio_done(rid, item, "Connecting you to billing now.")
+    await session.function_call("transfer_call", {"target": "billing"}, call_id="call_tr")
+
+
+async def test_an_unanswered_transfer_comes_back_to_the_same_agent_with_the_conversation(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, greeting="Thanks for calling!"
+    ) as b:
+        # (with answering-machine detection: a person answered)
+        call, session = await b.live_call(parameters={"From": "+15550001111", "To": "+15550002222", "amd": "1"})
+        await b.post("/amd-status", {"CallSid": call.call_sid, "AnsweredBy": "human"})
+        await session.wait_for("response.create")  # the greeting
+        await _transfer_to_billing(b, session)
+        await asyncio.to_thread(rest_fake.wait_requests, 1)
+        await call.wait_closed()  # Twilio ends the stream to run the <Dial>
+        # Nobody answers: Twilio asks the <Dial action> what next.
+        reply = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "no-answer", "DialCallDuration": "0", "From": "+15550001111"},
+        )
+        assert reply.status_code == 200 and "<Connect" in reply.text and "/media-stream" in reply.text
+        params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', reply.text))
+        assert 'telephony_transfers_total{status="no-answer"} 1.0' in (await b.get("/metrics")).text
+        assert params["TransferStatus"] == "no-answer" and params["To"] == "+15550002222"
+        assert "amd" not in params
+        back, again = await b.live_call(call_sid=call.call_sid, parameters=params)
+        await again.wait_for("response.create")
+        items = [e["item"] for e in again.events("conversation.item.create")]
+        texts = [(i["role"], i["content"][0]["text"]) for i in items if i["type"] == "message"]
+        assert texts[0] == ("user", "Put me through to billing please.")
+        assert texts[1] == ("assistant", "Connecting you to billing now.")
+        assert texts[-1][0] == "system" and "nobody answered" in texts[-1][1] and "billing" in texts[-1][1]
+        creates = again.events("response.create")
+        assert len(creates) == 1 and "Thanks for calling!" not in json.dumps(creates)  # no second greeting
+        await back.stop()
+        await back.wait_closed()
+        assert await b.observer.flush_records(5)
+        record = await b.observer.store.get(call.call_sid)
+        assert [t["text"] for t in record.transcript][:2] == [
+            "Put me through to billing please.",
+            "Connecting you to billing now.",
+        ]
+        [attempt] = record.transfers
+        assert attempt["status"] == "no-answer" and attempt["number"] == "+15557770000"
+        assert record.answered_by == "human"  # kept from the first stream, not asked again
+        assert record.outcome == "completed"
+        assert not b.validation_errors()
+
+
+async def test_an_answered_transfer_hangs_up_when_the_human_does(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}) as b:
+        call, session = await b.live_call()
+        await _transfer_to_billing(b, session)
+        await asyncio.to_thread(rest_fake.wait_requests, 1)
+        await call.wait_closed()
+        reply = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "completed", "DialCallDuration": "42"},
+        )
+        assert "<Hangup" in reply.text and "<Connect" not in reply.text
+        assert len(b.state.services.transfers) == 0  # nothing kept for a call that will not return
+        record = await b.observer.store.get(call.call_sid)
+        assert record.outcome == "transferred"
+        assert [(a["status"], a["duration_s"], a["label"]) for a in record.transfers] == [("completed", 42, "billing")]
+        forged = await b.post("/dial-ended", {"CallSid": call.call_sid, "DialCallStatus": "busy"}, sign=False)
+        assert forged.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("parameters", "setting", "caller_id"),
+    [
+        ({"From": "+15550009999", "To": "+15551234567", "direction": "outbound"}, None, "+15550009999"),
+        ({"From": "+15550001111", "To": "+15550002222"}, "+15550003333", "+15550003333"),
+    ],
+)
+async def test_transfer_caller_id_is_the_business_number_or_the_setting(rest_fake, parameters, setting, caller_id):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, transfer_caller_id=setting
+    ) as b:
+        _call, session = await b.live_call(parameters=parameters)
+        await _transfer_to_billing(b, session)
+        [req] = await asyncio.to_thread(rest_fake.wait_requests, 1)
+        assert f'callerId="{caller_id}"' in req.field("Twiml")
+        assert parameters["From" if "direction" not in parameters else "To"] not in req.field("Twiml")
+
+
+async def test_stream_status_callbacks_are_logged_and_counted_and_the_voice_fallback_apologises(caplog):
+    async with bridge() as b:
+        with caplog.at_level(logging.INFO, logger="telephony.server"):
+            reply = await b.post(
+                "/stream-status",
+                {"CallSid": "CA1", "StreamSid": "MZ1", "StreamEvent": "stream-error", "StreamError": "handshake 403"},
+            )
+        assert reply.status_code == 204 and b.observer.counters["stream_stream-error"] == 1
+        [line] = [r for r in caplog.records if r.getMessage() == "stream.status"]
+        assert line.levelno == logging.WARNING and "handshake 403" in str(line.__dict__)
+        fallback = await b.post("/voice-fallback", {"CallSid": "CA2", "ErrorCode": "11200"})
+        assert "<Say>" in fallback.text and "<Hangup" in fallback.text
+        assert (await b.post("/stream-status", {"CallSid": "CA1"}, sign=False)).status_code == 403
+
+
+async def test_a_call_the_bridge_ended_is_hung_up_by_rest_if_twilio_does_not_go_on(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    async with bridge(tools=[end_call_tool()], rest=rest, hangup_fallback_seconds=0.3) as b:
+        call, session = await b.live_call()
+        await session.function_call("end_call", {"reason": "done"}, call_id="call_end")
+        await call.wait_closed(5)
+        # No /stream-ended came: the REST API ends the call.
+        [req] = await asyncio.to_thread(rest_fake.wait_requests, 1)
+        assert req.path.endswith(f"/Calls/{call.call_sid}.json") and req.field("Status") == "completed"
+
+        call, session = await b.live_call()
+        await session.function_call("end_call", {"reason": "done"}, call_id="call_end2")
+        await call.wait_closed(5)
+        reply = await b.post("/stream-ended", {"CallSid": call.call_sid})  # Twilio went on: no REST call
+        assert "<Hangup" in reply.text
+        endings = b.state.services.endings
+        await asyncio.gather(*endings._tasks)
+        assert len(rest_fake.requests) == 1
+
+
+async def _warm_transfer(b, rest_fake, count: int):
+    call, session = await b.live_call()
+    await session.function_call(
+        "transfer_call", {"target": "billing", "summary": "Sam wants a refund for order 42."}, call_id="call_w"
+    )
+    requests = await asyncio.to_thread(rest_fake.wait_requests, count)
+    twiml = requests[-1].field("Twiml")
+    whisper = f"/whisper?call={call.call_sid}"
+    assert f'<Number method="POST" url="{b.origin}{whisper}">+15557770000</Number>' in twiml
+    await call.wait_closed()
+    # The human answers: Twilio fetches the whisper for their leg.
+    said = await b.post(whisper, {"CallSid": "CA" + "c" * 32, "ParentCallSid": call.call_sid})
+    assert "Sam wants a refund for order 42." in said.text and "Press 1" in said.text
+    assert f'action="{b.origin}/whisper-answer?call={call.call_sid}"' in said.text
+    return call
+
+
+async def test_a_warm_transfer_whispers_the_summary_and_needs_1_to_connect(rest_fake):
+    rest = TwilioRest(ACCOUNT, TOKEN, rest_fake.base_url)
+    tools = [transfer_call_tool(["billing"], has_default=False)]
+    async with bridge(
+        tools=tools, rest=rest, transfer_directory={"billing": "+15557770000"}, transfer_warm=["billing"]
+    ) as b:
+        call = await _warm_transfer(b, rest_fake, 1)
+        declined = await b.post(f"/whisper-answer?call={call.call_sid}", {"CallSid": "CA" + "c" * 32, "Digits": "2"})
+        assert "<Hangup" in declined.text
+        back = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "completed", "DialCallDuration": "9"},
+        )
+        assert "<Connect" in back.text and '<Parameter name="TransferStatus" value="declined" />' in back.text
+
+        call = await _warm_transfer(b, rest_fake, 2)
+        taken = await b.post(f"/whisper-answer?call={call.call_sid}", {"CallSid": "CA" + "d" * 32, "Digits": "1"})
+        assert "<Hangup" not in taken.text  # the whisper ends: Twilio connects the caller
+        done = await b.post(
+            "/dial-ended?label=billing",
+            {"CallSid": call.call_sid, "DialCallStatus": "completed", "DialCallDuration": "60"},
+        )
+        assert "<Hangup" in done.text

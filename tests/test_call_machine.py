@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
 from telephony.call import (
+    Answered,
     BargeIn,
     Call,
     CallConfig,
@@ -17,11 +19,13 @@ from telephony.call import (
     Phase,
     RealtimeErrorReported,
     RunTool,
+    TonesPlayed,
     TransferCall,
 )
 from telephony.call.playback import PlaybackClock
 from telephony.wire import realtime as rt
 from telephony.wire import twilio as tw
+from tests.dtmf import decode_dtmf
 
 START = tw.Start("MZ1", "CA1", "AC1", {"From": "+15550001111", "To": "+15550002222"})
 
@@ -379,3 +383,152 @@ def test_too_many_invalid_messages_end_the_call():
     assert c.phase is Phase.ENDED
     notices = kinds(c.drain_actions(), InvalidTwilioMessage)
     assert len(notices) == 3  # logged a few times, not per message
+
+
+def test_a_call_back_from_an_unanswered_transfer_restores_the_conversation_and_does_not_greet():
+    first = live()
+    first.receive_realtime(rt.InputTranscript("u1", "I need billing"), 0.5)
+    play(first, "item_a", 100, now=1.0)
+    first.receive_realtime(rt.TranscriptDone("item_a", "Let me transfer you to billing."), 1.1)
+    kept = first.conversation()
+    # The same CallSid comes back on a new stream once the dial ended with no-answer.
+    c = Call(CallConfig(quiet_timeout_s=0, greeting="Thanks for calling Acme!"))
+    c.receive_twilio(START, 0.0)
+    c.resume_after_transfer(kept, "The transfer to billing was not answered.")
+    c.realtime_opened('{"type":"session.update"}', 0.1)
+    c.receive_realtime(rt.SessionUpdated(), 0.2)
+    _, out, _ = drain(c)
+    items = [e["item"] for e in out if e["type"] == "conversation.item.create"]
+    texts = [(i["role"], i["content"][0]["text"]) for i in items]
+    assert texts == [
+        ("user", "I need billing"),
+        ("assistant", "Let me transfer you to billing."),
+        ("system", "The transfer to billing was not answered."),
+    ]
+    creates = [e for e in out if e["type"] == "response.create"]
+    assert len(creates) == 1 and "Thanks for calling Acme!" not in json.dumps(creates)  # answers, never greets
+
+
+# --- keypad tones out (send_dtmf) ----------------------------------------------------------
+
+
+def test_dtmf_tones_decode_with_standard_timing_and_levels():
+    import numpy as np
+
+    from telephony.audio.dtmf import dtmf_ulaw
+    from telephony.audio.g711 import ulaw_decode
+
+    audio = dtmf_ulaw("0123456789*#ABCD")
+    assert decode_dtmf(audio) == "0123456789*#ABCD"
+    assert len(audio) == 16 * 1600  # 100 ms tone + 100 ms gap per key at 8 kHz
+    assert len(dtmf_ulaw("1w2")) == 2 * 1600 + 4000  # w: 0.5 s
+    tone = np.frombuffer(ulaw_decode(audio[:800]), dtype="<i2").astype(float)
+    assert audio[800:1600] == b"\xff" * 800  # the gap is silence
+    # -9 dBm0 + -7 dBm0: RMS of the pair about -4.9 dBm0 (0 dBm0 sine RMS: 22,180 / sqrt 2)
+    dbm0 = 20 * np.log10(np.sqrt(np.mean(tone**2)) / (32124 / 10 ** (3.17 / 20) / np.sqrt(2)))
+    assert -5.5 < dbm0 < -4.3
+    with pytest.raises(ValueError, match="0-9"):
+        dtmf_ulaw("12x")
+
+
+def test_send_tones_queue_after_the_agents_words_and_report_when_played():
+    c = live()
+    c.receive_realtime(rt.AudioDelta("r1", "item_a", audio(100)), 0.0)
+    c.send_tones("1#", "t1", 0.05)  # the agent's item is still arriving: wait for its end
+    out, _, _ = drain(c)
+    assert decode_dtmf(b"".join(base64.b64decode(m["media"]["payload"]) for m in out if m["event"] == "media")) == ""
+    c.receive_realtime(rt.AudioDone("r1", "item_a"), 0.1)
+    out, _, _ = drain(c)
+    media = [base64.b64decode(m["media"]["payload"]) for m in out if m["event"] == "media"]
+    marks = [m["mark"]["name"] for m in out if m["event"] == "mark"]
+    assert decode_dtmf(b"".join(media)) == "1#"
+    # A phone menu speaking over the tones does not cut them (they are not the agent's).
+    for m in marks[:-2]:
+        c.receive_twilio(tw.Mark(m), 0.2)
+    c.receive_realtime(rt.SpeechStarted("u1", 0), 0.25)
+    out, rt_out, actions = drain(c)
+    assert not [m for m in out if m["event"] == "clear"] and not kinds(actions, BargeIn)
+    assert not [e for e in rt_out if e["type"] == "conversation.item.truncate"]
+    c.receive_twilio(tw.Mark(marks[-2]), 0.3)
+    assert not kinds(drain(c)[2], TonesPlayed)
+    c.receive_twilio(tw.Mark(marks[-1]), 0.5)
+    assert kinds(drain(c)[2], TonesPlayed) == [TonesPlayed("t1", True)]
+
+
+def test_tones_pending_when_the_call_ends_are_reported_unplayed():
+    c = live()
+    c.send_tones("12", "t2", 0.0)
+    c.twilio_closed(0.1)
+    assert kinds(drain(c)[2], TonesPlayed) == [TonesPlayed("t2", False)]
+
+
+# --- answering-machine detection (outbound) -------------------------------------------------
+
+
+def _screened(greeting: str = "Hi, this is Acme about your appointment.") -> Call:
+    c = Call(CallConfig(quiet_timeout_s=0, greeting=greeting))
+    c.receive_twilio(START, 0.0)
+    c.await_verdict(0.0, 10.0)
+    c.realtime_opened('{"type":"session.update"}', 0.1)
+    c.receive_realtime(rt.SessionUpdated(), 0.2)
+    return c
+
+
+def test_the_greeting_waits_for_a_human_verdict():
+    c = _screened()
+    _, out, _ = drain(c)
+    assert not [e for e in out if e["type"] == "response.create"]  # waiting for the verdict
+    assert c.next_deadline() == pytest.approx(10.0)
+    c.verdict("human", 2.5)
+    _, out, actions = drain(c)
+    [create] = [e for e in out if e["type"] == "response.create"]
+    assert "Acme about your appointment" in create["response"]["instructions"]
+    assert kinds(actions, Answered) == [Answered("human", 2.5)]
+    c.verdict("machine_end_beep", 3.0)  # a late second verdict changes nothing
+    assert not drain(c)[1]
+
+
+def test_a_machine_gets_the_voicemail_once_then_the_call_hangs_up_after_it_played():
+    c = _screened()
+    drain(c)
+    c.verdict("machine_end_beep", 6.0, voicemail="Please call Acme back at 555 0100.")
+    _, out, actions = drain(c)
+    [create] = [e for e in out if e["type"] == "response.create"]
+    assert "Please call Acme back at 555 0100." in create["response"]["instructions"]
+    assert "appointment" not in create["response"]["instructions"]  # no greeting to a machine
+    assert kinds(actions, Answered) == [Answered("machine_end_beep", 6.0)]
+    rid = "r1"
+    c.receive_realtime(rt.ResponseCreated(rid), 6.1)
+    marks = play(c, "vm", 200, now=6.2, resp=rid)
+    c.receive_realtime(rt.AudioDone(rid, "vm"), 6.3)
+    c.receive_realtime(rt.ResponseDone(rid, "completed", None, None), 6.3)
+    out, _, actions = drain(c)
+    marks += [m["mark"]["name"] for m in out if m["event"] == "mark"]
+    assert not kinds(actions, EndCall)  # not before the message has played
+    for m in marks:
+        c.receive_twilio(tw.Mark(m), 6.6)
+    _, _, actions = drain(c)
+    [end] = kinds(actions, EndCall)
+    assert end.outcome == "voicemail" and c.outcome == "voicemail"
+
+
+def test_the_callee_speaking_first_or_no_verdict_in_time_greets():
+    c = _screened()
+    drain(c)
+    c.receive_realtime(rt.SpeechStarted("u1", 0), 1.0)
+    _, out, _ = drain(c)
+    assert [e for e in out if e["type"] == "response.create"]
+    c = _screened()
+    drain(c)
+    c.tick(10.0)
+    _, out, actions = drain(c)
+    assert [e for e in out if e["type"] == "response.create"]
+    assert kinds(actions, Answered) == [Answered("unknown", 10.0, timed_out=True)]
+
+
+def test_fax_hangs_up_by_default():
+    c = _screened()
+    drain(c)
+    c.verdict("fax", 3.0)
+    _, _, actions = drain(c)
+    assert kinds(actions, EndCall)[0].outcome == "machine"

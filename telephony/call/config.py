@@ -59,5 +59,8 @@ class CallConfig:
     #: keypad digits accepted per call, and per second (a burst of one second's worth)
     max_digits: int = 200
     max_digits_per_s: float = 10.0
+    #: answering-machine verdicts: what to do on ``fax`` and ``unknown`` ("greet" or "hangup")
+    amd_fax: str = "hangup"
+    amd_unknown: str = "greet"
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

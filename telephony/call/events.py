@@ -17,6 +17,7 @@ from ..wire import twilio as tw
 __all__ = [
     "Action",
     "AgentChanged",
+    "Answered",
     "BargeIn",
     "CallEnded",
     "CallStarted",
@@ -46,6 +47,7 @@ __all__ = [
     "ResponseFinished",
     "RunTool",
     "SessionRejected",
+    "TonesPlayed",
     "Transcript",
     "TranscriptionFailed",
     "TransferCall",
@@ -331,6 +333,24 @@ class McpApproval:
     approved: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TonesPlayed:
+    """Keypad tones asked for with ``token`` have played (``played``), or never will (the call ended)."""
+
+    token: str
+    played: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """Twilio's answering-machine verdict (``AnsweredBy``), ``latency_s`` after the stream started
+    (``timed_out``: none came in time, the call was treated as answered by a person)."""
+
+    answered_by: str
+    latency_s: float
+    timed_out: bool = False
+
+
 Notice = (
     CallStarted
     | CallEnded
@@ -360,6 +380,8 @@ Notice = (
     | McpProgress
     | McpCall
     | McpApproval
+    | TonesPlayed
+    | Answered
 )
 
 #: Everything ``Call.drain_actions()`` returns.

@@ -29,18 +29,20 @@ would spread each such decision over several files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..audio import CallerToModel
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
+from .amd import MACHINE_END, Screening
 from .config import CallConfig, Phase
 from .control import Control, Keypad
 from .playout import Playout
 from .recovery import Recovery
 from .responses import ResponseGate
 from .session import SessionLifecycle
+from .tones import Tones
 from .tools import ToolLedger
 
 __all__ = ["Call", "RealtimeMessage"]
@@ -95,6 +97,10 @@ class Call:
         #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
         #: reported (CallEnded) once the reply says whether the transfer happened
         self._end_pending: tuple[str, str, bool] | None = None
+        #: this stream continues a call that came back from a transfer: what to tell the model
+        self._returning: str | None = None
+        self._tones = Tones()
+        self._screening = Screening()
 
         self._user_speaking = False
         self._turn = 0
@@ -166,6 +172,9 @@ class Call:
             case tw.Media():
                 self._on_media(ev, now)
             case tw.Mark():
+                if self._tones.marks:
+                    for token in self._tones.echoed(ev.name):
+                        self._actions.append(events.TonesPlayed(token, True))
                 if self._playout.mark_echoed(ev.name, now):
                     self._check_control(now)
                     if self._session.rollover_due(now):
@@ -284,13 +293,18 @@ class Call:
             restored = session.restore()
             self._realtime.extend(restored)
             self._actions.append(events.RealtimeReconnected(session.generation, len(restored)))
+        returning, self._returning = self._returning, None
+        if returning is not None:  # back from a transfer: no greeting, the conversation goes on
+            session.configured = True
+            self._realtime.extend(session.restore())
+            self._realtime.append(rt.system_text(returning))
         self._realtime.extend(session.take_deferred())
         held = session.take_held_audio()
         if held is not None:
             self._realtime.append(held)
         if self._keypad.pending and self._keypad.deadline is None:
             self._flush_keys(now)
-        if reconnected and session.resume and not self._user_speaking:
+        if ((reconnected and session.resume) or returning is not None) and not self._user_speaking:
             self._request_response(now=now)
         session.resume = False
 
@@ -367,6 +381,8 @@ class Call:
                     self._agent_started(ev.item_id, now)
             case rt.AudioDone():
                 self._playout.audio_done(ev.item_id, now)
+                if self._tones.waiting:
+                    self._send_tones(now)
             case rt.SpeechStarted():
                 self._on_speech_started(ev, now)
             case rt.SpeechStopped():
@@ -403,7 +419,11 @@ class Call:
             case rt.SessionUpdated():
                 if not self._session.configured:
                     self._session.configured = True
-                    if self.config.greeting:
+                    if self._screening.waiting:
+                        self._screening.greet_pending = True  # the verdict decides
+                    elif self._screening.voicemail is not None:
+                        self._leave_voicemail(self._screening.voicemail, now)
+                    elif self.config.greeting:
                         self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
             case rt.Error():
                 self._on_error(ev, now)
@@ -529,6 +549,9 @@ class Call:
             self._speech_stopped_at = None
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
+        if self._screening.waiting:  # the callee spoke first: a person, greet them
+            self._screening.answered_by = "human"
+            self._greet(self._screening.stop(), now)
         self._recovery.heard()
         self._recovery.retry_at = None  # the caller's turn brings its own response
         self._remember_spoken(ev.item_id, now)
@@ -541,7 +564,11 @@ class Call:
             self._playout.drop_response(active)
         if not self._playout.playing:
             return  # nothing of ours is playing: not a barge-in
+        if self._tones.pending and not self._playout.agent_unheard(now):
+            return  # only keypad tones are playing: they are not cut
         cut = self._playout.barge_in(now)
+        if self._tones.sent:
+            self._tones.resend(lambda chunk: self._playout.send_other(chunk, now))
         for t in cut:
             self._realtime.append(rt.truncate(t.item_id, t.audio_end_ms))
             self._session.cut(t.item_id, t.audio_end_ms / t.received_ms if t.received_ms else 0.0)
@@ -646,6 +673,78 @@ class Call:
         self._to_session(rt.system_text(text))
         self._request_response(now=now)
 
+    def send_tones(self, digits: str, token: str, now: float) -> None:
+        """Play keypad tones for ``digits`` after what is queued (ValueError: bad digits);
+        ``TonesPlayed(token, ...)`` reports when they have played."""
+        self._tones.request(token, digits)
+        if self.phase is Phase.ENDED or self.start is None:
+            for t in self._tones.abandon():
+                self._actions.append(events.TonesPlayed(t, False))
+            return
+        if not self._playout.receiving:
+            self._send_tones(now)
+
+    def _send_tones(self, now: float) -> None:
+        self._tones.flush(lambda chunk: self._playout.send_other(chunk, now))
+
+    def await_verdict(self, now: float, wait_s: float) -> None:
+        """An outbound call with answering-machine detection: the greeting waits for
+        ``verdict`` (or the callee speaking first, or ``wait_s``)."""
+        self._screening.start(now, wait_s)
+
+    def verdict(self, answered_by: str, now: float, voicemail: str | None = None) -> None:
+        """Twilio's verdict: a person is greeted; after a machine's greeting,
+        ``voicemail`` (a text or an instruction) is left once and the call hangs up
+        once it has played. ``fax``/``unknown``: as configured."""
+        screening = self._screening
+        if screening.answered_by is not None or self.phase is Phase.ENDED:
+            return  # decided already (the callee spoke, or the wait ran out)
+        screening.answered_by = answered_by
+        latency = now - (screening.since if screening.since is not None else now)
+        self._actions.append(events.Answered(answered_by, round(latency, 3)))
+        was_pending = screening.stop()
+        config = self.config
+        if answered_by in MACHINE_END:
+            if not voicemail:
+                self.request_hangup("answering machine, no voicemail message set", now, outcome="voicemail")
+                return
+            instructions = config.wording.voicemail.format(message=voicemail)
+            if self._session.configured:
+                self._leave_voicemail(instructions, now)
+            else:
+                screening.voicemail = instructions  # left once the session is configured
+            return
+        action = config.amd_fax if answered_by == "fax" else config.amd_unknown if answered_by == "unknown" else "greet"
+        if action == "hangup":
+            self.request_hangup(f"answered by {answered_by}", now, outcome="machine")
+            return
+        self._greet(was_pending, now)
+
+    def _leave_voicemail(self, instructions: str, now: float) -> None:
+        self._request_response(instructions, now)
+        self.request_hangup("voicemail left", now, outcome="voicemail")  # once it has played
+
+    def _greet(self, due: bool, now: float) -> None:
+        if due and self.config.greeting:
+            self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+
+    def tap_playout(self, sent: Callable[[bytes], None], cleared: Callable[[], None]) -> None:
+        """A local recording: ``sent`` gets every mu-law chunk sent to Twilio, ``cleared`` each ``clear``."""
+        self._playout.tap = sent
+        self._playout.tap_clear = cleared
+
+    def conversation(self) -> tuple[list[list[str]], dict[str, float]]:
+        """The conversation so far (a copy), kept while a transfer rings."""
+        return self._session.snapshot()
+
+    def resume_after_transfer(self, conversation: tuple[list[list[str]], dict[str, float]] | None, notice: str) -> None:
+        """This stream is the same call back from a transfer nobody answered: the
+        first session gets ``conversation`` restored (as after a reconnect) and
+        ``notice`` told to the model, and answers instead of greeting."""
+        if conversation is not None:
+            self._session.adopt(conversation)
+        self._returning = notice
+
     def transfer_done(self, now: float) -> None:
         if self._end_pending is not None:  # the stream stopped first: Twilio's redirect ended it
             label = self._control.transfer[1] if self._control.transfer else "?"
@@ -703,6 +802,7 @@ class Call:
         recovery = self._recovery
         candidates = [
             self._keypad.deadline,
+            self._screening.deadline,
             session.reconnect_at,
             session.rollover_at,
             self._control.deadline,
@@ -733,6 +833,12 @@ class Call:
             self._maybe_rollover(now)
         if self._keypad.deadline is not None and now >= self._keypad.deadline:
             self._flush_keys(now)
+        screening = self._screening
+        if screening.deadline is not None and now >= screening.deadline:  # no verdict in time: greet
+            screening.answered_by = "unknown"
+            since = screening.since if screening.since is not None else now
+            self._actions.append(events.Answered("unknown", round(now - since, 3), timed_out=True))
+            self._greet(screening.stop(), now)
         recovery = self._recovery
         if recovery.retry_due(now):
             self._request_response(recovery.retry_instructions, now)
@@ -765,6 +871,9 @@ class Call:
         self.phase = Phase.ENDED
         self.outcome = outcome
         self._session.drop_held_audio()
+        if self._tones.pending:
+            for token in self._tones.abandon():
+                self._actions.append(events.TonesPlayed(token, False))
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
         if self._control.transfer_in_flight and outcome != "transferred":

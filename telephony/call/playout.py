@@ -10,6 +10,7 @@ that item's and that response's late audio is dropped.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 
 from ..audio import DELAY_MS, ModelToCaller
 from ..wire import realtime as rt
@@ -41,7 +42,18 @@ def _b64(data: bytes) -> str:
 class Playout:
     """Appends Twilio ``media``/``mark``/``clear`` messages to ``twilio_out``."""
 
-    __slots__ = ("_clock", "_current", "_down", "_dropped_items", "_dropped_responses", "_out", "_segments", "_stream")
+    __slots__ = (
+        "_clock",
+        "_current",
+        "_down",
+        "_dropped_items",
+        "_dropped_responses",
+        "_out",
+        "_segments",
+        "_stream",
+        "tap",
+        "tap_clear",
+    )
 
     def __init__(self, twilio_out: list[str]) -> None:
         self._out = twilio_out
@@ -52,6 +64,9 @@ class Playout:
         self._current: _Segment | None = None
         self._dropped_items: set[str] = set()
         self._dropped_responses: set[str] = set()
+        #: a local recording: told every mu-law chunk sent, and every ``clear``
+        self.tap: Callable[[bytes], None] | None = None
+        self.tap_clear: Callable[[], None] | None = None
 
     def begin(self, stream_sid: str) -> None:
         self._stream = tw.OutboundStream(stream_sid)
@@ -103,6 +118,8 @@ class Playout:
         self._out.append(stream.media(_b64(ulaw)))
         self._out.append(stream.mark(self._clock.sent_chunk(len(ulaw), now)))
         seg.end = self._clock.sent
+        if self.tap is not None:
+            self.tap(ulaw)
 
     def finish_item(self, now: float) -> None:
         """End of an item's audio: send the filter tail, start the next item clean."""
@@ -114,6 +131,25 @@ class Playout:
         if tail:
             self._send(seg, tail, now)
         seg.done = True
+
+    def send_other(self, ulaw: bytes, now: float) -> str:
+        """Queue non-agent audio (keypad tones) after what was sent; returns its mark's name.
+        It is no item: a barge-in never truncates it."""
+        stream = self._stream
+        assert stream is not None
+        name = self._clock.sent_chunk(len(ulaw), now)
+        self._out.append(stream.media(_b64(ulaw)))
+        self._out.append(stream.mark(name))
+        if self.tap is not None:
+            self.tap(ulaw)
+        return name
+
+    def agent_unheard(self, now: float) -> bool:
+        """Some of the agent's audio is still arriving or not yet heard."""
+        if self._current is not None:
+            return True
+        heard = self._clock.position(now)
+        return any(s.end > heard for s in self._segments)
 
     def drop_response(self, response_id: str) -> None:
         """Late audio of this response must not play (the server cancelled it)."""
@@ -151,6 +187,8 @@ class Playout:
         assert self._stream is not None
         heard_pos = self._clock.position(now)
         self._out.append(self._stream.clear)
+        if self.tap_clear is not None:
+            self.tap_clear()
         cut: list[Truncation] = []
         for seg in self._segments:
             if seg.done and seg.end <= heard_pos:

@@ -171,6 +171,16 @@ class SessionLifecycle:
     def cut(self, item_id: str, fraction_heard: float) -> None:
         self._cut[item_id] = fraction_heard
 
+    def snapshot(self) -> tuple[list[list[str]], dict[str, float]]:
+        """The conversation as kept (a copy), to carry into another stream of the same call."""
+        return [list(e) for e in self._history], dict(self._cut)
+
+    def adopt(self, snapshot: tuple[list[list[str]], dict[str, float]]) -> None:
+        """Take a conversation kept by ``snapshot`` (before the first session opens)."""
+        history, cut = snapshot
+        self._history = [list(e) for e in history]
+        self._cut = dict(cut)
+
     def restore(self) -> list[str]:
         """The conversation so far, most recent kept within ``restore_chars``:
         caller and agent words as text (agent words cut to the fraction the

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from ..logs import log_event
 from ..records import CallQuery, CallRecord, CallStore
@@ -88,6 +89,21 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
         if record is None:
             return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
         return JSONResponse(record.to_dict())
+
+    @app.get("/calls/{call_sid}/recording")
+    async def get_recording(request: Request, call_sid: str) -> Response:
+        """The call's local recording (TELEPHONY_RECORDING=local), a stereo WAV."""
+        store = _records(request)
+        if isinstance(store, Response):
+            return store
+        try:
+            record = await store.get(call_sid)
+        except Exception as exc:
+            return _unavailable(exc)
+        path = Path(record.recording) if record is not None and record.recording else None
+        if path is None or path.suffix != ".wav" or not path.is_file():
+            return JSONResponse({"error": f"no local recording of call {call_sid}"}, status_code=404)
+        return FileResponse(path, media_type="audio/wav", filename=path.name)
 
 
 def _unavailable(exc: Exception) -> Response:

@@ -19,14 +19,17 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
 from starlette.websockets import WebSocket
 
 from ..agents import Agent
+from ..audio.dtmf import check_digits
 from ..call import (
     AgentChanged,
+    Answered,
     Call,
     CallConfig,
     CallStarted,
@@ -36,6 +39,7 @@ from ..call import (
     OpenRealtime,
     Phase,
     RunTool,
+    TonesPlayed,
     TransferCall,
 )
 from ..errors import ConfigError, TelephonyError
@@ -46,10 +50,12 @@ from ..tools.registry import ToolResult
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.twiml import dial
-from ..wording import HANDOFF
+from ..wording import DIAL_STATUS, HANDOFF, WHISPER_NO_SUMMARY
 from .observe import CallReport
 from .realtime.client import RealtimeConnectError, RealtimeConnection
+from .recording import LocalRecorder, prune_recordings
 from .services import Services
+from .twilio.dial import RETURN_PARAMETER, RETURN_PARAMETERS, Parked, dial_action_url, whisper_url
 from .twilio.media import MAX_TWILIO_BUFFER, MediaSocket
 from .twilio.rest import validate_e164
 from .twilio.stream_token import TOKEN_PARAMETER
@@ -60,6 +66,9 @@ log = logging.getLogger("telephony.call")
 
 #: At the end of a call whose stream stopped before the transfer's REST reply, wait this long for it.
 TRANSFER_REPLY_WAIT_S = 10.0
+
+#: EndCall reasons meaning Twilio ended the stream (no REST hang-up needed)
+_TWILIO_ENDED = frozenset({"Twilio stream closed", "caller hung up or the stream stopped"})
 
 _MEDIA = tw.Media
 _START = tw.Start
@@ -85,6 +94,8 @@ def call_config(services: Services) -> CallConfig:
         max_audio_rate=settings.max_audio_rate,
         max_digits=settings.max_digits,
         max_digits_per_s=settings.max_digits_per_second,
+        amd_fax=settings.amd_fax,
+        amd_unknown=settings.amd_unknown,
     )
 
 
@@ -116,6 +127,12 @@ class CallSession(CallControl):
         self._counted: set[RealtimeConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transfers: set[asyncio.Task[None]] = set()
+        #: TELEPHONY_RECORDING=local: this call's stereo WAV
+        self._recording: LocalRecorder | None = None
+        #: the next transfer is warm: the whisper's summary (None: cold)
+        self._warm: str | None = None
+        #: keypad tones asked for by token, resolved when they have played (TonesPlayed)
+        self._tones: dict[str, asyncio.Future[bool]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ended = asyncio.Event()
@@ -156,6 +173,8 @@ class CallSession(CallControl):
         try:
             ev = _parse_twilio(data)
             if type(ev) is _MEDIA:
+                if self._recording is not None:
+                    self._recording.caller(ev.audio)
                 t0 = perf_counter_ns()
                 call.receive_twilio(ev, self.loop.time())
                 self._in_ns += perf_counter_ns() - t0
@@ -243,6 +262,8 @@ class CallSession(CallControl):
             for conn in list(self._conns):  # opened while the call ended, or released
                 await self._close_conn(conn)
             await self._close_twilio()
+            if self._recording is not None:
+                await self._recording.close()
         finally:
             for conn in list(self._conns):
                 self._uncount(conn)
@@ -304,6 +325,12 @@ class CallSession(CallControl):
             match ev:
                 case CallStarted():
                     self._on_start(ev.start)
+                    report.event(ev, now)
+                    if RETURN_PARAMETER in ev.start.custom_parameters:
+                        self._returned(ev.start, now)
+                    if self.services.settings.recording == "local":
+                        self._record_locally(ev.start)
+                    continue
                 case RunTool():
                     self._spawn(self._run_tool(ev))
                 case OpenRealtime():
@@ -316,6 +343,16 @@ class CallSession(CallControl):
                     task.add_done_callback(self._transfers.discard)
                 case EndCall():
                     self._spawn(self._close_twilio())
+                    rest = self.services.rest
+                    if rest is not None and ev.outcome != "transferred" and ev.reason not in _TWILIO_ENDED:
+                        self.services.endings.watch(self.call_sid, rest.hangup)
+                case Answered():
+                    if self.context is not None:
+                        self.context.answered_by = ev.answered_by
+                case TonesPlayed():
+                    waiter = self._tones.pop(ev.token, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(ev.played)
             report.event(ev, now)
 
     # --- timers ------------------------------------------------------------------
@@ -353,6 +390,31 @@ class CallSession(CallControl):
             dtmf=self.call.dtmf,
             _controller=self,
         )
+        if self.services.settings.recording == "twilio" and RETURN_PARAMETER not in params:
+            self._spawn(self._start_recording())
+        if params.get("amd") == "1":  # outbound with answering-machine detection
+            self.call.await_verdict(self.loop.time(), self.services.settings.amd_wait_seconds)
+
+    def _returned(self, start: tw.Start, now: float) -> None:
+        """This stream is the call back from a transfer nobody took: continue the
+        conversation parked by the first stream (if this process has it)."""
+        params = start.custom_parameters
+        status = params.get(RETURN_PARAMETER, "")
+        parked = self.services.transfers.take(start.call_sid)
+        label = parked.label if parked is not None else params.get("TransferLabel") or "a colleague"
+        notice = self.call.config.wording.transfer_returned.format(label=label, status=DIAL_STATUS.get(status, status))
+        self.call.resume_after_transfer(parked.conversation if parked is not None else None, notice)
+        agents = self.services.agents
+        if parked is not None and agents is not None and parked.agent in agents.by_name:
+            self.agent = agents.by_name[parked.agent]
+            self.first_agent = agents.by_name.get(parked.first_agent or "", self.agent)
+        recorder = self.report.recorder
+        if parked is not None and recorder is not None:
+            if parked.record is not None:
+                recorder.continue_from(parked.record, now)
+            recorder.record.transfers.extend(parked.attempts)
+        restored = len(parked.conversation[0]) if parked is not None else 0
+        log_event(log, "transfer.returned", call_sid=start.call_sid, status=status, label=label, restored=restored)
 
     async def _choose_agent(self) -> None:
         """Which agent answers this call (route(), the called number, the default)."""
@@ -509,28 +571,120 @@ class CallSession(CallControl):
     def request_hangup(self, reason: str) -> None:
         self._in_loop(lambda: self.call.request_hangup(reason, self.loop.time()))
 
-    async def request_transfer(self, target: str) -> str:
+    async def request_transfer(self, target: str, warm: bool | None = None, summary: str | None = None) -> str:
         """Resolve ``target`` (directory name or E.164 number) and schedule it."""
         number, label = self.services.resolve_transfer_target(target)
         if self.services.rest is None:
             raise ConfigError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        if warm is None:
+            listed = {n.strip().lower() for n in self.services.settings.transfer_warm}
+            warm = "*" in listed or label.strip().lower() in listed or target.strip().lower() in listed
+        self._warm = (summary or WHISPER_NO_SUMMARY.format(label=label)) if warm else None
         self._in_loop(lambda: self.call.request_transfer(number, label, self.loop.time()))
         return f"Transferring the caller to {label} once you finish speaking."
 
+    def _origin(self) -> str:
+        """This server's public http(s) origin, for the URLs Twilio calls back."""
+        public = self.services.settings.public_url
+        if public:
+            return public.rstrip("/")
+        return f"https://{self.ws.headers.get('host', 'localhost')}"
+
+    def _business_number(self) -> str | None:
+        """The caller ID a transfer shows: the setting, else the business's own number
+        (the called number of an inbound call, the calling number of an outbound one)."""
+        settings, ctx = self.services.settings, self.context
+        if settings.transfer_caller_id:
+            return settings.transfer_caller_id
+        if ctx is None:
+            return None
+        return ctx.from_number if ctx.parameters.get("direction") == "outbound" else ctx.to_number
+
     async def _transfer(self, action: TransferCall) -> None:
         rest = self.services.rest
+        ledger = self.services.transfers
         try:
             if rest is None:
                 raise ConfigError("Twilio REST credentials are not configured")
             validate_e164(action.number)
-            caller_id = self.context.to_number if self.context else None
-            await rest.redirect(self.call_sid, dial(action.number, caller_id))
+            params = self.context.parameters if self.context else {}
+            ledger.park(  # before the redirect: the dial's action may come back quickly
+                self.call_sid,
+                Parked(
+                    action.number,
+                    action.label,
+                    self.call.conversation(),
+                    agent=self.agent.name if self.agent else None,
+                    first_agent=self.first_agent.name if self.first_agent else None,
+                    # the return is no new answer: no second answering-machine wait
+                    parameters={k: v for k, v in params.items() if k not in RETURN_PARAMETERS and k != "amd"},
+                    record=self.report.recorder.record if self.report.recorder else None,
+                    warm=self._warm is not None,
+                    summary=self._warm or "",
+                ),
+            )
+            twiml = dial(
+                action.number,
+                self._business_number(),
+                action=dial_action_url(self._origin(), action.label),
+                timeout_s=self.services.settings.transfer_ring_seconds,
+                answer_on_bridge=True,
+                number_url=whisper_url(self._origin(), self.call_sid) if self._warm is not None else None,
+            )
+            await rest.redirect(self.call_sid, twiml)
         except TelephonyError as exc:
+            ledger.take(self.call_sid)
             self.call.transfer_failed(str(exc), self.loop.time())  # logged once, as the machine's notice
         else:
             log_event(log, "transfer.done", call_sid=self.call_sid, to=action.number, label=action.label)
             self.call.transfer_done(self.loop.time())
         self._pump()
+
+    def _record_locally(self, start: tw.Start) -> None:
+        settings = self.services.settings
+        directory = Path(settings.recordings_dir)
+        name = start.call_sid if start.call_sid.isalnum() else start.stream_sid
+        try:  # a call back from a transfer goes on in the same file
+            rec = LocalRecorder(directory / f"{name}.wav", append=RETURN_PARAMETER in start.custom_parameters)
+        except OSError as exc:
+            log_event(log, "recording.failed", logging.WARNING, call_sid=self.call_sid, error=str(exc))
+            return
+        self._recording = rec
+        self.call.tap_playout(rec.agent, rec.cleared)
+        if self.report.recorder is not None:
+            self.report.recorder.record.recording = str(rec.path)
+        prune_recordings(directory, settings.recordings_retention_days)
+        log_event(log, "recording.started", call_sid=self.call_sid, path=str(rec.path))
+
+    async def _start_recording(self) -> None:
+        """TELEPHONY_RECORDING=twilio: Twilio records the call (dual channel)."""
+        rest = self.services.rest
+        if rest is None:
+            log_event(log, "recording.failed", logging.WARNING, call_sid=self.call_sid, error="no REST credentials")
+            return
+        try:
+            sid = await rest.start_recording(self.call_sid, self._origin() + "/recording-status")
+        except TelephonyError as exc:
+            log_event(log, "recording.failed", logging.WARNING, call_sid=self.call_sid, error=str(exc))
+            return
+        log_event(log, "recording.started", call_sid=self.call_sid, recording_sid=sid)
+        if self.report.recorder is not None and self.report.recorder.record.recording_sid is None:
+            self.report.recorder.record.recording_sid = sid
+
+    def answered(self, answered_by: str) -> None:
+        """Twilio's answering-machine verdict for this call (from ``/amd-status``)."""
+        ctx = self.context
+        message = (ctx.parameters.get("voicemail_message") if ctx else None) or self.services.settings.voicemail_message
+        self._in_loop(lambda: self.call.verdict(answered_by, self.loop.time(), voicemail=message))
+
+    async def send_dtmf(self, digits: str) -> bool:
+        """Keypad tones into the call after what is queued; True once they have played."""
+        check_digits(digits)  # ValueError here, in the tool's own task
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        token = f"dtmf{len(self._tones)}-{id(waiter)}"
+        self._tones[token] = waiter
+        self._in_loop(lambda: self.call.send_tones(digits, token, self.loop.time()))
+        return await waiter
 
     async def wait_ended(self) -> None:
         await self._ended.wait()

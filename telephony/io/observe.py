@@ -354,6 +354,17 @@ class CallReport:
                 log_event(log, "dtmf", call_sid=sid, digit=event.digit)
             case ev.HangupRequested():
                 log_event(log, "hangup.requested", call_sid=sid, reason=event.reason)
+            case ev.Answered():
+                o.counters[f"amd_{event.answered_by}"] += 1
+                m.answered_by.labels(event.answered_by).inc()
+                log_event(
+                    log,
+                    "call.answered_by",
+                    call_sid=sid,
+                    answered_by=event.answered_by,
+                    latency_s=event.latency_s,
+                    timed_out=event.timed_out,
+                )
             case ev.TransferRequested():
                 log_event(log, "transfer.requested", call_sid=sid, number=event.number, label=event.label)
             case ev.TransferFailed():

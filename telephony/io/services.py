@@ -16,13 +16,15 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from ..wire.session import handoff_config, session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
+from .twilio.callbacks import CallEndings
+from .twilio.dial import TransferLedger
 from .twilio.rest import TwilioRest, validate_e164
 from .twilio.stream_token import StreamTokens
 
 __all__ = ["BUILTIN_TOOLS", "Services"]
 
 #: Built-in tools every agent is offered when the settings turn them on.
-BUILTIN_TOOLS = frozenset({"end_call", "transfer_call"})
+BUILTIN_TOOLS = frozenset({"end_call", "send_dtmf", "transfer_call"})
 
 
 class Services:
@@ -56,6 +58,10 @@ class Services:
         self.rest = rest
         #: per-call stream tokens (issued by the webhook, checked on ``start``)
         self.streams = StreamTokens(settings, settings.max_remembered_tokens)
+        #: conversations of calls ringing a transfer, for their return (this process only)
+        self.transfers = TransferLedger(settings.transfer_keep_seconds)
+        #: calls whose stream the bridge closed to end them, hung up by REST if that did not end them
+        self.endings = CallEndings(settings.hangup_fallback_seconds)
 
     def _tools_of(self, agent: Agent) -> tuple[list[dict[str, Any]], frozenset[str]]:
         assert self.agents is not None

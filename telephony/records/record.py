@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..call.events import (
     AgentChanged,
+    Answered,
     BargeIn,
     CallEnded,
     Event,
@@ -65,6 +66,15 @@ class CallRecord:
     #: response (id, status, usage), realtime_lost, realtime_reconnected,
     #: realtime_gave_up, transfer_requested, transfer_failed, hangup_requested
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: the call's recording: its URL (TELEPHONY_RECORDING=twilio, once Twilio reports it completed)
+    recording: str | None = None
+    recording_sid: str | None = None
+    #: answering-machine verdict of an outbound call (Twilio's AnsweredBy; "unknown" if none came in time)
+    answered_by: str | None = None
+    #: seconds from the stream's start to the verdict
+    answered_by_latency_s: float | None = None
+    #: each transfer attempt: {number, label, status (Twilio's DialCallStatus), duration_s, at (unix)}
+    transfers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +122,24 @@ class CallRecorder:
         self._started_mono = now_mono
         self._calls: dict[str, dict[str, Any]] = {}
         self._agent: str | None = None
+
+    def continue_from(self, earlier: CallRecord, now_mono: float) -> None:
+        """This stream continues ``earlier`` (the same call back from a transfer):
+        keep its story, with times counted from its start."""
+        r = self.record
+        self._started_mono = now_mono - max(0.0, r.started_at - earlier.started_at)
+        r.started_at = earlier.started_at
+        for name in ("transcript", "tool_calls", "barge_ins", "agents", "events"):
+            getattr(r, name)[:0] = getattr(earlier, name)
+        r.dtmf = earlier.dtmf + r.dtmf
+        r.answered_by, r.answered_by_latency_s = earlier.answered_by, earlier.answered_by_latency_s
+        r.transfers[:0] = earlier.transfers
+        for key, value in earlier.usage.items():
+            r.usage[key] = r.usage.get(key, 0) + value
+        for kind, n in earlier.tokens.items():
+            r.tokens[kind] = r.tokens.get(kind, 0) + n
+        if r.cost_usd is not None and earlier.cost_usd is not None:
+            r.cost_usd = round(r.cost_usd + earlier.cost_usd, 6)
 
     def _t(self, mono: float) -> float:
         return round(mono - self._started_mono, 3)
@@ -197,6 +225,9 @@ class CallRecorder:
                 r.events.append(
                     {"t": self._t(now), "kind": "transfer_failed", "number": event.number, "reason": event.reason}
                 )
+            case Answered():
+                r.answered_by = event.answered_by
+                r.answered_by_latency_s = event.latency_s
             case HangupRequested():
                 r.events.append({"t": self._t(now), "kind": "hangup_requested", "reason": event.reason})
             case ResponseFinished():

@@ -62,6 +62,8 @@ class FakeTwilioRest:
             "voice_method": "POST",
             "status_callback": None,
             "status_callback_method": "POST",
+            "voice_fallback_url": None,
+            "voice_fallback_method": "POST",
             "account_sid": self.account_sid,
             **fields,
         }
@@ -122,6 +124,18 @@ class FakeTwilioRest:
                             "account_sid": fake.account_sid,
                         },
                     )
+                m = re.fullmatch(prefix + r"/Calls/(CA\w+)/Recordings\.json", path)
+                if method == "POST" and m:
+                    return self._reply(
+                        201,
+                        {
+                            "sid": "RE" + f"{next(ids):032x}",
+                            "call_sid": m.group(1),
+                            "status": "in-progress",
+                            "channels": 2 if req.field("RecordingChannels") == "dual" else 1,
+                            "account_sid": fake.account_sid,
+                        },
+                    )
                 m = re.fullmatch(prefix + r"/Calls/(CA\w+)\.json", path)
                 if method == "POST" and m:
                     return self._reply(
@@ -150,7 +164,8 @@ class FakeTwilioRest:
                 if method == "POST" and m:
                     for n in fake.numbers.values():
                         if n["sid"] == m.group(1):
-                            for key in ("VoiceUrl", "VoiceMethod", "StatusCallback", "StatusCallbackMethod"):
+                            keys = ("VoiceUrl", "VoiceMethod", "StatusCallback", "StatusCallbackMethod")
+                            for key in (*keys, "VoiceFallbackUrl", "VoiceFallbackMethod"):
                                 if req.field(key) is not None:
                                     n[re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()] = req.field(key)
                             return self._reply(200, n)

@@ -7,6 +7,7 @@ from typing import Any
 from ...config import Settings
 from ...errors import ConfigError, OutboundCallError
 from ...wire.twiml import connect_stream, parameter_room, stream_url, xml_safe
+from .recording import recording_notice
 from .rest import TwilioRest, validate_e164
 from .stream_token import TOKEN_PARAMETER, StreamTokens
 
@@ -53,7 +54,14 @@ def outbound_twiml(
     token = StreamTokens(settings).issue("", params, ttl=settings.stream_token_seconds + RING_SECONDS)
     if token:
         params[TOKEN_PARAMETER] = token
-    twiml = connect_stream(stream_url(_public_url(settings)), params, action=_public_url(settings) + "/stream-ended")
+    base = _public_url(settings)
+    twiml = connect_stream(
+        stream_url(base),
+        params,
+        action=base + "/stream-ended",
+        status_callback=base + "/stream-status",
+        notice=recording_notice(settings),
+    )
     if len(twiml) > MAX_TWIML:
         raise OutboundCallError(
             f"the call's TwiML is {len(twiml)} characters; Twilio accepts at most {MAX_TWIML}: "
@@ -70,27 +78,43 @@ async def place_call(
     instructions: str | None = None,
     parameters: dict[str, str] | None = None,
     rest: TwilioRest | None = None,
+    amd: bool | None = None,
+    voicemail_message: str | None = None,
 ) -> str:
     """Call ``to`` and connect the answer to this server's agent. Returns the call SID.
 
     ``instructions`` replace the agent's instructions for this call; ``parameters``
-    reach ``CallContext.parameters``.
+    reach ``CallContext.parameters``. ``amd`` (default ``TELEPHONY_AMD``): Twilio's
+    asynchronous answering-machine detection; on a machine, ``voicemail_message``
+    (default ``TELEPHONY_VOICEMAIL_MESSAGE``) is left, then the call hangs up.
     """
     settings = settings or Settings()
     to = validate_e164(to)
     from_ = validate_e164(from_number or settings.from_number or "")
-    twiml = outbound_twiml(settings, to, from_, instructions, parameters)
+    amd = settings.amd if amd is None else amd
+    params = dict(parameters or {})
+    if amd:
+        params["amd"] = "1"
+        if voicemail_message:
+            params["voicemail_message"] = voicemail_message
+    twiml = outbound_twiml(settings, to, from_, instructions, params)
     client = rest or rest_client(settings)
-    return await client.create_call(to, from_, twiml, status_callback=_public_url(settings) + "/call-status")
+    base = _public_url(settings)
+    return await client.create_call(
+        to, from_, twiml, status_callback=base + "/call-status", amd_callback=base + "/amd-status" if amd else None
+    )
 
 
 async def configure_number(
     number: str, *, settings: Settings | None = None, rest: TwilioRest | None = None
 ) -> dict[str, Any]:
-    """Point ``number``'s voice webhook at ``PUBLIC_URL/incoming-call`` and its status
-    callback at ``PUBLIC_URL/call-status``. Returns what changed: {field: (old, new)}."""
+    """Point ``number``'s voice webhook at ``PUBLIC_URL/incoming-call``, its status
+    callback at ``PUBLIC_URL/call-status`` and its voice fallback at
+    ``TELEPHONY_VOICE_FALLBACK_URL`` (default ``PUBLIC_URL/voice-fallback``).
+    Returns what changed: {field: (old, new)}."""
     settings = settings or Settings()
     number = validate_e164(number)
     base = _public_url(settings)
     client = rest or rest_client(settings)
-    return await client.configure_number(number, base + "/incoming-call", base + "/call-status")
+    fallback = settings.voice_fallback_url or base + "/voice-fallback"
+    return await client.configure_number(number, base + "/incoming-call", base + "/call-status", fallback)

@@ -52,18 +52,42 @@ class TwilioRest:
         """Replace a live call's TwiML (ends its stream)."""
         await self._run(f"updating call {call_sid}", lambda: self._client.calls(call_sid).update(twiml=twiml))
 
+    async def start_recording(self, call_sid: str, status_callback: str) -> str:
+        """Twilio's dual-channel recording of a live call; returns the recording SID.
+        Its ``completed`` status (with the URL) is posted to ``status_callback``."""
+        recording = await self._run(
+            f"recording call {call_sid}",
+            lambda: self._client.calls(call_sid).recordings.create(
+                recording_channels="dual",
+                recording_status_callback=status_callback,
+                recording_status_callback_method="POST",
+                recording_status_callback_event=["completed"],
+            ),
+        )
+        return str(recording.sid)
+
     async def hangup(self, call_sid: str) -> None:
         await self._run(f"hanging up call {call_sid}", lambda: self._client.calls(call_sid).update(status="completed"))
 
-    async def create_call(self, to: str, from_: str, twiml: str, status_callback: str | None = None) -> str:
+    async def create_call(
+        self, to: str, from_: str, twiml: str, status_callback: str | None = None, amd_callback: str | None = None
+    ) -> str:
+        """``amd_callback``: asynchronous answering-machine detection, verdict posted there."""
         kwargs: dict[str, Any] = {"to": to, "from_": from_, "twiml": twiml}
+        if amd_callback:
+            kwargs["machine_detection"] = "DetectMessageEnd"
+            kwargs["async_amd"] = "true"
+            kwargs["async_amd_status_callback"] = amd_callback
+            kwargs["async_amd_status_callback_method"] = "POST"
         if status_callback:
             kwargs["status_callback"] = status_callback
             kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
         call = await self._run(f"calling {to}", lambda: self._client.calls.create(**kwargs))
         return str(call.sid)
 
-    async def configure_number(self, number: str, voice_url: str, status_callback: str | None) -> dict[str, Any]:
+    async def configure_number(
+        self, number: str, voice_url: str, status_callback: str | None, voice_fallback_url: str | None = None
+    ) -> dict[str, Any]:
         """Point ``number``'s voice webhook (and status callback) at us. Returns
         {field: (old, new)} for what changed."""
         found = await self._run(
@@ -76,6 +100,9 @@ class TwilioRest:
         if status_callback:
             wanted["status_callback"] = status_callback
             wanted["status_callback_method"] = "POST"
+        if voice_fallback_url:
+            wanted["voice_fallback_url"] = voice_fallback_url
+            wanted["voice_fallback_method"] = "POST"
         changes = {k: (getattr(pn, k, None), v) for k, v in wanted.items() if getattr(pn, k, None) != v}
         if changes:
             await self._run(f"updating {number}", lambda: self._client.incoming_phone_numbers(pn.sid).update(**wanted))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,9 +17,17 @@ from ...wording import BUSY_MESSAGE, DRAINING_MESSAGE
 from ..bridge import CallSession
 from ..observe import CALL_STATUSES
 from ..state import AppState
+from .amd import add_amd_routes
+from .callbacks import add_callback_routes
+from .dial import add_dial_routes
+from .recording import add_recording_routes, recording_notice
 from .stream_token import TOKEN_PARAMETER
 
 __all__ = ["add_twilio_routes"]
+
+#: ``await signed_form(request)``: the webhook's form fields when the request is
+#: signed and within limits, else the refusal to return (403, 408, 413, 415).
+SignedForm = Callable[[Request], Awaitable["dict[str, Any] | Response"]]
 
 log = logging.getLogger("telephony.server")
 
@@ -110,7 +119,20 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if token:
             parameters[TOKEN_PARAMETER] = token
         log_event(log, "call.incoming", call_sid=parameters.get("CallSid"))
-        return _twiml(connect_stream(stream_url(origin), parameters, action=origin + "/stream-ended"))
+        return _twiml(
+            connect_stream(
+                stream_url(origin),
+                parameters,
+                action=origin + "/stream-ended",
+                status_callback=origin + "/stream-status",
+                notice=recording_notice(settings),
+            )
+        )
+
+    add_dial_routes(app, state, _signed_form)  # transfers that come back (<Dial action>)
+    add_amd_routes(app, state, _signed_form)  # answering-machine verdicts (outbound)
+    add_callback_routes(app, state, _signed_form)  # stream status, voice fallback
+    add_recording_routes(app, state, _signed_form)  # Twilio recordings' status
 
     @app.post("/stream-ended")
     async def stream_ended(request: Request) -> Response:
@@ -120,6 +142,7 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if isinstance(params, Response):
             return params
         sid = str(params.get("CallSid") or "")
+        services.endings.ended(sid)
         ended = observer.ended.get(sid)
         if ended is not None and ended.reason.startswith("busy:"):  # refused at the stream: every slot taken
             return _twiml(say_and_hangup(BUSY_MESSAGE))
@@ -133,6 +156,8 @@ def add_twilio_routes(app: FastAPI, state: AppState) -> None:
         if isinstance(params, Response):
             return params
         status = params.get("CallStatus")
+        if status in ("completed", "busy", "failed", "no-answer", "canceled"):
+            services.endings.ended(str(params.get("CallSid") or ""))
         known = status if isinstance(status, str) and status in CALL_STATUSES else "other"  # labels: known values only
         observer.counters[f"status_{known}"] += 1
         observer.metrics.status_callbacks.labels(known).inc()
