@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     create_response: bool = True
     #: the caller's speech cuts the model's answer (turn detection)
     interrupt_response: bool = True
+    #: while the agent speaks, caller sounds shorter than this (ms) do not interrupt it: the
+    #: bridge decides (local VAD + the server's speech_started); 0 = the server cuts at once
+    barge_in_min_ms: int = Field(400, ge=0, le=5000)
     #: a ``instructions`` stream parameter (outbound calls) replaces the instructions
     allow_instruction_override: bool = True
 

@@ -120,6 +120,10 @@ async def bridge(
             "transcription_model": None,
             "log_format": "text",
             "records_path": ":memory:",
+            # today's immediate barge-in on the server's speech_started: the fake server's
+            # scripted events carry no caller audio for the local VAD (tests of the
+            # barge-in policy set their minimum)
+            "barge_in_min_ms": 0,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

@@ -51,5 +51,8 @@ class CallConfig:
     dead_air_s: float = 4.0
     #: where to transfer the caller when the model keeps failing (None: end with the apology)
     fallback_transfer: str | None = None
+    #: while the agent speaks, caller speech shorter than this does not interrupt it;
+    #: 0: the server's speech_started interrupts at once (interrupt_response: true)
+    barge_in_min_ms: int = 0
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

@@ -35,6 +35,7 @@ from ..audio import CallerToModel
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
+from .bargein import BargeInPolicy
 from .config import CallConfig, Phase
 from .control import Control, Keypad
 from .playout import Playout
@@ -78,6 +79,7 @@ class Call:
         self._control = Control()
         self._keypad = Keypad()
         self._recovery = Recovery()
+        self._barge = BargeInPolicy(self.config.barge_in_min_ms)
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
         #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
@@ -195,6 +197,9 @@ class Call:
             b64 = self._in.convert_b64(ev.audio)
             if b64:
                 self._realtime.append(rt.audio_append_bytes(b64))
+            barge = self._barge
+            if barge.min_s and barge.frame(ev.audio, now):
+                self._interrupt(now)
         elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now
             self._session.hold(self._in.convert(ev.audio))
@@ -328,6 +333,7 @@ class Call:
                 self._on_speech_started(ev, now)
             case rt.SpeechStopped():
                 self._user_speaking = False
+                self._barge.speech_stopped()
                 self._speech_stopped_at = now
                 self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
@@ -492,12 +498,31 @@ class Call:
         self._user_speaking = True
         self._turn += 1
         self._speech_stopped_at = None
+        if self._barge.enabled:
+            # interrupt_response=false: the bridge decides (bargein.BargeInPolicy).
+            if self._barge.speech_started():
+                self._interrupt(now)
+            return
         active = self._gate.active_id
         if active is not None:
             # interrupt_response=true: the server cancels it; late deltas must not play.
             self._playout.drop_response(active)
         if not self._playout.playing:
             return  # nothing of ours is playing: not a barge-in
+        self._cut_playout(now)
+
+    def _interrupt(self, now: float) -> None:
+        """The barge-in policy says the caller is really speaking over the agent:
+        cancel the response being produced (the server will not) and cut what plays."""
+        active = self._gate.active_id
+        if active is not None:
+            self._realtime.append(rt.response_cancel())
+            self._playout.drop_response(active)
+        if self._playout.playing:
+            self._cut_playout(now)
+
+    def _cut_playout(self, now: float) -> None:
+        """``clear`` Twilio and truncate every item still playing to what was heard."""
         cut = self._playout.barge_in(now)
         for t in cut:
             self._realtime.append(rt.truncate(t.item_id, t.audio_end_ms))

@@ -77,6 +77,8 @@ def call_config(services: Services) -> CallConfig:
         mcp_approve=settings.mcp_approval == "approve",
         response_retries=settings.response_retries,
         dead_air_s=settings.dead_air_seconds,
+        # interrupt_response=false by choice: the caller never cuts the agent, so no policy either
+        barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
     )
 
