@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     #: while the agent speaks, caller sounds shorter than this (ms) do not interrupt it: the
     #: bridge decides (local VAD + the server's speech_started); 0 = the server cuts at once
     barge_in_min_ms: int = Field(400, ge=0, le=5000)
+    #: a tool running this long (ms) with nothing playing: the caller hears the hold sound
+    hold_after_ms: int = Field(1000, ge=0, le=60000)
+    #: "builtin" (a soft synthesised loop), "off", or the path of a WAV file
+    hold_sound: str = "builtin"
     #: a ``instructions`` stream parameter (outbound calls) replaces the instructions
     allow_instruction_override: bool = True
 
@@ -238,6 +242,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TELEPHONY_TRANSFER_NUMBER {v!r} is not E.164: write it as +<country><number>, e.g. +14155550100"
             )
+        return v
+
+    @field_validator("hold_sound")
+    @classmethod
+    def _hold_sound(cls, v: str) -> str:
+        from .audio.hold import hold_sound
+
+        hold_sound(v)  # a WAV path is read now: an unreadable one fails at start, not per call
         return v
 
     @field_validator("transfer_directory")

@@ -54,5 +54,9 @@ class CallConfig:
     #: while the agent speaks, caller speech shorter than this does not interrupt it;
     #: 0: the server's speech_started interrupts at once (interrupt_response: true)
     barge_in_min_ms: int = 0
+    #: the hold sound (8 kHz mu-law, looped) once a tool has run this long with nothing playing
+    hold_after_s: float = 1.0
+    #: None: no hold sound (dead air while tools run)
+    hold_sound: bytes | None = None
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

@@ -38,6 +38,7 @@ from . import events
 from .bargein import BargeInPolicy
 from .config import CallConfig, Phase
 from .control import Control, Keypad
+from .hold import Hold
 from .playout import Playout
 from .recovery import Recovery
 from .responses import ResponseGate
@@ -80,6 +81,7 @@ class Call:
         self._keypad = Keypad()
         self._recovery = Recovery()
         self._barge = BargeInPolicy(self.config.barge_in_min_ms)
+        self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
         #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
@@ -186,6 +188,7 @@ class Call:
         self.started_at = now
         self._last_media_at = now
         self._playout.begin(ev.stream_sid)
+        self._hold.begin(ev.stream_sid)
         self.phase = Phase.STARTING
         self._actions.append(events.CallStarted(ev))
         self._actions.append(events.OpenRealtime(ev))
@@ -325,6 +328,8 @@ class Call:
             return  # a closed or replaced session's stragglers
         match ev:
             case rt.AudioDelta():
+                if self._hold.active:
+                    self._hold.stop(now)  # cleared before the answer's first audio goes out
                 if self._playout.audio(ev, now):
                     self._agent_started(ev.item_id, now)
             case rt.AudioDone():
@@ -348,11 +353,14 @@ class Call:
                     self._response_failed(ev, instructions, now)
                     if self.phase is Phase.ENDED:
                         return
+                if self._hold.active and not self._tools.pending and not self._playout.receiving:
+                    self._hold.stop(now)  # the turn ended without audio
                 self._check_control(now)
                 self._maybe_rollover(now)
             case rt.FunctionCallDone():
                 self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
+                    self._hold.tool_started(now)
                     self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
@@ -493,6 +501,8 @@ class Call:
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
         self._recovery.heard()
+        if self._hold.active:
+            self._hold.stop(now)
         self._recovery.retry_at = None  # the caller's turn brings its own response
         self._remember_spoken(ev.item_id, now)
         self._user_speaking = True
@@ -565,6 +575,8 @@ class Call:
         pending = self._tools.finished(call_id)
         if pending is None or self.phase is Phase.ENDED:
             return
+        if not self._tools.pending:
+            self._hold.tools_done()
         turn = pending.turn
         self._session.remember_output(call_id, output)  # restored with its call into later sessions
         if pending.generation == self._session.generation and self.phase is Phase.LIVE:
@@ -690,6 +702,7 @@ class Call:
             self._control.deadline,
             recovery.retry_at,
             recovery.dead_air_at,
+            self._hold.deadline,
         ]
         if self._last_media_at is not None and config.quiet_timeout_s > 0:
             candidates.append(self._last_media_at + config.quiet_timeout_s)
@@ -716,6 +729,10 @@ class Call:
             self._dead_air(now)
             if self.phase is Phase.ENDED:
                 return
+        hold = self._hold
+        if hold.deadline is not None and now >= hold.deadline:
+            drained_at = self._playout.drained_at(now)  # by the estimate: marks may stop coming back
+            hold.tick(now, self._playout.receiving or drained_at > now, drained_at)
         if control.deadline is not None and now >= control.deadline:
             control.deadline = None
             self._playout.assume_played()  # marks stopped coming back

@@ -24,6 +24,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from ..agents import Agent
+from ..audio.hold import hold_sound
 from ..call import (
     AgentChanged,
     Call,
@@ -79,6 +80,8 @@ def call_config(services: Services) -> CallConfig:
         dead_air_s=settings.dead_air_seconds,
         # interrupt_response=false by choice: the caller never cuts the agent, so no policy either
         barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
+        hold_after_s=settings.hold_after_ms / 1000,
+        hold_sound=hold_sound(settings.hold_sound),
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
     )
 
