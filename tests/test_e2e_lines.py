@@ -1,11 +1,17 @@
-"""Real phone lines through the real app (issue 15): the barge-in policy over loopback."""
+"""Real phone lines through the real app (issue 15): the barge-in policy and the hold
+sound over loopback."""
 
 from __future__ import annotations
+
+import asyncio
+import base64
 
 import numpy as np
 import pytest
 
-from telephony.audio import DELAY_MS
+from telephony import tool
+from telephony.audio import DELAY_MS, ModelToCaller
+from telephony.audio.hold import builtin_hold_sound
 from telephony.testing import lines
 from tests.audio_data import agent_pcm24, caller_pcm8
 from tests.harness import bridge
@@ -50,3 +56,38 @@ async def test_backchannel_plays_through_and_a_real_interruption_cuts_the_answer
         heard_ms = call.heard_at_last_clear / 8 - DELAY_MS
         assert abs(truncate["audio_end_ms"] - heard_ms) <= 120, (truncate["audio_end_ms"], heard_ms)
         assert b.observer.counters["barge_ins"] == 1
+
+
+def _media(messages: list[dict]) -> bytes:
+    return b"".join(base64.b64decode(m["media"]["payload"]) for m in messages if m["event"] == "media")
+
+
+async def test_a_slow_tool_plays_the_hold_sound_then_clears_it_before_the_full_answer():
+    release = asyncio.Event()
+
+    @tool
+    async def slow_lookup(query: str) -> str:
+        """A tool that waits for the test to release it."""
+        await release.wait()
+        return f"slow result for {query}"
+
+    async with bridge(tools=[slow_lookup], hold_after_ms=300) as b:
+        call, session = await b.live_call()
+        await session.function_call("slow_lookup", {"query": "q"})
+        await call.wait_media_bytes(2 * 1600)  # the hold sound, in 200 ms chunks
+        sound = builtin_hold_sound()
+        assert _media(call.received)[:3200] == sound[:3200]
+        assert not session.events("conversation.item.truncate")
+
+        release.set()
+        await session.wait_for("response.create")
+        answer = agent_pcm24()[:24000].tobytes()  # 1 s
+        await session.respond_audio(answer, chunk_bytes=4800)
+        clear = await call.wait_for("clear")
+        at = call.received.index(clear)
+        expected = ModelToCaller()
+        answer_ulaw = expected.convert(answer) + expected.flush()
+        await call.wait_media_bytes(len(_media(call.received[:at])) + len(answer_ulaw))
+        # After the clear: the answer, whole, and nothing of the hold sound.
+        assert _media(call.received[at:]) == answer_ulaw
+        assert [m for m in call.received[at:] if m["event"] == "mark" and m["mark"]["name"].startswith("h")] == []
