@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     #: while the agent speaks, caller sounds shorter than this (ms) do not interrupt it: the
     #: bridge decides (local VAD + the server's speech_started); 0 = the server cuts at once
     barge_in_min_ms: int = Field(400, ge=0, le=5000)
+    #: remove the agent's own voice (speakerphone echo) from the caller's audio; off by default:
+    #: ~120 µs per frame while the agent speaks and 1.3-3.1 s to reach 30 dB (README: Real phone lines)
+    echo_cancellation: bool = False
     #: a tool running this long (ms) with nothing playing: the caller hears the hold sound
     hold_after_ms: int = Field(1000, ge=0, le=60000)
     #: "builtin" (a soft synthesised loop), "off", or the path of a WAV file

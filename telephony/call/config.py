@@ -58,5 +58,7 @@ class CallConfig:
     hold_after_s: float = 1.0
     #: None: no hold sound (dead air while tools run)
     hold_sound: bytes | None = None
+    #: cancel the echo of what the caller hears from their audio (audio.EchoCanceller)
+    echo_cancellation: bool = False
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import binascii
 
 from ..wire import twilio as tw
+from .aec import EchoPath
 
 __all__ = ["Hold"]
 
@@ -27,7 +28,19 @@ _CHUNK_S = _CHUNK / 8000
 class Hold:
     """Appends the hold sound's Twilio messages to ``twilio_out``."""
 
-    __slots__ = ("_loop", "_out", "_pos", "_seq", "_stream", "active", "after_s", "deadline", "sent_until", "since")
+    __slots__ = (
+        "_loop",
+        "_out",
+        "_pos",
+        "_seq",
+        "_stream",
+        "active",
+        "after_s",
+        "deadline",
+        "echo",
+        "sent_until",
+        "since",
+    )
 
     def __init__(self, twilio_out: list[str], sound: bytes | None, after_s: float) -> None:
         self._out = twilio_out
@@ -43,6 +56,8 @@ class Hold:
         self.since: float | None = None
         self.deadline: float | None = None
         self.sent_until = 0.0
+        #: the echo canceller's reference (``aec.EchoPath``), when echo cancellation is on
+        self.echo: EchoPath | None = None
 
     def begin(self, stream_sid: str) -> None:
         self._stream = tw.OutboundStream(stream_sid)
@@ -89,6 +104,8 @@ class Hold:
             self._seq += 1
             out.append(stream.media(binascii.b2a_base64(chunk, newline=False).decode("ascii")))
             out.append(stream.mark(f"h{self._seq}"))
+            if self.echo is not None:
+                self.echo.sent(chunk, now)
             self.sent_until += _CHUNK_S
         self.deadline = self.sent_until - _AHEAD_S + _CHUNK_S
 
@@ -98,5 +115,7 @@ class Hold:
         if self.active:
             assert self._stream is not None
             self._out.append(self._stream.clear)
+            if self.echo is not None:
+                self.echo.cleared()
             self.active = False
         self.deadline = None if self.since is None else now + self.after_s

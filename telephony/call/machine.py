@@ -35,6 +35,7 @@ from ..audio import CallerToModel
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
+from .aec import EchoPath
 from .bargein import BargeInPolicy
 from .config import CallConfig, Phase
 from .control import Control, Keypad
@@ -82,6 +83,8 @@ class Call:
         self._recovery = Recovery()
         self._barge = BargeInPolicy(self.config.barge_in_min_ms)
         self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
+        self._echo = EchoPath() if self.config.echo_cancellation else None
+        self._playout.echo = self._hold.echo = self._echo
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
         #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
@@ -197,15 +200,17 @@ class Call:
         phase = self.phase
         if phase is Phase.LIVE:
             self._last_media_at = now
-            b64 = self._in.convert_b64(ev.audio)
+            caller = ev.audio if self._echo is None else self._echo.process(ev.audio, now)
+            b64 = self._in.convert_b64(caller)
             if b64:
                 self._realtime.append(rt.audio_append_bytes(b64))
             barge = self._barge
-            if barge.min_s and barge.frame(ev.audio, now):
+            if barge.min_s and barge.frame(caller, now):
                 self._interrupt(now)
         elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now
-            self._session.hold(self._in.convert(ev.audio))
+            caller = ev.audio if self._echo is None else self._echo.process(ev.audio, now)
+            self._session.hold(self._in.convert(caller))
         elif phase is Phase.WAITING:
             self.media_before_start += 1
             if self.media_before_start == 1:

@@ -14,6 +14,7 @@ import binascii
 from ..audio import DELAY_MS, ModelToCaller
 from ..wire import realtime as rt
 from ..wire import twilio as tw
+from .aec import EchoPath
 from .events import Truncation
 from .playback import PlaybackClock
 
@@ -41,7 +42,17 @@ def _b64(data: bytes) -> str:
 class Playout:
     """Appends Twilio ``media``/``mark``/``clear`` messages to ``twilio_out``."""
 
-    __slots__ = ("_clock", "_current", "_down", "_dropped_items", "_dropped_responses", "_out", "_segments", "_stream")
+    __slots__ = (
+        "_clock",
+        "_current",
+        "_down",
+        "_dropped_items",
+        "_dropped_responses",
+        "_out",
+        "_segments",
+        "_stream",
+        "echo",
+    )
 
     def __init__(self, twilio_out: list[str]) -> None:
         self._out = twilio_out
@@ -52,6 +63,8 @@ class Playout:
         self._current: _Segment | None = None
         self._dropped_items: set[str] = set()
         self._dropped_responses: set[str] = set()
+        #: the echo canceller's reference (``aec.EchoPath``), when echo cancellation is on
+        self.echo: EchoPath | None = None
 
     def begin(self, stream_sid: str) -> None:
         self._stream = tw.OutboundStream(stream_sid)
@@ -102,6 +115,8 @@ class Playout:
         assert stream is not None
         self._out.append(stream.media(_b64(ulaw)))
         self._out.append(stream.mark(self._clock.sent_chunk(len(ulaw), now)))
+        if self.echo is not None:
+            self.echo.sent(ulaw, now)
         seg.end = self._clock.sent
 
     def finish_item(self, now: float) -> None:
@@ -151,6 +166,8 @@ class Playout:
         assert self._stream is not None
         heard_pos = self._clock.position(now)
         self._out.append(self._stream.clear)
+        if self.echo is not None:
+            self.echo.cleared()
         cut: list[Truncation] = []
         for seg in self._segments:
             if seg.done and seg.end <= heard_pos:

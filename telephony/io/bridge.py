@@ -81,6 +81,7 @@ def call_config(services: Services) -> CallConfig:
         # interrupt_response=false by choice: the caller never cuts the agent, so no policy either
         barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
         hold_after_s=settings.hold_after_ms / 1000,
+        echo_cancellation=settings.echo_cancellation,
         hold_sound=hold_sound(settings.hold_sound),
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
     )
