@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     #: remove the agent's own voice (speakerphone echo) from the caller's audio; off by default:
     #: ~120 µs per frame while the agent speaks and 1.3-3.1 s to reach 30 dB (README: Real phone lines)
     echo_cancellation: bool = False
+    #: false: the greeting plays in full, the caller cannot cut it (with barge_in_min_ms > 0)
+    greeting_interruptible: bool = True
     #: a tool running this long (ms) with nothing playing: the caller hears the hold sound
     hold_after_ms: int = Field(1000, ge=0, le=60000)
     #: "builtin" (a soft synthesised loop), "off", or the path of a WAV file

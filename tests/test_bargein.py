@@ -151,3 +151,24 @@ def test_vad_measures_a_backchannel_below_and_speech_above_the_minimum_on_each_l
             else:
                 assert most >= longest, (line.name, most)
                 assert reached is not None and reached <= 3.0 + 0.4 + 0.06, (line.name, reached)
+
+
+def test_a_protected_greeting_plays_in_full_and_an_interruptible_one_is_cut():
+    config = CallConfig(quiet_timeout_s=0, barge_in_min_ms=MIN_MS, greeting="Hi!", greeting_interruptible=False)
+    c = Call(config)
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)  # asks for the greeting
+    drain(c)
+    frames = _caller_line(speech_at=1.5, speech_ms=1500, total_s=4.0)
+    tw_out, rt_out, actions = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
+    assert not [m for _, m in tw_out if m["event"] == "clear"] and not kinds(actions, BargeIn)
+    assert not [m for _, m in rt_out if m["type"] == "response.cancel"]
+    # Interruptible (the default): the same greeting is cut.
+    c = Call(CallConfig(quiet_timeout_s=0, barge_in_min_ms=MIN_MS, greeting="Hi!"))
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)
+    drain(c)
+    tw_out, _, _ = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
+    assert len([m for _, m in tw_out if m["event"] == "clear"]) == 1

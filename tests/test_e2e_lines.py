@@ -91,3 +91,25 @@ async def test_a_slow_tool_plays_the_hold_sound_then_clears_it_before_the_full_a
         # After the clear: the answer, whole, and nothing of the hold sound.
         assert _media(call.received[at:]) == answer_ulaw
         assert [m for m in call.received[at:] if m["event"] == "mark" and m["mark"]["name"].startswith("h")] == []
+
+
+async def test_the_fake_servers_vad_follows_turn_detection_and_the_bridge_decides():
+    async with bridge(barge_in_min_ms=400) as b:
+        b.fake.vad = True  # the fake server hears the caller audio itself
+        call, session = await b.live_call()
+        assert session.vad is not None
+        pcm = np.tile(agent_pcm24(), 2)[: 24000 * 8].tobytes()
+        await session.respond_audio(pcm, chunk_bytes=4800, finish=False)
+        await call.wait_echoed(3)
+
+        mhm = _quiet(400) + _speech(250) + _quiet(700)
+        await call.send_audio(mhm, pace=1.0)
+        await session.wait_audio(6 * len(mhm))  # all of it reached the server (3:1, 2 bytes a sample)
+        assert len(session.vad.starts) == 1  # the server heard the "mhm"...
+        assert session.active_response is not None  # ...and, told interrupt_response=false, did not cut
+        assert not call.events("clear") and not session.events("response.cancel")
+
+        await call.send_audio(_speech(1500), pace=1.0)
+        await call.wait_for("clear")
+        await session.wait_for("response.cancel")
+        assert len(session.vad.starts) == 2

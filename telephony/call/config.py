@@ -54,6 +54,9 @@ class CallConfig:
     #: while the agent speaks, caller speech shorter than this does not interrupt it;
     #: 0: the server's speech_started interrupts at once (interrupt_response: true)
     barge_in_min_ms: int = 0
+    #: False: the greeting plays in full whatever the caller says (needs barge_in_min_ms > 0:
+    #: with 0 the server cuts answers itself)
+    greeting_interruptible: bool = True
     #: the hold sound (8 kHz mu-law, looped) once a tool has run this long with nothing playing
     hold_after_s: float = 1.0
     #: None: no hold sound (dead air while tools run)

@@ -82,6 +82,11 @@ class Call:
         self._keypad = Keypad()
         self._recovery = Recovery()
         self._barge = BargeInPolicy(self.config.barge_in_min_ms)
+        #: the greeting's response (kept from barge-in when not greeting_interruptible)
+        self._greeting_id: str | None = None
+        self._greeting_text: str | None = None
+        if self.config.greeting and not self.config.greeting_interruptible and self.config.barge_in_min_ms:
+            self._greeting_text = self.config.wording.greeting.format(greeting=self.config.greeting)
         self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
         self._echo = EchoPath() if self.config.echo_cancellation else None
         self._playout.echo = self._hold.echo = self._echo
@@ -348,6 +353,9 @@ class Call:
                 self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
                 self._gate.created(ev.response_id)
+                greeting = self._greeting_text
+                if greeting is not None and self._greeting_id is None and self._gate.instructions == greeting:
+                    self._greeting_id = ev.response_id  # protected unless greeting_interruptible
             case rt.ResponseDone():
                 instructions = self._gate.instructions
                 self._gate.done(ev.response_id)
@@ -529,6 +537,9 @@ class Call:
     def _interrupt(self, now: float) -> None:
         """The barge-in policy says the caller is really speaking over the agent:
         cancel the response being produced (the server will not) and cut what plays."""
+        greeting = self._greeting_id
+        if greeting is not None and (self._gate.active_id == greeting or self._playout.plays(greeting)):
+            return  # the greeting is protected (greeting_interruptible=False)
         active = self._gate.active_id
         if active is not None:
             self._realtime.append(rt.response_cancel())

@@ -74,6 +74,10 @@ class Playout:
         """Audio of ours may still be playing (or an item is still arriving)."""
         return self._current is not None or bool(self._clock.pending)
 
+    def plays(self, response_id: str) -> bool:
+        """Audio of this response may still be playing."""
+        return bool(self._clock.pending) and any(s.response_id == response_id for s in self._segments)
+
     @property
     def receiving(self) -> bool:
         """An item's audio is still arriving from the model."""

@@ -82,6 +82,7 @@ def call_config(services: Services) -> CallConfig:
         barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
         hold_after_s=settings.hold_after_ms / 1000,
         echo_cancellation=settings.echo_cancellation,
+        greeting_interruptible=settings.greeting_interruptible,
         hold_sound=hold_sound(settings.hold_sound),
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
     )
