@@ -172,3 +172,18 @@ def test_a_protected_greeting_plays_in_full_and_an_interruptible_one_is_cut():
     drain(c)
     tw_out, _, _ = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
     assert len([m for _, m in tw_out if m["event"] == "clear"]) == 1
+
+
+def test_jittery_delivery_does_not_stretch_a_backchannel_into_an_interruption():
+    """Bursty arrival (frames held back up to 250 ms, then released at once) must not
+    make a 250 ms "mhm" look longer: durations are in audio time, not arrival time."""
+    frames = _caller_line(speech_at=1.5, speech_ms=250, total_s=3.0)
+    for seed in (36, 38, 44, 45, 0, 1, 2):  # 36: arrival times would stretch it to 451 ms
+        c = _call()
+        c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+        c.receive_realtime(rt.AudioDelta("r1", "item_a", audio(4000)), 0.0)
+        c.receive_realtime(rt.SpeechStarted("u1", 0), 0.0)  # the worst case: the server says speech throughout
+        c.drain_twilio(), c.drain_realtime()
+        for at_ms, frame in lines.bursty(frames, 250.0, seed=seed):
+            c.receive_twilio(tw.Media(frame), at_ms / 1000 + 0.02)
+        assert not [m for m in c.drain_twilio() if '"clear"' in m], seed

@@ -10,7 +10,9 @@ interrupts once both agree that the caller is speaking over the agent:
   ``speech_stopped`` (its confirmation: a cough or a door the energy detector
   takes for speech is rarely speech to the server's model).
 
-Whichever comes second triggers the interruption, once per run of speech. A
+Whichever comes second triggers the interruption, once per run of speech.
+Durations are measured in audio time (20 ms per 20 ms frame received), not
+arrival time, so jittery, bursty delivery does not stretch a "mhm" into speech. A
 250 ms "mhm" is a run of ~260 ms: below a 400 ms minimum, nothing happens; the
 answer plays on. With a minimum of 0 the policy is off: today's immediate
 barge-in on the server's ``speech_started``.
@@ -24,13 +26,14 @@ __all__ = ["BargeInPolicy"]
 
 
 class BargeInPolicy:
-    __slots__ = ("_fired_onset", "min_s", "server_speaking", "vad")
+    __slots__ = ("_audio_s", "_fired_onset", "min_s", "server_speaking", "vad")
 
     def __init__(self, min_ms: int) -> None:
         self.min_s = min_ms / 1000.0
         self.vad = EnergyVad()
         self.server_speaking = False
         self._fired_onset: float | None = None  # the run already interrupted for
+        self._audio_s = 0.0  # caller audio received so far (the detector's clock)
 
     @property
     def enabled(self) -> bool:
@@ -39,7 +42,8 @@ class BargeInPolicy:
     def frame(self, ulaw: bytes, now: float) -> bool:
         """One caller frame; True when the agent should be interrupted now."""
         vad = self.vad
-        if not vad.frame(ulaw, now):
+        self._audio_s += len(ulaw) / 8000.0
+        if not vad.frame(ulaw, self._audio_s):
             return False
         return self.server_speaking and self._due()
 
