@@ -349,8 +349,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             out=out,
             emit=lambda line: print(line, flush=True),
             speed=args.speed,
+            line=args.line,
         )
     )
+    if args.line:
+        erle = "n/a (needs --offline and speakerphone)" if result.erle_db is None else f"{result.erle_db:.1f} dB"
+        print(
+            f"line {args.line}: false barge-ins {result.false_barge_ins}, "
+            f"longest silence {result.longest_silence:.1f} s, ERLE {erle}",
+            flush=True,
+        )
     return 0 if result.outcome in ("completed", "hung_up_by_agent", "transferred") else 1
 
 
@@ -399,6 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1.0,
         help="pace of the caller's audio and of playback, x real time (default 1; "
         "more is for quick offline checks: barge-in timing is then approximate)",
+    )
+    sim.add_argument(
+        "--line",
+        choices=("speakerphone", "noisy", "backchannel"),
+        default=None,
+        help="a phone line's impairments (telephony.testing.lines): the agent's echo, noise, "
+        "or a 250 ms 'mhm' while the agent answers; prints false barge-ins, ERLE and silences",
     )
     sim.set_defaults(func=cmd_simulate)
 

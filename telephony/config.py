@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     create_response: bool = True
     #: the caller's speech cuts the model's answer (turn detection)
     interrupt_response: bool = True
+    #: while the agent speaks, caller sounds shorter than this (ms) do not interrupt it: the
+    #: bridge decides (local VAD + the server's speech_started); 0 = the server cuts at once
+    barge_in_min_ms: int = Field(400, ge=0, le=5000)
+    #: remove the agent's own voice (speakerphone echo) from the caller's audio; off by default:
+    #: ~120 µs per frame while the agent speaks and 1.3-3.1 s to reach 30 dB (README: Real phone lines)
+    echo_cancellation: bool = False
+    #: false: the greeting plays in full, the caller cannot cut it (with barge_in_min_ms > 0)
+    greeting_interruptible: bool = True
+    #: a tool running this long (ms) with nothing playing: the caller hears the hold sound
+    hold_after_ms: int = Field(1000, ge=0, le=60000)
+    #: "builtin" (a soft synthesised loop), "off", or the path of a WAV file
+    hold_sound: str = "builtin"
     #: a ``instructions`` stream parameter (outbound calls) replaces the instructions
     allow_instruction_override: bool = True
 
@@ -327,6 +339,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TELEPHONY_TRANSFER_CALLER_ID {v!r} is not E.164: write it as +<country><number>, e.g. +14155550100"
             )
+        return v
+
+    @field_validator("hold_sound")
+    @classmethod
+    def _hold_sound(cls, v: str) -> str:
+        from .audio.hold import hold_sound
+
+        hold_sound(v)  # a WAV path is read now: an unreadable one fails at start, not per call
         return v
 
     @field_validator("transfer_directory")

@@ -51,6 +51,12 @@ class SimulationResult:
     transcript: list[tuple[str, str]]
     tool_calls: int
     barge_ins: int
+    #: with ``line``: barge-ins after the caller's recording ended (the line's doing)
+    false_barge_ins: int = 0
+    #: with ``line``: the longest time nothing played, from the agent's first audio on (s)
+    longest_silence: float = 0.0
+    #: with ``line="speakerphone"`` and ``offline``: the echo's energy over what reached the model (dB)
+    erle_db: float | None = None
 
 
 def caller_ulaw(path: str | Path) -> bytes:
@@ -107,6 +113,95 @@ class _Printer:
             self.emit(f"[{t:6.2f}s] {line}")
 
 
+class _LineFeed:
+    """The caller's side of a simulated phone line (``telephony.testing.lines``), 100 ms
+    at a time: the recording with the line's noise, then silence with it; on
+    ``speakerphone`` plus the echo of what the caller heard (its delay, level and
+    room); on ``backchannel`` a 250 ms "mhm" (the recording's first voiced 250 ms)
+    once the agent's answer after the recording has played for 1 s."""
+
+    BLOCK = 800  # 100 ms
+
+    def __init__(self, name: str, ulaw: bytes, call: Any) -> None:
+        from .testing import lines
+
+        self.lines = lines
+        presets = {"speakerphone": lines.SPEAKERPHONE, "noisy": lines.NOISY, "backchannel": lines.BACKCHANNEL}
+        self.line = presets[name]
+        self.name = name
+        self.call = call
+        self.caller = lines.from_ulaw(ulaw).astype(np.float64)
+        voiced = np.flatnonzero(np.abs(self.caller) > 1000)
+        at = int(voiced[0]) if voiced.size else 0
+        self.mhm = self.caller[at : at + 2000].copy()
+        self.pos = 0  # samples sent
+        self.recording_done = False
+        self.fir = lines.room_response(self.line.echo_delay_ms or 0.0, self.line.room_ms, seed=self.line.seed)
+        self.echo_gain = 10 ** (-self.line.echo_level_db / 20)
+        self.echo_sent: list[np.ndarray] = []
+        self.after_recording = 0  # sample index where the recording ended
+        self.mhm_at: int | None = None
+        self.heard_len = 0
+        self.answer_heard_from: int | None = None
+        self.silent_blocks = 0
+        self.longest_silence = 0.0
+        self.erle_db: float | None = None
+
+    def next_block(self) -> bytes:
+        lines, n = self.lines, self.BLOCK
+        block = np.zeros(n)
+        if self.pos < len(self.caller):
+            part = self.caller[self.pos : self.pos + n]
+            block[: len(part)] = part
+        heard = self.call.heard()
+        grew = len(heard) > self.heard_len
+        self.heard_len = len(heard)
+        if self.recording_done:
+            self.silent_blocks = 0 if grew else self.silent_blocks + 1
+            if heard:
+                self.longest_silence = max(self.longest_silence, self.silent_blocks * 0.1)
+            if self.answer_heard_from is None and grew:
+                self.answer_heard_from = len(heard)
+            if (
+                self.name == "backchannel"
+                and self.mhm_at is None
+                and self.answer_heard_from is not None
+                and len(heard) - self.answer_heard_from >= 8000
+            ):
+                self.mhm_at = self.pos
+            if self.mhm_at is not None and self.pos - self.mhm_at < len(self.mhm):
+                part = self.mhm[self.pos - self.mhm_at : self.pos - self.mhm_at + n]
+                block[: len(part)] += part
+        echo = np.zeros(n)
+        if self.line.echo_delay_ms is not None and heard:
+            played = lines.from_ulaw(heard).astype(np.float64)
+            k = len(self.fir)
+            span = np.zeros(n + k - 1)
+            tail = played[-(n + k - 1) :]
+            span[len(span) - len(tail) :] = tail
+            echo = np.convolve(span, self.fir, "valid")[:n] * self.echo_gain
+        self.echo_sent.append(echo)
+        if self.line.noise_dbfs is not None:
+            block += lines.noise(n, self.line.noise_dbfs, seed=self.pos)
+        self.pos += n
+        if self.pos >= len(self.caller) and not self.recording_done:
+            self.recording_done = True
+            self.after_recording = self.pos
+        return bytes(lines.to_ulaw(np.clip(block + echo, -32768, 32767).astype(np.int16)))
+
+    def measure_erle(self, model_input: bytes) -> None:
+        """ERLE after the recording: the echo sent over what reached the model (24 kHz)."""
+        if self.line.echo_delay_ms is None:
+            return
+        start = self.after_recording
+        echo = np.concatenate(self.echo_sent)[start:]
+        got = np.frombuffer(model_input[6 * start : 6 * (start + len(echo))], "<i2")[::3].astype(np.float64)
+        m = min(len(echo), len(got))
+        if m < 8000 or not echo[:m].any():
+            return
+        self.erle_db = 10 * float(np.log10(np.mean(echo[:m] ** 2) / max(np.mean(got[:m] ** 2), 1e-9)))
+
+
 async def simulate(
     audio: str | Path,
     *,
@@ -119,6 +214,7 @@ async def simulate(
     speed: float = 1.0,
     tail_seconds: float = 2.0,
     max_wait: float = 60.0,
+    line: str | None = None,
 ) -> SimulationResult:
     from .io.app import create_app
     from .testing import FakeRealtimeServer, FakeTwilioCall
@@ -154,14 +250,21 @@ async def simulate(
         await call.connect()
         await call.start()
         emit(f"[{time.monotonic() - t0:6.2f}s] caller audio: {len(ulaw) / 8000:.1f} s from {audio}")
-        await call.send_audio(ulaw, pace=speed)
+        feed = _LineFeed(line, ulaw, call) if line else None
+        if feed is None:
+            await call.send_audio(ulaw, pace=speed)
+        else:
+            emit(f"[{time.monotonic() - t0:6.2f}s] line: {line}")
+            while not feed.recording_done:
+                await call.send_audio(feed.next_block(), pace=speed)
+        barge_ins_before = printer.barge_ins
         # Then silence, as a phone line sends, until the agent has finished answering.
         deadline = time.monotonic() + max_wait
         silence = b"\xff" * 160
         quiet_since = time.monotonic()
         seen = 0
         while time.monotonic() < deadline and not call.closed.is_set():
-            await call.send_audio(silence * 5, pace=speed)  # 100 ms
+            await call.send_audio(silence * 5 if feed is None else feed.next_block(), pace=speed)  # 100 ms
             media = len(call.events("media"))
             playing = len(call.echoed) < len(call.events("mark"))
             sessions = state.admission.sessions
@@ -174,6 +277,8 @@ async def simulate(
         for s in list(state.admission.sessions):
             await asyncio.wait_for(s.wait_ended(), 5)
         await state.observer.flush_records()
+        if feed is not None and fake is not None and fake.sessions:
+            feed.measure_erle(bytes(fake.sessions[0].input_audio))
     finally:
         await call.close()
         if server is not None and serving is not None:
@@ -192,4 +297,7 @@ async def simulate(
         printer.transcript,
         printer.tool_calls,
         printer.barge_ins,
+        printer.barge_ins - barge_ins_before if feed is not None else 0,
+        feed.longest_silence if feed is not None else 0.0,
+        feed.erle_db if feed is not None else None,
     )

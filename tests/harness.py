@@ -126,6 +126,10 @@ async def bridge(
             "records_path": ":memory:",
             # Tests send caller audio as fast as they can; the real-time limit has its own tests.
             "max_audio_rate": 1000.0,
+            # today's immediate barge-in on the server's speech_started: the fake server's
+            # scripted events carry no caller audio for the local VAD (tests of the
+            # barge-in policy set their minimum)
+            "barge_in_min_ms": 0,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

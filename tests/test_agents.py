@@ -172,7 +172,9 @@ def test_defaults_are_current_and_keep_todays_turn_behaviour():
     session = session_config(s, [])
     validate_client_event({"type": "session.update", "session": session})
     td = session["audio"]["input"]["turn_detection"]
-    assert td["create_response"] is True and td["interrupt_response"] is True
+    # interrupt_response=false: the bridge's barge-in policy decides (TELEPHONY_BARGE_IN_MIN_MS, 400 by default)
+    assert td["create_response"] is True and td["interrupt_response"] is False
+    assert s.barge_in_min_ms == 400
     assert session["tool_choice"] == "auto" and session["truncation"] == "auto"
 
 

@@ -71,6 +71,7 @@ class Server:
             OPENAI_BASE_URL=self.fake.base_url,
             TELEPHONY_TRANSCRIPTION_MODEL="",
             TELEPHONY_RECORDS_PATH="",
+            TELEPHONY_BARGE_IN_MIN_MS="0",  # scripted speech_started, no caller audio: immediate barge-in
             **self.extra,
         )
         if self.token:

@@ -176,3 +176,24 @@ def test_example_arguments_follow_the_schema():
         "required": ["a", "b", "c", "d"],
     }
     assert example_arguments(schema) == {"a": "A100", "b": "x", "c": 10, "d": True}
+
+
+@pytest.mark.parametrize(("min_ms", "false_barge_ins"), [(400, 0), (0, 1)])
+async def test_simulate_on_a_backchannel_line_counts_false_barge_ins(tmp_path, min_ms, false_barge_ins):
+    settings = Settings(_env_file=None, records_path=":memory:", barge_in_min_ms=min_ms)
+    printed: list[str] = []
+    result = await simulate(
+        CALLER_WAV,
+        settings=settings,
+        registry=ToolRegistry([]),
+        offline=True,
+        out=tmp_path / "heard.wav",
+        emit=printed.append,
+        speed=2.0,
+        tail_seconds=0.5,
+        line="backchannel",
+    )
+    assert result.outcome == "completed", "\n".join(printed)
+    # The 250 ms "mhm" while the agent answers: ignored with the policy, a barge-in without it.
+    assert result.false_barge_ins == false_barge_ins, "\n".join(printed)
+    assert result.erle_db is None and 0 < result.longest_silence <= 2.0

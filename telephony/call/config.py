@@ -62,5 +62,17 @@ class CallConfig:
     #: answering-machine verdicts: what to do on ``fax`` and ``unknown`` ("greet" or "hangup")
     amd_fax: str = "hangup"
     amd_unknown: str = "greet"
+    #: while the agent speaks, caller speech shorter than this does not interrupt it;
+    #: 0: the server's speech_started interrupts at once (interrupt_response: true)
+    barge_in_min_ms: int = 0
+    #: False: the greeting plays in full whatever the caller says (needs barge_in_min_ms > 0:
+    #: with 0 the server cuts answers itself)
+    greeting_interruptible: bool = True
+    #: the hold sound (8 kHz mu-law, looped) once a tool has run this long with nothing playing
+    hold_after_s: float = 1.0
+    #: None: no hold sound (dead air while tools run)
+    hold_sound: bytes | None = None
+    #: cancel the echo of what the caller hears from their audio (audio.EchoCanceller)
+    echo_cancellation: bool = False
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
     wording: Wording = field(default_factory=Wording)

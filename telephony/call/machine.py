@@ -35,9 +35,12 @@ from ..audio import CallerToModel
 from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
+from .aec import EchoPath
 from .amd import MACHINE_END, Screening
+from .bargein import BargeInPolicy
 from .config import CallConfig, Phase
 from .control import Control, Keypad
+from .hold import Hold
 from .playout import Playout
 from .recovery import Recovery
 from .responses import ResponseGate
@@ -92,6 +95,15 @@ class Call:
         self._control = Control()
         self._keypad = Keypad()
         self._recovery = Recovery()
+        self._barge = BargeInPolicy(self.config.barge_in_min_ms)
+        #: the greeting's response (kept from barge-in when not greeting_interruptible)
+        self._greeting_id: str | None = None
+        self._greeting_text: str | None = None
+        if self.config.greeting and not self.config.greeting_interruptible and self.config.barge_in_min_ms:
+            self._greeting_text = self.config.wording.greeting.format(greeting=self.config.greeting)
+        self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
+        self._echo = EchoPath() if self.config.echo_cancellation else None
+        self._playout.echo = self._hold.echo = self._echo
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
         #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
@@ -207,6 +219,7 @@ class Call:
         self.started_at = now
         self._last_media_at = now
         self._playout.begin(ev.stream_sid)
+        self._hold.begin(ev.stream_sid)
         self.phase = Phase.STARTING
         self._actions.append(events.CallStarted(ev))
         self._actions.append(events.OpenRealtime(ev))
@@ -229,12 +242,17 @@ class Call:
         self._audio_credit = credit - n
         if phase is Phase.LIVE:
             self._last_media_at = now
-            b64 = self._in.convert_b64(ev.audio)
+            caller = ev.audio if self._echo is None else self._echo.process(ev.audio, now)
+            b64 = self._in.convert_b64(caller)
             if b64:
                 self._realtime.append(rt.audio_append_bytes(b64))
+            barge = self._barge
+            if barge.min_s and barge.frame(caller, now):
+                self._interrupt(now)
         elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now
-            self._session.hold(self._in.convert(ev.audio))
+            caller = ev.audio if self._echo is None else self._echo.process(ev.audio, now)
+            self._session.hold(self._in.convert(caller))
         elif phase is Phase.WAITING:
             self.media_before_start += 1
             if self.media_before_start == 1:
@@ -377,6 +395,8 @@ class Call:
             return  # a closed or replaced session's stragglers
         match ev:
             case rt.AudioDelta():
+                if self._hold.active:
+                    self._hold.stop(now)  # cleared before the answer's first audio goes out
                 if self._playout.audio(ev, now):
                     self._agent_started(ev.item_id, now)
             case rt.AudioDone():
@@ -387,10 +407,14 @@ class Call:
                 self._on_speech_started(ev, now)
             case rt.SpeechStopped():
                 self._user_speaking = False
+                self._barge.speech_stopped()
                 self._speech_stopped_at = now
                 self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
                 self._gate.created(ev.response_id)
+                greeting = self._greeting_text
+                if greeting is not None and self._greeting_id is None and self._gate.instructions == greeting:
+                    self._greeting_id = ev.response_id  # protected unless greeting_interruptible
             case rt.ResponseDone():
                 instructions = self._gate.instructions
                 self._gate.done(ev.response_id)
@@ -401,11 +425,14 @@ class Call:
                     self._response_failed(ev, instructions, now)
                     if self.phase is Phase.ENDED:
                         return
+                if self._hold.active and not self._tools.pending and not self._playout.receiving:
+                    self._hold.stop(now)  # the turn ended without audio
                 self._check_control(now)
                 self._maybe_rollover(now)
             case rt.FunctionCallDone():
                 self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
+                    self._hold.tool_started(now)
                     self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
@@ -553,17 +580,41 @@ class Call:
             self._screening.answered_by = "human"
             self._greet(self._screening.stop(), now)
         self._recovery.heard()
+        if self._hold.active:
+            self._hold.stop(now)
         self._recovery.retry_at = None  # the caller's turn brings its own response
         self._remember_spoken(ev.item_id, now)
         self._user_speaking = True
         self._turn += 1
         self._speech_stopped_at = None
+        if self._barge.enabled:
+            # interrupt_response=false: the bridge decides (bargein.BargeInPolicy).
+            if self._barge.speech_started():
+                self._interrupt(now)
+            return
         active = self._gate.active_id
         if active is not None:
             # interrupt_response=true: the server cancels it; late deltas must not play.
             self._playout.drop_response(active)
         if not self._playout.playing:
             return  # nothing of ours is playing: not a barge-in
+        self._cut_playout(now)
+
+    def _interrupt(self, now: float) -> None:
+        """The barge-in policy says the caller is really speaking over the agent:
+        cancel the response being produced (the server will not) and cut what plays."""
+        greeting = self._greeting_id
+        if greeting is not None and (self._gate.active_id == greeting or self._playout.plays(greeting)):
+            return  # the greeting is protected (greeting_interruptible=False)
+        active = self._gate.active_id
+        if active is not None:
+            self._realtime.append(rt.response_cancel())
+            self._playout.drop_response(active)
+        if self._playout.playing:
+            self._cut_playout(now)
+
+    def _cut_playout(self, now: float) -> None:
+        """``clear`` Twilio and truncate every item still playing to what was heard."""
         if self._tones.pending and not self._playout.agent_unheard(now):
             return  # only keypad tones are playing: they are not cut
         cut = self._playout.barge_in(now)
@@ -610,6 +661,8 @@ class Call:
         pending = self._tools.finished(call_id)
         if pending is None or self.phase is Phase.ENDED:
             return
+        if not self._tools.pending:
+            self._hold.tools_done()
         turn = pending.turn
         self._session.remember_output(call_id, output)  # restored with its call into later sessions
         if pending.generation == self._session.generation and self.phase is Phase.LIVE:
@@ -730,8 +783,8 @@ class Call:
 
     def tap_playout(self, sent: Callable[[bytes], None], cleared: Callable[[], None]) -> None:
         """A local recording: ``sent`` gets every mu-law chunk sent to Twilio, ``cleared`` each ``clear``."""
-        self._playout.tap = sent
-        self._playout.tap_clear = cleared
+        self._playout.tap = self._hold.tap = sent
+        self._playout.tap_clear = self._hold.tap_clear = cleared
 
     def conversation(self) -> tuple[list[list[str]], dict[str, float]]:
         """The conversation so far (a copy), kept while a transfer rings."""
@@ -808,6 +861,7 @@ class Call:
             self._control.deadline,
             recovery.retry_at,
             recovery.dead_air_at,
+            self._hold.deadline,
         ]
         if self.phase is Phase.WAITING and self._connected_at is not None and config.start_timeout_s > 0:
             candidates.append(self._connected_at + config.start_timeout_s)
@@ -846,6 +900,10 @@ class Call:
             self._dead_air(now)
             if self.phase is Phase.ENDED:
                 return
+        hold = self._hold
+        if hold.deadline is not None and now >= hold.deadline:
+            drained_at = self._playout.drained_at(now)  # by the estimate: marks may stop coming back
+            hold.tick(now, self._playout.receiving or drained_at > now, drained_at)
         if control.deadline is not None and now >= control.deadline:
             control.deadline = None
             self._playout.assume_played()  # marks stopped coming back

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ..audio import DELAY_MS, ModelToCaller
 from ..wire import realtime as rt
 from ..wire import twilio as tw
+from .aec import EchoPath
 from .events import Truncation
 from .playback import PlaybackClock
 
@@ -51,6 +52,7 @@ class Playout:
         "_out",
         "_segments",
         "_stream",
+        "echo",
         "tap",
         "tap_clear",
     )
@@ -67,6 +69,8 @@ class Playout:
         #: a local recording: told every mu-law chunk sent, and every ``clear``
         self.tap: Callable[[bytes], None] | None = None
         self.tap_clear: Callable[[], None] | None = None
+        #: the echo canceller's reference (``aec.EchoPath``), when echo cancellation is on
+        self.echo: EchoPath | None = None
 
     def begin(self, stream_sid: str) -> None:
         self._stream = tw.OutboundStream(stream_sid)
@@ -75,6 +79,10 @@ class Playout:
     def playing(self) -> bool:
         """Audio of ours may still be playing (or an item is still arriving)."""
         return self._current is not None or bool(self._clock.pending)
+
+    def plays(self, response_id: str) -> bool:
+        """Audio of this response may still be playing."""
+        return bool(self._clock.pending) and any(s.response_id == response_id for s in self._segments)
 
     @property
     def receiving(self) -> bool:
@@ -117,6 +125,8 @@ class Playout:
         assert stream is not None
         self._out.append(stream.media(_b64(ulaw)))
         self._out.append(stream.mark(self._clock.sent_chunk(len(ulaw), now)))
+        if self.echo is not None:
+            self.echo.sent(ulaw, now)
         seg.end = self._clock.sent
         if self.tap is not None:
             self.tap(ulaw)
@@ -140,6 +150,8 @@ class Playout:
         name = self._clock.sent_chunk(len(ulaw), now)
         self._out.append(stream.media(_b64(ulaw)))
         self._out.append(stream.mark(name))
+        if self.echo is not None:  # the caller's line echoes tones too
+            self.echo.sent(ulaw, now)
         if self.tap is not None:
             self.tap(ulaw)
         return name
@@ -189,6 +201,8 @@ class Playout:
         self._out.append(self._stream.clear)
         if self.tap_clear is not None:
             self.tap_clear()
+        if self.echo is not None:
+            self.echo.cleared()
         cut: list[Truncation] = []
         for seg in self._segments:
             if seg.done and seg.end <= heard_pos:

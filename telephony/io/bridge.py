@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from ..agents import Agent
 from ..audio.dtmf import check_digits
+from ..audio.hold import hold_sound
 from ..call import (
     AgentChanged,
     Answered,
@@ -89,6 +90,12 @@ def call_config(services: Services) -> CallConfig:
         mcp_approve=settings.mcp_approval == "approve",
         response_retries=settings.response_retries,
         dead_air_s=settings.dead_air_seconds,
+        # interrupt_response=false by choice: the caller never cuts the agent, so no policy either
+        barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
+        hold_after_s=settings.hold_after_ms / 1000,
+        echo_cancellation=settings.echo_cancellation,
+        greeting_interruptible=settings.greeting_interruptible,
+        hold_sound=hold_sound(settings.hold_sound),
         fallback_transfer=settings.transfer_number if services.rest is not None else None,
         start_timeout_s=settings.start_timeout,
         max_audio_rate=settings.max_audio_rate,

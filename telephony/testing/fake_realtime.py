@@ -26,6 +26,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from ._wait import wait_until
+from .fake_vad import FakeVad
 
 __all__ = ["FakeRealtimeServer", "FakeSession"]
 
@@ -58,6 +59,8 @@ class FakeSession:
         #: every event this fake sent, in order (tests validate them against the SDK)
         self.sent: list[dict[str, Any]] = []
         self.closed_callback: Callable[[], Awaitable[None]] | None = None
+        #: opt-in server VAD following the session's turn_detection (``FakeRealtimeServer(vad=True)``)
+        self.vad: FakeVad | None = None
 
     # --- what the bridge sent -------------------------------------------------------
 
@@ -73,6 +76,8 @@ class FakeSession:
                 kind = event.get("type")
                 if kind == "input_audio_buffer.append":
                     self.input_audio += base64.b64decode(event["audio"])
+                    if self.vad is not None:
+                        await self.vad.feed(self)
                 elif kind == "session.update":
                     await self.send(
                         {"type": "session.updated", "event_id": new_id("event"), "session": event.get("session", {})}
@@ -380,9 +385,12 @@ class FakeRealtimeServer:
         self,
         validator: Callable[[dict[str, Any]], None] | None = None,
         on_session: Callable[[FakeSession], Any] | None = None,
+        vad: bool = False,
     ) -> None:
         self.validator = validator
         self.on_session = on_session
+        #: each session runs an energy VAD on the caller audio (``fake_vad.FakeVad``)
+        self.vad = vad
         self.sessions: list[FakeSession] = []
         self._queue: asyncio.Queue[FakeSession] = asyncio.Queue()
         self._server: Server | None = None
@@ -429,6 +437,8 @@ class FakeRealtimeServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         session = FakeSession(ws, self.validator)
+        if self.vad:
+            session.vad = FakeVad()
         self.sessions.append(session)
         session.closed_callback = self._notify
         try:

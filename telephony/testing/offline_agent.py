@@ -76,7 +76,12 @@ class OfflineAgent:
     async def _run(self, s: FakeSession) -> None:
         update = await s.wait_for("session.update", timeout=30)
         tools = [t for t in update["session"].get("tools") or [] if t.get("type") == "function"]
-        transcribe = bool(update["session"].get("audio", {}).get("input", {}).get("transcription"))
+        audio_in = update["session"].get("audio", {}).get("input", {})
+        transcribe = bool(audio_in.get("transcription"))
+        # interrupt_response=false (the bridge's barge-in policy): the caller's speech
+        # does not cut the answer here; the bridge's response.cancel does.
+        interrupt = (audio_in.get("turn_detection") or {}).get("interrupt_response", True)
+        cancels_seen = 0
         speaking: asyncio.Task[None] | None = None
         pos = 0  # bytes of caller audio examined
         loud = quiet = 0
@@ -89,6 +94,11 @@ class OfflineAgent:
         while not s.closed.is_set():
             async with s._changed:
                 await s._changed.wait()
+            cancels = len(s.events("response.cancel"))
+            if cancels > cancels_seen:
+                cancels_seen = cancels
+                if speaking is not None and not speaking.done():
+                    speaking.cancel()
             # Responses the bridge asks for (greeting, after tool outputs, DTMF).
             creates = s.events("response.create")
             while creates_seen < len(creates):
@@ -107,7 +117,7 @@ class OfflineAgent:
                         in_speech, quiet = True, 0
                         speech_start_ms = pos // 48 - 20 * loud
                         speech_item = await s.speech_started(max(0, speech_start_ms))
-                        if speaking is not None and not speaking.done():
+                        if interrupt and speaking is not None and not speaking.done():
                             speaking.cancel()  # interrupt_response: the server cuts its answer
                 else:
                     quiet = quiet + 1 if rms <= self.threshold else 0

@@ -35,8 +35,13 @@ HANDOFF_FIELDS = (
 
 def turn_options(s: Settings) -> dict[str, bool]:
     """Whether the model answers by itself at the end of the caller's turn, and
-    whether the caller's speech cuts its answer: the one place these are decided."""
-    return {"create_response": s.create_response, "interrupt_response": s.interrupt_response}
+    whether the caller's speech cuts its answer: the one place these are decided.
+    With a barge-in minimum (``barge_in_min_ms``) the server must not cut the answer
+    itself: the bridge interrupts once the caller has spoken that long."""
+    return {
+        "create_response": s.create_response,
+        "interrupt_response": s.interrupt_response and not s.barge_in_min_ms,
+    }
 
 
 def _turn_detection(s: Settings) -> dict[str, Any] | None:

@@ -1,0 +1,189 @@
+"""The barge-in policy (issue 15 §2), driven synchronously with explicit timestamps:
+a backchannel does not stop the agent, a real interruption does, within the
+minimum + 150 ms of its onset, truncated to what was heard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from telephony.audio.vad import EnergyVad
+from telephony.call import BargeIn, Call, CallConfig
+from telephony.config import Settings
+from telephony.testing import lines
+from telephony.wire import realtime as rt
+from telephony.wire import twilio as tw
+from telephony.wire.session import turn_options
+from tests.audio_data import caller_pcm8
+from tests.test_call_machine import START, audio, drain, kinds
+
+MIN_MS = 400
+ANSWER_MS = 4000
+FRAME_S = 0.02
+
+
+def _caller_line(speech_at: float, speech_ms: int, total_s: float) -> list[bytes]:
+    """The caller's side as 20 ms mu-law frames: a quiet line (-65 dBFS noise) with
+    ``speech_ms`` of the caller sample's speech starting at ``speech_at`` s."""
+    n = int(total_s * lines.RATE)
+    speech = caller_pcm8()[: speech_ms * 8]
+    signal = lines.insert(np.zeros(n, np.int16), speech, speech_at * 1000 - 20)  # the sample's speech begins at 20 ms
+    return lines.frames(lines.to_ulaw(lines.BACKCHANNEL.apply(signal)))
+
+
+def _call(min_ms: int = MIN_MS) -> Call:
+    c = Call(CallConfig(quiet_timeout_s=0, barge_in_min_ms=min_ms))
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)
+    drain(c)
+    return c
+
+
+def _run(
+    c: Call,
+    frames: list[bytes],
+    server: dict[float, rt.RealtimeEvent],
+    answer_ms: int = ANSWER_MS,
+) -> tuple[list[tuple[float, dict]], list[tuple[float, dict]], list]:
+    """The agent answers in real time (one 100 ms delta every 100 ms from t=0) while
+    the caller's frames arrive every 20 ms; ``server`` events come at their times.
+    Returns (time, message) for Twilio and Realtime, and the actions."""
+    tw_out: list[tuple[float, dict]] = []
+    rt_out: list[tuple[float, dict]] = []
+    actions: list = []
+    c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+    pending = sorted(server.items())
+    for k, frame in enumerate(frames):
+        now = round((k + 1) * FRAME_S, 6)
+        if k % 5 == 0 and k * 20 < answer_ms:
+            c.receive_realtime(rt.AudioDelta("r1", "item_a", audio(100)), now - FRAME_S)
+        while pending and pending[0][0] <= now:
+            c.receive_realtime(pending.pop(0)[1], now)
+        c.receive_twilio(tw.Media(frame), now)
+        t, r, a = drain(c)
+        tw_out += [(now, m) for m in t]
+        rt_out += [(now, m) for m in r]
+        actions += a
+    return tw_out, rt_out, actions
+
+
+def test_a_250_ms_backchannel_mid_answer_neither_clears_cancels_nor_truncates():
+    c = _call()
+    frames = _caller_line(speech_at=1.5, speech_ms=250, total_s=5.0)
+    # The server hears the "mhm" too (its speech_stopped comes after its 500 ms silence window).
+    server = {1.62: rt.SpeechStarted("u1", 1500), 2.26: rt.SpeechStopped("u1", 1750)}
+    tw_out, rt_out, actions = _run(c, frames, server)
+    assert not [m for _, m in tw_out if m["event"] == "clear"]
+    assert not [m for _, m in rt_out if m["type"] in ("response.cancel", "conversation.item.truncate")]
+    assert not kinds(actions, BargeIn)
+    # The answer plays in full: every byte of the 4 s answer went to the caller.
+    sent = sum(len(m["media"]["payload"]) for _, m in tw_out if m["event"] == "media")
+    assert sent >= (ANSWER_MS * 8 - 8) * 4 // 3
+
+
+@pytest.mark.parametrize("server_at", [1.62, 2.2])  # the server's event before / after the minimum
+def test_a_real_interruption_clears_within_min_plus_150_ms_and_truncates_to_what_was_heard(server_at):
+    c = _call()
+    onset = 1.5
+    frames = _caller_line(speech_at=onset, speech_ms=1500, total_s=4.0)
+    tw_out, rt_out, actions = _run(c, frames, {server_at: rt.SpeechStarted("u1", 1500)})
+    clears = [t for t, m in tw_out if m["event"] == "clear"]
+    assert len(clears) == 1
+    if server_at < onset + MIN_MS / 1000:
+        assert onset + MIN_MS / 1000 <= clears[0] <= onset + (MIN_MS + 150) / 1000
+    else:  # the server's confirmation came late: the interruption waits for it, no longer
+        assert clears[0] == pytest.approx(server_at, abs=FRAME_S)
+    cancel = [t for t, m in rt_out if m["type"] == "response.cancel"]
+    assert cancel == [clears[0]]  # the server was told not to cut the answer: we cancel it
+    (truncate,) = [m for _, m in rt_out if m["type"] == "conversation.item.truncate"]
+    # The answer streams in real time from t=0 and nothing was echoed: what was heard at
+    # the clear is what played until then (minus the resampler's delay).
+    heard_ms = clears[0] * 1000
+    assert abs(truncate["audio_end_ms"] - heard_ms) <= 120
+    assert truncate["item_id"] == "item_a"
+    assert len(kinds(actions, BargeIn)) == 1
+
+
+def test_speech_the_server_never_confirms_does_not_interrupt():
+    c = _call()
+    frames = _caller_line(speech_at=1.0, speech_ms=1500, total_s=3.0)
+    tw_out, rt_out, actions = _run(c, frames, {})
+    assert not [m for _, m in tw_out if m["event"] == "clear"] and not kinds(actions, BargeIn)
+    assert not [m for _, m in rt_out if m["type"] == "response.cancel"]
+
+
+def test_min_zero_keeps_the_immediate_barge_in_on_speech_started():
+    c = _call(min_ms=0)
+    frames = _caller_line(speech_at=1.5, speech_ms=250, total_s=2.0)
+    tw_out, rt_out, _ = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
+    assert [t for t, m in tw_out if m["event"] == "clear"] == [1.62]
+    assert not [m for _, m in rt_out if m["type"] == "response.cancel"]  # the server cancels itself
+
+
+def test_the_policy_turns_off_the_servers_own_interruption_in_turn_options():
+    assert turn_options(Settings(_env_file=None, barge_in_min_ms=400))["interrupt_response"] is False
+    assert turn_options(Settings(_env_file=None, barge_in_min_ms=0))["interrupt_response"] is True
+    # Never interrupting (interrupt_response=false) stays so whatever the minimum.
+    off = Settings(_env_file=None, barge_in_min_ms=400, interrupt_response=False)
+    assert turn_options(off)["interrupt_response"] is False
+
+
+def test_vad_measures_a_backchannel_below_and_speech_above_the_minimum_on_each_line():
+    """Accuracy of the energy VAD on the test speech through the kit's lines (the
+    figures behind the 400 ms default): a 250 ms "mhm" measures < 300 ms, 1.5 s of
+    speech reaches 400 ms within 60 ms of it, and steady noise stops counting."""
+    for line in (lines.BACKCHANNEL, lines.NOISY, lines.SPEAKERPHONE):
+        for speech_ms, longest in ((250, 0.3), (1500, 1.4)):
+            n = 5 * lines.RATE
+            signal = lines.insert(np.zeros(n, np.int16), caller_pcm8()[: speech_ms * 8], 2980)
+            vad = EnergyVad()
+            most, reached = 0.0, None
+            for k, f in enumerate(lines.frames(lines.to_ulaw(line.apply(signal)))):
+                now = (k + 1) * FRAME_S
+                vad.frame(f, now)
+                if now > 2.0:  # the floor has learnt the line
+                    most = max(most, vad.speech_s)
+                    if reached is None and vad.speech_s >= 0.4:
+                        reached = now
+            if speech_ms == 250:
+                assert most < longest, (line.name, most)
+            else:
+                assert most >= longest, (line.name, most)
+                assert reached is not None and reached <= 3.0 + 0.4 + 0.06, (line.name, reached)
+
+
+def test_a_protected_greeting_plays_in_full_and_an_interruptible_one_is_cut():
+    config = CallConfig(quiet_timeout_s=0, barge_in_min_ms=MIN_MS, greeting="Hi!", greeting_interruptible=False)
+    c = Call(config)
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)  # asks for the greeting
+    drain(c)
+    frames = _caller_line(speech_at=1.5, speech_ms=1500, total_s=4.0)
+    tw_out, rt_out, actions = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
+    assert not [m for _, m in tw_out if m["event"] == "clear"] and not kinds(actions, BargeIn)
+    assert not [m for _, m in rt_out if m["type"] == "response.cancel"]
+    # Interruptible (the default): the same greeting is cut.
+    c = Call(CallConfig(quiet_timeout_s=0, barge_in_min_ms=MIN_MS, greeting="Hi!"))
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)
+    drain(c)
+    tw_out, _, _ = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
+    assert len([m for _, m in tw_out if m["event"] == "clear"]) == 1
+
+
+def test_jittery_delivery_does_not_stretch_a_backchannel_into_an_interruption():
+    """Bursty arrival (frames held back up to 250 ms, then released at once) must not
+    make a 250 ms "mhm" look longer: durations are in audio time, not arrival time."""
+    frames = _caller_line(speech_at=1.5, speech_ms=250, total_s=3.0)
+    for seed in (36, 38, 44, 45, 0, 1, 2):  # 36: arrival times would stretch it to 451 ms
+        c = _call()
+        c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+        c.receive_realtime(rt.AudioDelta("r1", "item_a", audio(4000)), 0.0)
+        c.receive_realtime(rt.SpeechStarted("u1", 0), 0.0)  # the worst case: the server says speech throughout
+        c.drain_twilio(), c.drain_realtime()
+        for at_ms, frame in lines.bursty(frames, 250.0, seed=seed):
+            c.receive_twilio(tw.Media(frame), at_ms / 1000 + 0.02)
+        assert not [m for m in c.drain_twilio() if '"clear"' in m], seed
