@@ -96,6 +96,8 @@ class Server:
         match = re.search(rb"listening on http://127.0.0.1:(\d+)", line)
         assert match, line
         self.port = int(match.group(1))
+        #: the line after "listening on": what a new operator does next
+        self.next_step = (await asyncio.wait_for(self.proc.stdout.readline(), 20)).decode()
         self._stderr = asyncio.get_running_loop().create_task(self._read_stderr())
         return self
 
@@ -143,6 +145,8 @@ class Server:
 @pytest.mark.async_timeout(60)
 async def test_scripted_call_through_the_real_process(fake):
     async with Server(fake, PUBLIC_URL="https://voice.example.com") as server:
+        assert "https://voice.example.com/incoming-call" in server.next_step
+        assert "telephony simulate --offline" in server.next_step
         origin = f"http://127.0.0.1:{server.port}"
         async with httpx.AsyncClient() as http:
             assert (await http.get(origin + "/healthz")).status_code == 200
@@ -244,6 +248,7 @@ async def test_accepted_connections_have_nagle_off():
 @pytest.mark.async_timeout(60)
 async def test_workers_share_one_port_serve_calls_and_stop_together(fake):
     async with Server(fake, args=("--workers", "2")) as server:
+        assert "/incoming-call" in server.next_step  # once, from the supervisor
         origin = f"http://127.0.0.1:{server.port}"
         pids: set[int] = set()
         async with httpx.AsyncClient() as http:
