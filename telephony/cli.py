@@ -131,7 +131,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _die("--workers must be at least 1")
     if workers > 1 and not args.reuse_port:
         return _serve_workers(args, settings, workers)
-    setup_logging(settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field)
+    setup_logging(
+        settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field, settings.log_frames
+    )
     registry, agents = build_setup(settings, args.tools)
     if not settings.signatures_required:
         banner = "!" * 78

@@ -212,6 +212,11 @@ class Settings(BaseSettings):
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+    #: keypad digits in clear in logs and call records (off: masked, as they may be PINs or
+    #: card numbers; the model and ``ctx.dtmf`` get them either way)
+    record_dtmf: bool = False
+    #: with TELEPHONY_LOG_LEVEL=DEBUG, also a line per WebSocket frame (off: those loggers stay at INFO)
+    log_frames: bool = False
 
     # --- hostile input: proofs and bounds (see README, Security) ---
     #: key of the per-call stream token (unset: derived from TWILIO_AUTH_TOKEN)

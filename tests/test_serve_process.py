@@ -297,3 +297,26 @@ async def test_serve_closes_slow_clients_and_still_answers(fake):
             except ConnectionResetError:
                 pass  # closed by the server, with our unread bytes
             writer.close()
+
+
+@pytest.mark.async_timeout(60)
+async def test_debug_logs_leave_out_websocket_frames_and_access_lines(fake):
+    """TELEPHONY_LOG_LEVEL=DEBUG used to print a line per WebSocket frame (a 15 s call
+    gave 1,918 lines); uvicorn's access lines carry no call SID, so they stay off."""
+    async with Server(fake, TELEPHONY_LOG_LEVEL="DEBUG") as server:
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://127.0.0.1:{server.port}/healthz")).status_code == 200
+        call, session = await server.live_call()
+        for _ in range(50):  # 1 s of caller audio in 50 frames
+            await call.send_audio(b"\xff" * 160)
+        await session.wait_audio(50 * 960)
+        await session.respond_audio(agent_pcm24()[:24000].tobytes())
+        await call.wait_echoed(1)
+        await call.hang_up()
+        await asyncio.wait_for(session.closed.wait(), 2.0)
+        await server.wait_log("call.end")
+    frames = [line for line in server.log if "TEXT" in line or "BINARY" in line or "PING" in line]
+    assert frames == [], frames[:5]
+    assert not [line for line in server.log if "GET /healthz" in line]
+    assert len(server.log) < 60, len(server.log)  # a line per event, none per frame
+    assert any(e.get("level") == "debug" for e in server.events())  # DEBUG is on
