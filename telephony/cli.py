@@ -380,10 +380,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not args.speed > 0:  # also refuses NaN
         _die(f"--speed must be more than 0 (x real time), got {args.speed}")
     settings = _settings()
-    if args.records is not None or not settings.database_url:
-        # Simulated calls stay out of the real records unless --records says otherwise.
-        records = args.records if args.records is not None else _simulated_records(settings.records_path)
-        settings = settings.model_copy(update={"records_path": records, "database_url": None})
+    # Simulated calls stay out of the real records (SQLite or PostgreSQL) unless --records says where.
+    records = args.records if args.records is not None else _simulated_records(settings.records_path)
+    settings = settings.model_copy(update={"records_path": records, "database_url": None})
     if not args.offline and (settings.openai_api_key is None or not settings.openai_api_key.get_secret_value()):
         _die("OPENAI_API_KEY is not set (or use --offline for the built-in offline simulator)")
     try:

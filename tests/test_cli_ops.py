@@ -113,6 +113,15 @@ def test_simulate_records_apart_with_its_own_sid_and_caller(tmp_path, capsys, mo
     assert {r.from_number for r in records} == {"+15557654321"}
 
 
+def test_simulate_never_records_in_the_real_database(tmp_path, capsys, monkeypatch):
+    """With PostgreSQL configured, simulated calls still go to the SQLite file beside."""
+    monkeypatch.setenv("TELEPHONY_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    monkeypatch.setenv("TELEPHONY_RECORDS_PATH", str(tmp_path / "calls.db"))
+    args = ["simulate", "--audio", str(CALLER_WAV), "--offline", "--speed", "4", "--out", str(tmp_path / "h.wav")]
+    assert main(args) == 0, capsys.readouterr()
+    assert (tmp_path / "calls.simulated.db").exists()
+
+
 def test_simulate_records_where_told(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TELEPHONY_RECORDS_PATH", str(tmp_path / "calls.db"))
     args = ["simulate", "--audio", str(CALLER_WAV), "--offline", "--speed", "4", "--records", str(tmp_path / "x.db")]
