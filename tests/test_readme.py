@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +33,20 @@ def test_relative_links_and_anchors_resolve():
                 assert target[1:] in anchors, (doc.name, target)
             else:
                 assert (doc.parent / target.split("#")[0]).exists(), (doc.name, target)
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    """mkdocs-material, offline: any broken link or unknown page fails the build."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    home = (tmp_path / "site" / "index.html").read_text()
+    assert "Point a Twilio number at it" in home and "console-call.png" in home
+    assert (tmp_path / "site" / "benchmarks" / "index.html").exists()
