@@ -277,6 +277,8 @@ def cmd_calls(args: argparse.Namespace) -> int:
         if args.action is None:
             print(f"no calls recorded yet: {path} does not exist (TELEPHONY_RECORDS_PATH)")
             return 0
+        if args.action != "show" or not args.sid:
+            _die("usage: telephony calls [--limit N] | telephony calls show CALL_SID")
         _die(f"no call {args.sid} in {path}: the file does not exist (TELEPHONY_RECORDS_PATH)")
     try:
         store = open_store(settings)
