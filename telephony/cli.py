@@ -133,7 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _die("--workers must be at least 1")
     if workers > 1 and not args.reuse_port:
         return _serve_workers(args, settings, workers)
-    setup_logging(settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field)
+    setup_logging(
+        settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field, settings.log_frames
+    )
     registry, agents = build_setup(settings, args.tools)
     if not settings.signatures_required:
         banner = "!" * 78
@@ -179,6 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signatures=settings.signatures_required,
     )
     print(f"telephony: listening on http://{host}:{bound}", flush=True)
+    if not args.reuse_port:  # a worker: its supervisor says what to do next, once
+        print(_next_step(settings.public_url), flush=True)
     # Everything loaded so far (libraries, settings, tools) lives as long as the
     # process: keep it out of the collector's full passes, which otherwise stall
     # every call's audio for milliseconds at a time under load.
@@ -188,13 +192,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _next_step(public_url: str | None) -> str:
+    """What a new operator does next, printed after "listening on …"."""
+    origin = (public_url or "").rstrip("/") or "https://<your public address>"
+    return (
+        f"telephony: next: point your Twilio number's voice webhook at {origin}/incoming-call "
+        "(`telephony configure --number +1…` does it), or try the agent without a phone: "
+        "`telephony simulate --offline --audio caller.wav`"
+    )
+
+
 def _serve_workers(args: argparse.Namespace, settings: Settings, workers: int) -> int:
     from .workers import run_workers
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     try:
-        return run_workers(host, port, workers, tools=args.tools)
+        return run_workers(host, port, workers, tools=args.tools, next_step=_next_step(settings.public_url))
     except OSError as exc:
         _die(f"cannot listen on {host}:{port}: {exc.strerror}")
 
@@ -214,6 +228,8 @@ def cmd_call(args: argparse.Namespace) -> int:
     from .io.twilio.outbound import place_call
 
     settings = _settings()
+    if not (args.from_number or settings.from_number):
+        _die("no caller ID: set TELEPHONY_FROM_NUMBER (a number of your Twilio account, E.164) or pass --from +1…")
     try:
         sid = asyncio.run(
             place_call(
@@ -259,6 +275,15 @@ def cmd_calls(args: argparse.Namespace) -> int:
         builtins.print(escape_control(line))
 
     settings = _settings()
+    path = settings.records_path
+    if not settings.database_url and path and path != ":memory:" and not Path(path).exists():
+        # Opening SQLite would create an empty database here as a side effect.
+        if args.action is None:
+            print(f"no calls recorded yet: {path} does not exist (TELEPHONY_RECORDS_PATH)")
+            return 0
+        if args.action != "show" or not args.sid:
+            _die("usage: telephony calls [--limit N] | telephony calls show CALL_SID")
+        _die(f"no call {args.sid} in {path}: the file does not exist (TELEPHONY_RECORDS_PATH)")
     try:
         store = open_store(settings)
     except ConfigError as exc:
@@ -324,12 +349,46 @@ def cmd_calls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tools(args: argparse.Namespace) -> int:
+    """The ``session.tools`` the model is given: one list, or one per agent."""
+    import json
+
+    from .io.services import Services
+
+    settings = _settings()
+    registry, agents = build_setup(settings, args.tools)
+
+    async def never(*_: Any, **__: Any) -> Any:  # nothing is connected: schemas only
+        raise RuntimeError("not connected")
+
+    services = Services(settings, registry, connect_realtime=never, agents=agents)
+    shown: Any = services.tool_schemas
+    if agents is not None:
+        shown = {name: services.agent_tools(name) for name in agents.by_name}
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _simulated_records(path: str) -> str:
+    """Where ``simulate`` records its calls by default: beside the real records
+    (``calls.db`` -> ``calls.simulated.db``), never in them."""
+    if not path or path == ":memory:":
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.simulated{p.suffix}"))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .audio.wav import WavError, read_wav
     from .logs import setup_logging
     from .simulate import simulate
 
+    if not args.speed > 0:  # also refuses NaN
+        _die(f"--speed must be more than 0 (x real time), got {args.speed}")
     settings = _settings()
+    # Simulated calls stay out of the real records (SQLite or PostgreSQL) unless --records says where.
+    records = args.records if args.records is not None else _simulated_records(settings.records_path)
+    settings = settings.model_copy(update={"records_path": records, "database_url": None})
     if not args.offline and (settings.openai_api_key is None or not settings.openai_api_key.get_secret_value()):
         _die("OPENAI_API_KEY is not set (or use --offline for the built-in offline simulator)")
     try:
@@ -350,6 +409,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             emit=lambda line: print(line, flush=True),
             speed=args.speed,
             line=args.line,
+            from_number=args.from_number,
         )
     )
     if args.line:
@@ -359,12 +419,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             f"longest silence {result.longest_silence:.1f} s, ERLE {erle}",
             flush=True,
         )
+    if result.no_speech:
+        return 1
     return 0 if result.outcome in ("completed", "hung_up_by_agent", "transferred") else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="telephony", description="Phone calls to OpenAI Realtime voice agents.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"telephony {__version__}")
+    sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks a free one)")
@@ -415,6 +480,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a phone line's impairments (telephony.testing.lines): the agent's echo, noise, "
         "or a 250 ms 'mhm' while the agent answers; prints false barge-ins, ERLE and silences",
     )
+    sim.add_argument(
+        "--from", dest="from_number", default=None, help="the caller's number the agent sees (default +15550000000)"
+    )
+    sim.add_argument(
+        "--records",
+        default=None,
+        metavar="PATH",
+        help="SQLite file for the simulated call's record (default: beside TELEPHONY_RECORDS_PATH, "
+        "calls.db -> calls.simulated.db; '' for none)",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     calls = sub.add_parser("calls", help="list recorded calls, or show one: calls show CALL_SID")
@@ -426,7 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls.add_argument("--outcome", help="only calls that ended so (completed, failed, …)")
     calls.set_defaults(func=cmd_calls)
 
+    tools = sub.add_parser("tools", help="print the tool schemas the model will see (JSON)")
+    tools.add_argument("--tools", default=None, help="a .py file or dotted module with @tool functions")
+    tools.set_defaults(func=cmd_tools)
+
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `telephony`: the help, and exit 2 as for any usage error
+        parser.print_help()
+        return 2
     try:
         code: int = args.func(args)
     except Exception:  # a bug or an unexpected failure: the traceback, secrets redacted

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_TRANSCRIPTION_MODEL",
     "McpServer",
     "Settings",
+    "env_example",
     "takes_reasoning",
 ]
 
@@ -89,13 +90,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- credentials and addresses (no prefix) ---
+    #: your OpenAI API key (required by `serve`)
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
     openai_base_url: str = Field(
         "https://api.openai.com/v1", validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
+    #: for REST actions (outbound calls, transfers, `telephony configure`)
     twilio_account_sid: str | None = Field(
         None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid")
     )
+    #: checks Twilio's signatures (unset: NOT checked, and `serve` warns loudly)
     twilio_auth_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
     )
@@ -107,6 +111,7 @@ class Settings(BaseSettings):
     twilio_api_base_url: str | None = Field(
         None, validation_alias=AliasChoices("TWILIO_API_BASE_URL", "twilio_api_base_url")
     )
+    #: this server's public https:// origin, as Twilio reaches it (signatures are checked against it)
     public_url: str | None = Field(None, validation_alias=AliasChoices("PUBLIC_URL", "public_url"))
 
     # --- the agent ---
@@ -260,6 +265,11 @@ class Settings(BaseSettings):
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+    #: keypad digits in clear in logs and call records (off: masked, as they may be PINs or
+    #: card numbers; the model and ``ctx.dtmf`` get them either way)
+    record_dtmf: bool = False
+    #: with TELEPHONY_LOG_LEVEL=DEBUG, also a line per WebSocket frame (off: those loggers stay at INFO)
+    log_frames: bool = False
 
     # --- hostile input: proofs and bounds (see README, Security) ---
     #: key of the per-call stream token (unset: derived from TWILIO_AUTH_TOKEN)
@@ -530,3 +540,60 @@ class Settings(BaseSettings):
         for server in self.mcp_servers:  # MCP credentials never reach a log line
             out += [v for v in (server.authorization, *(server.headers or {}).values()) if v]
         return out
+
+
+def env_name(name: str) -> str:
+    """The environment variable of the setting ``name`` (``TELEPHONY_<NAME>``, or its alias)."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"TELEPHONY_{name.upper()}"
+
+
+def _env_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"))
+    text = str(value)
+    return json.dumps(text) if any(c in text for c in "\n\"'# ") else text
+
+
+def _field_comments() -> dict[str, list[str]]:
+    """The ``#:`` comments above each field of ``Settings`` in this file."""
+    import inspect
+
+    out: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        match = re.match(r"(\w+)\s*:", stripped)
+        if match and match.group(1) in Settings.model_fields and not stripped.startswith("def "):
+            out[match.group(1)] = pending
+        pending = []
+    return out
+
+
+def env_example() -> str:
+    """The text of ``.env.example``: every setting, commented out at its default, with
+    the comment its field has (the README's settings table says more)."""
+    comments = _field_comments()
+    lines = [
+        "# Every setting of `telephony serve`, at its default (see the README's settings table).",
+        "# Copy to .env (read from the working directory) and uncomment what you change.",
+        "# Generated from telephony.config.Settings by:",
+        "#   python -c 'from telephony.config import env_example; print(env_example(), end=\"\")' > .env.example",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        lines.append("")
+        lines += [f"# {c}" for c in comments.get(name, [])]
+        lines.append(f"# {env_name(name)}={_env_value(default)}")
+    return "\n".join(lines) + "\n"

@@ -113,6 +113,7 @@ class JsonFormatter(logging.Formatter):
         out: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
+            "pid": record.process,
             "event": _capped(record.getMessage(), limit),
         }
         out.update({k: _capped(v, limit) for k, v in _fields(record).items()})
@@ -126,7 +127,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time level event key=value ...``: values with control characters escaped
+    """``date time [pid] level event key=value ...``: values with control characters escaped
     (one record is one line, whatever a caller sent) and cut at ``max_field``."""
 
     def __init__(self, max_field: int = MAX_FIELD_CHARS) -> None:
@@ -141,7 +142,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [
-            time.strftime("%H:%M:%S", time.localtime(record.created)),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}",
+            f"[{record.process}]",
             record.levelname.lower(),
             escape_control(record.getMessage(), self.max_field),
         ]
@@ -209,9 +211,21 @@ def log_handler(
     return handler
 
 
+#: Loggers that write a line per WebSocket frame at DEBUG (websockets logs frames to the
+#: logger it is given: ours for the Realtime client, uvicorn's "uvicorn.error" for the
+#: media streams): kept at INFO unless ``frames``.
+FRAME_LOGGERS = ("telephony.realtime.ws", "uvicorn.error", "websockets")
+
+
 def setup_logging(
-    level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None, max_field: int = MAX_FIELD_CHARS
+    level: str = "INFO",
+    fmt: str = "json",
+    secrets: list[str] | None = None,
+    max_field: int = MAX_FIELD_CHARS,
+    frames: bool = False,
 ) -> None:
+    """Logs to stderr. Uvicorn's access lines are off (calls have their own events);
+    per-frame WebSocket lines only with ``frames`` (TELEPHONY_LOG_FRAMES) at DEBUG."""
     handler = log_handler(fmt, secrets, max_field=max_field)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -221,4 +235,7 @@ def setup_logging(
         lg.handlers[:] = []
         lg.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    for name in FRAME_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if frames else logging.INFO)
+    if not frames:
+        logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ built-in offline simulator (no network, no key).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class SimulationResult:
     longest_silence: float = 0.0
     #: with ``line="speakerphone"`` and ``offline``: the echo's energy over what reached the model (dB)
     erle_db: float | None = None
+    #: the agent never answered the recording ("no speech detected")
+    no_speech: bool = False
 
 
 def caller_ulaw(path: str | Path) -> bytes:
@@ -215,7 +218,13 @@ async def simulate(
     tail_seconds: float = 2.0,
     max_wait: float = 60.0,
     line: str | None = None,
+    no_speech_seconds: float = 10.0,
+    from_number: str | None = None,
+    call_sid: str | None = None,
 ) -> SimulationResult:
+    """``no_speech_seconds``: after the recording, how long to wait for the agent's
+    first audio before saying "no speech detected" and hanging up. Each run gets its
+    own ``call_sid`` (a random one unless given)."""
     from .io.app import create_app
     from .testing import FakeRealtimeServer, FakeTwilioCall
     from .testing.offline_agent import OfflineAgent
@@ -238,12 +247,13 @@ async def simulate(
     t0 = time.monotonic()
     printer = _Printer(emit, t0)
     state.observer.listeners.append(printer)
+    sid = call_sid or "CA" + secrets.token_hex(16)
     call = FakeTwilioCall(
         f"ws://127.0.0.1:{port}/media-stream",
-        parameters={"From": "+15550000000", "To": "+15550000001", "CallSid": "", "simulated": "1"},
+        call_sid=sid,
+        parameters={"From": from_number or "+15550000000", "To": "+15550000001", "CallSid": sid, "simulated": "1"},
         play_speed=speed,
     )
-    call.parameters["CallSid"] = call.call_sid
     server = serving = None
     try:
         server, serving = await start_server(uvicorn_config(app, sim_settings.max_message_bytes), [sock])
@@ -261,8 +271,9 @@ async def simulate(
         # Then silence, as a phone line sends, until the agent has finished answering.
         deadline = time.monotonic() + max_wait
         silence = b"\xff" * 160
-        quiet_since = time.monotonic()
+        quiet_since = audio_end = time.monotonic()
         seen = 0
+        no_speech = False
         while time.monotonic() < deadline and not call.closed.is_set():
             await call.send_audio(silence * 5 if feed is None else feed.next_block(), pace=speed)  # 100 ms
             media = len(call.events("media"))
@@ -271,6 +282,13 @@ async def simulate(
             if media != seen or playing or any(s.call.pending_tools for s in sessions):
                 seen, quiet_since = media, time.monotonic()
             elif time.monotonic() - quiet_since >= tail_seconds and media:
+                break
+            elif not media and time.monotonic() - audio_end >= no_speech_seconds:
+                emit(
+                    f"[{time.monotonic() - t0:6.2f}s] no speech detected: the agent did not answer within "
+                    f"{no_speech_seconds:.0f} s after the recording ended (is {audio} speech, and loud enough?)"
+                )
+                no_speech = True
                 break
         if not call.closed.is_set():
             await call.hang_up()
@@ -300,4 +318,5 @@ async def simulate(
         printer.barge_ins - barge_ins_before if feed is not None else 0,
         feed.longest_silence if feed is not None else 0.0,
         feed.erle_db if feed is not None else None,
+        no_speech,
     )

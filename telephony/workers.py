@@ -21,7 +21,7 @@ from .io.server import listen_socket
 __all__ = ["run_workers"]
 
 
-def run_workers(host: str, port: int, workers: int, tools: str | None = None) -> int:
+def run_workers(host: str, port: int, workers: int, tools: str | None = None, next_step: str | None = None) -> int:
     """Run ``workers`` copies of ``telephony serve`` on one port (SO_REUSEPORT: the
     kernel spreads connections). Signals are passed on (the first drains, the
     second stops); if a worker dies the others are stopped and the exit code
@@ -74,6 +74,8 @@ def run_workers(host: str, port: int, workers: int, tools: str | None = None) ->
     for child in children:
         threading.Thread(target=relay, args=(child.stdout,), daemon=True).start()
     print(f"telephony: listening on http://{host}:{bound} ({workers} workers)", flush=True)
+    if next_step:
+        print(next_step, flush=True)
     code = 0
     alive = {child.pid: child for child in children}
     while alive:

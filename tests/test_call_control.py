@@ -159,6 +159,54 @@ async def test_dtmf_reaches_the_model_and_tools():
         assert json.loads(out["item"]["output"]) == "42#"
 
 
+@pytest.mark.parametrize("record_dtmf", [False, True])
+async def test_keypad_digits_are_masked_in_logs_and_records_unless_asked(record_dtmf, tmp_path, caplog):
+    """They may be PINs or card numbers: masked by default (the model and ctx.dtmf
+    still get them); TELEPHONY_RECORD_DTMF=true keeps them in clear."""
+    db = tmp_path / "calls.db"
+    with caplog.at_level(logging.DEBUG, "telephony"):
+        async with bridge(tools=[keys], records_path=str(db), record_dtmf=record_dtmf) as b:
+            call, session = await b.live_call()
+            for d in "4711":
+                await call.dtmf(d)
+            item = await session.wait_for("conversation.item.create")
+            assert "4 7 1 1" in item["item"]["content"][0]["text"]  # the model hears them
+            await session.function_call("keys", {})
+            out = await session.wait_for("conversation.item.create", count=2)
+            assert json.loads(out["item"]["output"]) == "4711"  # ctx.dtmf has them
+            await call.hang_up()
+            await asyncio.wait_for(session.closed.wait(), 2)
+            await b.observer.flush_records()
+            record = await b.observer.store.get(call.call_sid)
+    logged = [r.fields["digit"] for r in caplog.records if r.getMessage() == "dtmf"]  # type: ignore[attr-defined]
+    if record_dtmf:
+        assert logged == list("4711") and record.dtmf == "4711"
+    else:
+        assert logged == ["•"] * 4 and record.dtmf == "••••"
+        ours = [r for r in caplog.records if r.name.startswith("telephony") and r.name != "telephony.realtime.ws"]
+        assert not [r for r in ours if "4711" in r.getMessage() + str(getattr(r, "fields", ""))]
+
+
+async def test_call_end_carries_the_duration_and_a_failed_call_warns(caplog):
+    with caplog.at_level(logging.INFO, "telephony"):
+        async with bridge() as b:
+            call, session = await b.live_call()
+            await call.send_audio(b"\xff" * 1600)
+            await session.wait_audio(9600)
+            await call.hang_up()
+            await asyncio.wait_for(session.closed.wait(), 2)
+            failing = b.twilio()
+            await failing.connect()  # never starts: the call fails at the start timeout
+            await failing.close()
+            await b.observer.flush_records()
+    ends = [r for r in caplog.records if r.getMessage() == "call.end"]
+    ok = next(r for r in ends if r.fields["call_sid"] == call.call_sid)  # type: ignore[attr-defined]
+    assert ok.levelno == logging.INFO and ok.fields["outcome"] == "completed"  # type: ignore[attr-defined]
+    assert ok.fields["duration_s"] > 0  # type: ignore[attr-defined]
+    (failed,) = [r for r in ends if r.fields["outcome"] == "failed"]  # type: ignore[attr-defined]
+    assert failed.levelno == logging.WARNING
+
+
 async def test_instructions_parameter_overrides_the_agent_for_that_call():
     async with bridge() as b:
         _, session = await b.live_call(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,7 +58,7 @@ def test_log_event_passes_exc_info_and_stack_info_to_logging():
     assert "stack" not in failed
     assert where["stack"].startswith("Stack (most recent call last):") and "exception" not in where
     assert "test_log_event_passes_exc_info_and_stack_info_to_logging" in where["stack"]
-    assert set(fine) == {"ts", "level", "event", "call_sid"}
+    assert set(fine) == {"ts", "level", "pid", "event", "call_sid"} and fine["pid"] == os.getpid()
     text = text_out.getvalue().splitlines()
     assert text[0].endswith("error thing.failed call_sid=CA1")
     assert text[1] == "Traceback (most recent call last):" and "KeyError: 'missing thing'" in text
@@ -155,3 +158,14 @@ async def test_a_crash_in_one_call_logs_its_traceback_and_only_that_call_ends(io
     assert "in listener" in error["exception"]  # the frame that raised
     assert "\nTraceback (most recent call last):\n" in text
     assert "RuntimeError: listener exploded (key [redacted])" in text
+
+
+def test_text_lines_carry_the_date_and_the_pid():
+    """A worker's lines are told apart by their pid; yesterday's by their date."""
+    with captured("telephony.test.text", []) as (_json_out, text_out):
+        log_event(logging.getLogger("telephony.test.text"), "thing.done", call_sid="CA1")
+    (line,) = text_out.getvalue().splitlines()
+    day, clock, pid, rest = line.split(" ", 3)
+    assert day == time.strftime("%Y-%m-%d") or day == time.strftime("%Y-%m-%d", time.localtime(time.time() - 5))
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", clock)
+    assert pid == f"[{os.getpid()}]" and rest == "info thing.done call_sid=CA1"

@@ -99,7 +99,7 @@ async def test_records_and_metrics_follow_a_call(tmp_path):
         assert tool_call["name"] == "weather" and tool_call["ok"] is True
         assert '"sky": "clear"' in tool_call["result"] and tool_call["duration_ms"] >= 0
         assert record["barge_ins"][0]["truncated"][0]["audio_end_ms"] > 0
-        assert record["usage"]["total_tokens"] == 80 and record["dtmf"] == "7"
+        assert record["usage"]["total_tokens"] == 80 and record["dtmf"] == "•"  # masked by default
         assert record["duration_s"] > 0 and record["outcome"] == "completed"
         assert (await b.get("/calls/CA404", **auth)).status_code == 404
     sid = call.call_sid

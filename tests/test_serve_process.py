@@ -97,6 +97,8 @@ class Server:
         match = re.search(rb"listening on http://127.0.0.1:(\d+)", line)
         assert match, line
         self.port = int(match.group(1))
+        #: the line after "listening on": what a new operator does next
+        self.next_step = (await asyncio.wait_for(self.proc.stdout.readline(), 20)).decode()
         self._stderr = asyncio.get_running_loop().create_task(self._read_stderr())
         return self
 
@@ -144,6 +146,8 @@ class Server:
 @pytest.mark.async_timeout(60)
 async def test_scripted_call_through_the_real_process(fake):
     async with Server(fake, PUBLIC_URL="https://voice.example.com") as server:
+        assert "https://voice.example.com/incoming-call" in server.next_step
+        assert "telephony simulate --offline" in server.next_step
         origin = f"http://127.0.0.1:{server.port}"
         async with httpx.AsyncClient() as http:
             assert (await http.get(origin + "/healthz")).status_code == 200
@@ -245,6 +249,7 @@ async def test_accepted_connections_have_nagle_off():
 @pytest.mark.async_timeout(60)
 async def test_workers_share_one_port_serve_calls_and_stop_together(fake):
     async with Server(fake, args=("--workers", "2")) as server:
+        assert "/incoming-call" in server.next_step  # once, from the supervisor
         origin = f"http://127.0.0.1:{server.port}"
         pids: set[int] = set()
         async with httpx.AsyncClient() as http:
@@ -293,3 +298,26 @@ async def test_serve_closes_slow_clients_and_still_answers(fake):
             except ConnectionResetError:
                 pass  # closed by the server, with our unread bytes
             writer.close()
+
+
+@pytest.mark.async_timeout(60)
+async def test_debug_logs_leave_out_websocket_frames_and_access_lines(fake):
+    """TELEPHONY_LOG_LEVEL=DEBUG used to print a line per WebSocket frame (a 15 s call
+    gave 1,918 lines); uvicorn's access lines carry no call SID, so they stay off."""
+    async with Server(fake, TELEPHONY_LOG_LEVEL="DEBUG") as server:
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://127.0.0.1:{server.port}/healthz")).status_code == 200
+        call, session = await server.live_call()
+        for _ in range(50):  # 1 s of caller audio in 50 frames
+            await call.send_audio(b"\xff" * 160)
+        await session.wait_audio(50 * 960)
+        await session.respond_audio(agent_pcm24()[:24000].tobytes())
+        await call.wait_echoed(1)
+        await call.hang_up()
+        await asyncio.wait_for(session.closed.wait(), 2.0)
+        await server.wait_log("call.end")
+    frames = [line for line in server.log if "TEXT" in line or "BINARY" in line or "PING" in line]
+    assert frames == [], frames[:5]
+    assert not [line for line in server.log if "GET /healthz" in line]
+    assert len(server.log) < 60, len(server.log)  # a line per event, none per frame
+    assert any(e.get("level") == "debug" for e in server.events())  # DEBUG is on

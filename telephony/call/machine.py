@@ -432,7 +432,8 @@ class Call:
             case rt.FunctionCallDone():
                 self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
-                    self._hold.tool_started(now)
+                    if ev.name not in self.config.no_hold_tools:
+                        self._hold.tool_started(now)
                     self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
@@ -903,7 +904,10 @@ class Call:
         hold = self._hold
         if hold.deadline is not None and now >= hold.deadline:
             drained_at = self._playout.drained_at(now)  # by the estimate: marks may stop coming back
-            hold.tick(now, self._playout.receiving or drained_at > now, drained_at)
+            # Keypad tones not yet confirmed are still playing (a send_dtmf tool returns
+            # once they are): no hold sound over them or just after them.
+            playing = self._playout.receiving or drained_at > now or self._tones.pending
+            hold.tick(now, playing, drained_at)
         if control.deadline is not None and now >= control.deadline:
             control.deadline = None
             self._playout.assume_played()  # marks stopped coming back

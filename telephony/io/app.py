@@ -50,6 +50,7 @@ def create_app(
         store, settings.records_buffer, settings.records_retry_seconds, settings.model, Prices(settings.prices)
     )
     observer.tracer = tracer_from_env(settings.model)
+    observer.record_dtmf = settings.record_dtmf
     state = AppState(services, observer)
     state.observer.known_tools = frozenset(t.name for t in services.registry)  # metric labels: known names only
     app = FastAPI(title="telephony", docs_url=None, redoc_url=None, openapi_url=None)

@@ -48,6 +48,8 @@ CALL_STATUSES = frozenset(
     }
 )
 
+#: What logs and records show for a keypad digit unless TELEPHONY_RECORD_DTMF is on.
+MASKED_KEY = ev.KeyPressed("•")
 #: How many recent call endings are kept in memory for ``/stream-ended``.
 RECENT_ENDINGS = 2000
 
@@ -67,6 +69,7 @@ class CallObserver:
         self.model = model  # the Realtime model calls use, and its price (None: not priced)
         self.price = (prices or Prices()).for_model(model)
         self.tracer: CallTracer | None = None  # OpenTelemetry (tracing.py), when configured
+        self.record_dtmf = False  # keypad digits in clear in logs and records (else masked)
         self.store = store
         self.records_buffer = records_buffer
         self.records_retry_s = records_retry_s
@@ -217,19 +220,23 @@ class CallObserver:
 class CallReport:
     """One call's reporting: its log lines, metrics and record."""
 
-    __slots__ = ("_observer", "call_sid", "recorder", "trace")
+    __slots__ = ("_observer", "call_sid", "recorder", "started", "trace")
 
     def __init__(self, observer: CallObserver) -> None:
         self._observer = observer
         self.call_sid = ""
         self.recorder: CallRecorder | None = None
         self.trace: CallTrace | None = None
+        self.started: float | None = None  # when the call started (loop clock)
 
     def event(self, event: ev.Event, now: float) -> None:
         """A notice or action of the call core, in order."""
         o = self._observer
+        if type(event) is ev.KeyPressed and not o.record_dtmf:
+            event = MASKED_KEY  # logs, records, listeners: masked; the model already has the digit
         if isinstance(event, ev.CallStarted):
             self.call_sid = event.start.call_sid
+            self.started = now
             o.counters["calls_started"] += 1
             if o.store is not None:
                 self.recorder = CallRecorder(
@@ -259,7 +266,14 @@ class CallReport:
             case ev.CallEnded():
                 o.counters[f"calls_{event.outcome}"] += 1
                 m.calls.labels(event.outcome).inc()
-                log_event(log, "call.end", call_sid=sid, **asdict(event))
+                log_event(
+                    log,
+                    "call.end",
+                    logging.WARNING if event.outcome == "failed" else logging.INFO,
+                    call_sid=sid,
+                    duration_s=None if self.started is None else round(now - self.started, 3),
+                    **asdict(event),
+                )
                 if self.recorder is not None:
                     o.save(self.recorder.record)
             case ev.EndCall():

@@ -84,6 +84,10 @@ class Services:
             mcp.append(McpServer.model_validate(dict(server)).tool())
         return schemas + mcp, frozenset(names)
 
+    def agent_tools(self, name: str) -> list[dict[str, Any]]:
+        """The ``session.tools`` of the agent called ``name``."""
+        return self._agent_tools[name][0]
+
     def offers(self, agent: Agent | None, name: str) -> bool:
         """Whether ``agent`` (None: no agents defined) was offered the function ``name``."""
         if agent is None:

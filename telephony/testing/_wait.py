@@ -23,4 +23,7 @@ async def wait_until(
                 await changed.wait()
             return value
 
-    return await asyncio.wait_for(wait(), timeout)
+    try:
+        return await asyncio.wait_for(wait(), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"waited {timeout:g} s for {what}") from None

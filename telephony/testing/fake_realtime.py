@@ -477,7 +477,12 @@ class FakeRealtimeServer:
         return self
 
     async def next_session(self, timeout: float = 5.0) -> FakeSession:
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"waited {timeout:g} s for the bridge to open a Realtime session (did the call send start?)"
+            ) from None
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -301,7 +301,10 @@ class FakeTwilioCall:
         )
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
-        await asyncio.wait_for(self.closed.wait(), timeout)
+        try:
+            await asyncio.wait_for(self.closed.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"waited {timeout:g} s for the bridge to close call {self.call_sid}") from None
 
     async def __aenter__(self) -> FakeTwilioCall:
         return await self.connect()
