@@ -305,6 +305,9 @@ def cmd_calls(args: argparse.Namespace) -> int:
         except Exception as exc:
             _die(f"cannot read call records from {where}: {type(exc).__name__}: {exc}")
 
+    def cost(r: CallRecord) -> str:
+        return "not priced" if r.cost_usd is None else f"${r.cost_usd:.4f}"
+
     def when(ts: float | None) -> str:
         return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
@@ -318,7 +321,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
             print(
                 f"{r.call_sid}  {when(r.started_at)}  {dur:>6}  {r.outcome or 'in progress':<17} "
                 f"{r.from_number or '?'} -> {r.to_number or '?'}  turns={len(r.transcript)} "
-                f"tools={len(r.tool_calls)} barge-ins={len(r.barge_ins)}"
+                f"tools={len(r.tool_calls)} barge-ins={len(r.barge_ins)} cost={cost(r)}"
             )
         return 0
     if args.action != "show" or not args.sid:
@@ -329,7 +332,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
     r = found
     print(
         f"call {r.call_sid}: {r.from_number or '?'} -> {r.to_number or '?'}, {when(r.started_at)}, "
-        f"{r.duration_s or 0:.1f} s, {r.outcome} ({r.reason})"
+        f"{r.duration_s or 0:.1f} s, {r.outcome} ({r.reason}), cost {cost(r)}"
     )
     events = [(e["t"], f"{e['role']}: {e['text']}") for e in r.transcript]
     for c in r.tool_calls:

@@ -89,6 +89,22 @@ def test_calls_does_not_create_a_database(tmp_path, capsys, monkeypatch):
     assert not db.exists()
 
 
+def test_calls_shows_what_each_call_cost(tmp_path, capsys, monkeypatch):
+    from telephony.records import CallRecord
+
+    db = tmp_path / "calls.db"
+    store = SqliteCallStore(db)
+    store.save_now(CallRecord("CA" + "1" * 32, started_at=1.0, outcome="completed", cost_usd=0.01234))
+    store.save_now(CallRecord("CA" + "2" * 32, started_at=2.0, outcome="completed", cost_usd=None))
+    store.close_now()
+    monkeypatch.setenv("TELEPHONY_RECORDS_PATH", str(db))
+    assert main(["calls"]) == 0
+    listed = capsys.readouterr().out
+    assert "cost=$0.0123" in listed and "cost=not priced" in listed
+    assert main(["calls", "show", "CA" + "1" * 32]) == 0
+    assert "cost $0.0123" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("speed", ["0", "-1", "nan"])
 def test_simulate_refuses_a_speed_that_is_not_positive(speed, capsys):
     with pytest.raises(SystemExit) as exc:
