@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -19,6 +18,7 @@ from telephony.config import Settings
 from telephony.io.app import create_app
 from telephony.io.server import listen_socket, start_server, uvicorn_config
 from telephony.testing import FakeRealtimeServer, FakeSession, FakeTwilioCall
+from telephony.testing.bridge import Bridge as KitBridge
 from telephony.testing.fake_twilio import sign_webhook
 from telephony.tools import ToolRegistry
 from tests.openai_models import validate_client_event
@@ -38,52 +38,17 @@ async def start_call(call: FakeTwilioCall, fake: FakeRealtimeServer) -> FakeSess
     return session
 
 
-@dataclass
-class Bridge:
-    fake: FakeRealtimeServer
-    port: int
-    settings: Settings
-    app: Any
-    token: str | None
-    calls: list[FakeTwilioCall] = field(default_factory=list)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class Bridge(KitBridge):
+    """The shipped test kit's ``Bridge`` plus what these tests also look at."""
 
     @property
     def state(self) -> Any:
         return self.app.state.telephony
 
     @property
-    def observer(self) -> Any:
-        """Logs, metrics, counters and records of the app under test."""
-        return self.state.observer
-
-    @property
     def admission(self) -> Any:
         """The app's live calls and limits."""
         return self.state.admission
-
-    def twilio(self, **kwargs: Any) -> FakeTwilioCall:
-        """A Twilio-like stream to this app; it carries a valid stream token (what the
-        webhook's TwiML holds) unless ``stream_token`` says otherwise."""
-        if self.token:
-            kwargs.setdefault("stream_token", self.state.services.streams.issue)
-        call = FakeTwilioCall(
-            f"ws://127.0.0.1:{self.port}/media-stream",
-            auth_token=self.token,
-            signed_url=f"wss://127.0.0.1:{self.port}/media-stream",
-            **kwargs,
-        )
-        self.calls.append(call)
-        return call
-
-    async def live_call(self, **kwargs: Any) -> tuple[FakeTwilioCall, FakeSession]:
-        """A call whose Realtime session is open and configured: (Twilio side, session).
-        ``kwargs`` go to ``FakeTwilioCall`` (e.g. ``parameters``)."""
-        call = self.twilio(**kwargs)
-        return call, await start_call(call, self.fake)
 
     async def post(self, path: str, params: Mapping[str, str], sign: bool = True, **headers: str) -> httpx.Response:
         hdrs = dict(headers)
