@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -118,10 +119,20 @@ class Server:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.send_signal(signal.SIGTERM)  # a second signal: stop now
+            await self.stop_now()
             await asyncio.wait_for(self.proc.wait(), 15)
         await asyncio.wait_for(self._stderr, 5)
+
+    async def stop_now(self) -> None:
+        """SIGTERM (the drain starts), then a second one once the first is handled:
+        stop now. Two signals sent back to back may reach the process as one (POSIX
+        merges a pending signal with its repeat), which would leave a full drain."""
+        self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await self.wait_log("server.draining", timeout=5)
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
 
     async def live_call(self) -> tuple[FakeTwilioCall, FakeSession]:
         """A signed media stream to this server, with its Realtime session configured."""
@@ -321,3 +332,19 @@ async def test_debug_logs_leave_out_websocket_frames_and_access_lines(fake):
     assert not [line for line in server.log if "GET /healthz" in line]
     assert len(server.log) < 60, len(server.log)  # a line per event, none per frame
     assert any(e.get("level") == "debug" for e in server.events())  # DEBUG is on
+
+
+@pytest.mark.async_timeout(60)
+async def test_a_second_sigterm_ends_the_calls_in_progress_at_once(fake):
+    async with Server(fake, TELEPHONY_DRAIN_SECONDS="30") as server:
+        call, session = await server.live_call()
+        await call.send_audio(b"\xff" * 800)
+        await session.wait_audio(4800)
+        await server.stop_now()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(server.proc.wait(), 15)
+        assert loop.time() - t0 < 7.0  # not the 30 s drain: uvicorn's 5 s grace at most
+        await asyncio.wait_for(session.closed.wait(), 1.0)  # its Realtime session closed too
+    names = [e["event"] for e in server.events()]
+    assert "call.end" in names and "realtime.close" in names, names
