@@ -13,7 +13,7 @@ from telephony.config import Settings
 from telephony.testing import lines
 from telephony.wire import realtime as rt
 from telephony.wire import twilio as tw
-from telephony.wire.session import turn_options
+from telephony.wire.session import barge_in_fallback_ms, turn_options
 from tests.audio_data import caller_pcm8
 from tests.test_call_machine import START, audio, drain, kinds
 
@@ -31,8 +31,8 @@ def _caller_line(speech_at: float, speech_ms: int, total_s: float) -> list[bytes
     return lines.frames(lines.to_ulaw(lines.BACKCHANNEL.apply(signal)))
 
 
-def _call(min_ms: int = MIN_MS) -> Call:
-    c = Call(CallConfig(quiet_timeout_s=0, barge_in_min_ms=min_ms))
+def _call(min_ms: int = MIN_MS, fallback_ms: int | None = None) -> Call:
+    c = Call(CallConfig(quiet_timeout_s=0, barge_in_min_ms=min_ms, barge_in_fallback_ms=fallback_ms))
     c.receive_twilio(START, 0.0)
     c.realtime_opened('{"type":"session.update"}', 0.0)
     c.receive_realtime(rt.SessionUpdated(), 0.0)
@@ -68,8 +68,9 @@ def _run(
     return tw_out, rt_out, actions
 
 
-def test_a_250_ms_backchannel_mid_answer_neither_clears_cancels_nor_truncates():
-    c = _call()
+@pytest.mark.parametrize("fallback_ms", [None, 1100])
+def test_a_250_ms_backchannel_mid_answer_neither_clears_cancels_nor_truncates(fallback_ms):
+    c = _call(fallback_ms=fallback_ms)
     frames = _caller_line(speech_at=1.5, speech_ms=250, total_s=5.0)
     # The server hears the "mhm" too (its speech_stopped comes after its 500 ms silence window).
     server = {1.62: rt.SpeechStarted("u1", 1500), 2.26: rt.SpeechStopped("u1", 1750)}
@@ -187,3 +188,46 @@ def test_jittery_delivery_does_not_stretch_a_backchannel_into_an_interruption():
         for at_ms, frame in lines.bursty(frames, 250.0, seed=seed):
             c.receive_twilio(tw.Media(frame), at_ms / 1000 + 0.02)
         assert not [m for m in c.drain_twilio() if '"clear"' in m], seed
+
+
+FALLBACK_MS = MIN_MS + 500 + 200  # the minimum + the server's silence window + 200 ms
+
+
+def test_the_fallback_is_the_minimum_plus_the_silence_window_with_server_vad_only():
+    s = Settings(_env_file=None, barge_in_min_ms=400, vad_silence_ms=500)
+    assert barge_in_fallback_ms(s) == FALLBACK_MS
+    assert barge_in_fallback_ms(Settings(_env_file=None, barge_in_min_ms=0)) is None  # policy off
+    assert barge_in_fallback_ms(Settings(_env_file=None, barge_in_min_ms=400, turn_detection="semantic_vad")) is None
+    assert barge_in_fallback_ms(Settings(_env_file=None, barge_in_min_ms=400, interrupt_response=False)) is None
+
+
+@pytest.mark.parametrize("fallback_ms", [None, FALLBACK_MS])
+def test_speech_only_the_server_hears_interrupts_after_the_fallback(fallback_ms):
+    """A caller the energy detector misses (here: quieter than its -45 dBFS floor, on a
+    silent line) still takes the turn once the server has heard them for longer than
+    any backchannel lasts; without a fallback they never can."""
+    c = _call(fallback_ms=fallback_ms)
+    n = int(3.5 * lines.RATE)
+    quiet_speech = (caller_pcm8()[: 2 * lines.RATE].astype(float) * 10 ** (-40 / 20)).astype(np.int16)
+    signal = lines.insert(np.zeros(n, np.int16), quiet_speech, 1480)
+    frames = lines.frames(lines.to_ulaw(signal))
+    tw_out, rt_out, actions = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)})
+    clears = [t for t, m in tw_out if m["event"] == "clear"]
+    if fallback_ms is None:
+        assert clears == [] and not kinds(actions, BargeIn)
+        return
+    # counted in audio time from the frame before the server's event: one frame either way
+    assert len(clears) == 1 and abs(clears[0] - (1.62 + FALLBACK_MS / 1000)) <= FRAME_S + 1e-9
+    assert [t for t, m in rt_out if m["type"] == "response.cancel"] == clears
+    (truncate,) = [m for _, m in rt_out if m["type"] == "conversation.item.truncate"]
+    assert abs(truncate["audio_end_ms"] - clears[0] * 1000) <= 120
+    assert len(kinds(actions, BargeIn)) == 1
+
+
+def test_the_fallback_acts_once_per_server_turn_and_not_after_the_policy_did():
+    c = _call(fallback_ms=FALLBACK_MS)
+    frames = _caller_line(speech_at=1.5, speech_ms=2500, total_s=4.5)  # loud: the detector fires first
+    tw_out, _, actions = _run(c, frames, {1.62: rt.SpeechStarted("u1", 1500)}, answer_ms=4500)
+    clears = [t for t, m in tw_out if m["event"] == "clear"]
+    assert len(clears) == 1 and clears[0] <= 1.5 + (MIN_MS + 150) / 1000
+    assert len(kinds(actions, BargeIn)) == 1

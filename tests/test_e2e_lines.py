@@ -58,6 +58,27 @@ async def test_backchannel_plays_through_and_a_real_interruption_cuts_the_answer
         assert b.observer.counters["barge_ins"] == 1
 
 
+async def test_speech_only_the_server_hears_still_interrupts_after_the_fallback():
+    """The local detector hears nothing (a quiet line): the server's word alone cuts
+    the answer once it has heard the caller for the minimum + its silence window
+    + 200 ms (1.1 s here), counted in the caller's audio."""
+    async with bridge(barge_in_min_ms=400) as b:
+        call, session = await b.live_call()
+        pcm = np.tile(agent_pcm24(), 2)[: 24000 * 8].tobytes()
+        await session.respond_audio(pcm, chunk_bytes=4800, finish=False)
+        await call.wait_echoed(3)
+        await call.send_audio(_quiet(200), pace=1.0)
+        await session.speech_started(audio_start_ms=200)
+        await call.send_audio(_quiet(900), pace=1.0)
+        await session.wait_audio(1100 * 48)  # the bridge has handled every frame so far
+        assert not call.events("clear")  # 0.9 s of the server's speech: could still be a "mhm"
+        await call.send_audio(_quiet(400), pace=1.0)
+        await call.wait_for("clear")
+        await session.wait_for("response.cancel")
+        await session.wait_for("conversation.item.truncate")
+        assert b.observer.counters["barge_ins"] == 1
+
+
 def _media(messages: list[dict]) -> bytes:
     return b"".join(base64.b64decode(m["media"]["payload"]) for m in messages if m["event"] == "media")
 

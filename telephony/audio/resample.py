@@ -73,6 +73,8 @@ class Upsampler:
         self._hist = k - 1
         self._buf = np.zeros(self._hist + 160)
         self._plans: dict[int, tuple[np.ndarray, ...]] = {}
+        #: the last input, decoded (float64, int16 scale; a view reused by the next call)
+        self.last: np.ndarray = self._buf[:0]
 
     def reset(self) -> None:
         self._buf[: self._hist] = 0.0
@@ -107,6 +109,7 @@ class Upsampler:
             return np.empty(0, dtype="<i2")
         plan = self._plans.get(n) or self._plan(n)
         plan[4][...] = samples
+        self.last = plan[4]
         return self._run(plan)
 
     def process_codes(self, codes: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -117,6 +120,7 @@ class Upsampler:
             return np.empty(0, dtype="<i2")
         plan = self._plans.get(n) or self._plan(n)
         table.take(codes, out=plan[4])
+        self.last = plan[4]
         return self._run(plan)
 
 

@@ -42,6 +42,12 @@ class CallerToModel:
         pcm = self._up.process_codes(np.frombuffer(ulaw, dtype=np.uint8), ULAW_TO_FLOAT)
         return b2a_base64(pcm, newline=False)  # type: ignore[arg-type]  # ndarray is a buffer
 
+    def power(self) -> float:
+        """Mean square (int16 scale) of the last frame converted: what a level
+        detector needs, from the samples already decoded (no second decode)."""
+        x = self._up.last
+        return float(np.dot(x, x)) / x.size if x.size else 0.0
+
 
 class ModelToCaller:
     """PCM16LE 24 kHz bytes -> mu-law 8 kHz bytes (one byte per 3 input samples).

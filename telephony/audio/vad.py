@@ -7,7 +7,9 @@ blocks), so steady line noise stops counting as speech within 1.6 s while the
 pauses between words keep the floor down during speech. A *run* is voiced frames separated by gaps shorter than
 ``hangover_ms`` (the pauses inside a sentence); ``speech_s`` is how long the
 current run has been voiced so far, from its first voiced frame's start to the
-last voiced frame's end. O(1) per frame: one table lookup and one dot product.
+last voiced frame's end. O(1) per frame: one table lookup and one dot product, or none when the caller
+already has the frame's power (the bridge takes it from the samples its
+transcoder decoded: ``frame_power``); levels are compared as powers, no log.
 Timestamps are explicit: each frame is the 20 ms ending at ``now``.
 """
 
@@ -19,19 +21,33 @@ import numpy as np
 
 from .g711 import ULAW_TO_FLOAT
 
-__all__ = ["EnergyVad"]
+__all__ = ["EnergyVad", "power"]
 
 _FULL_SCALE_POWER = 32767.0**2 / 2  # a full-scale sine: 0 dBFS
+_INV_FULL_SCALE = 1.0 / _FULL_SCALE_POWER
+_EPSILON = 1e-12  # -120 dBFS: digital silence still has a level
 _BLOCK_FRAMES = 10  # 200 ms
 _BLOCKS = 8  # the floor is the minimum over 1.6 s
+
+
+def _relative(dbfs: float) -> float:
+    return float(10.0 ** (dbfs / 10.0))
+
+
+def power(ulaw: bytes) -> float:
+    """Mean square of a mu-law frame, int16 scale."""
+    x = ULAW_TO_FLOAT[np.frombuffer(ulaw, dtype=np.uint8)]
+    return float(np.dot(x, x)) / len(x)
 
 
 class EnergyVad:
     __slots__ = (
         "_block_min",
         "_blocks",
-        "_floor_db",
+        "_floor",
         "_in_block",
+        "_margin",
+        "_min",
         "_next",
         "hangover_s",
         "last_voiced",
@@ -44,40 +60,53 @@ class EnergyVad:
         self.margin_db = margin_db
         self.min_dbfs = min_dbfs
         self.hangover_s = hangover_ms / 1000.0
-        self._blocks = [-60.0] * _BLOCKS  # a quiet line until heard otherwise
+        # Levels are compared as powers relative to full scale (plus the -120 dB
+        # epsilon the dB figures use): the same decisions as in dB, with no log per frame.
+        self._margin = 10.0 ** (margin_db / 10.0)
+        self._min = _relative(min_dbfs)
+        quiet = _relative(-60.0)  # a quiet line until heard otherwise
+        self._blocks = [quiet] * _BLOCKS
         self._next = 0
         self._block_min = float("inf")
         self._in_block = 0
-        self._floor_db = -60.0
+        self._floor = quiet
         #: start of the current run of speech (None: no run)
         self.onset: float | None = None
         #: end of the last voiced frame of the current run
         self.last_voiced = float("-inf")
 
-    def level_dbfs(self, ulaw: bytes) -> float:
-        x = ULAW_TO_FLOAT[np.frombuffer(ulaw, dtype=np.uint8)]
-        power = float(np.dot(x, x)) / len(x)
-        return 10.0 * math.log10(power / _FULL_SCALE_POWER + 1e-12)
+    @property
+    def floor_dbfs(self) -> float:
+        """The noise floor the detector has learnt."""
+        return 10.0 * math.log10(self._floor)
+
+    @staticmethod
+    def level_dbfs(ulaw: bytes) -> float:
+        return 10.0 * math.log10(power(ulaw) / _FULL_SCALE_POWER + _EPSILON)
 
     def frame(self, ulaw: bytes, now: float) -> bool:
         """Feed one frame (arrived at ``now``); True if it is voiced."""
         if not ulaw:
             return False
-        level = self.level_dbfs(ulaw)
-        duration = len(ulaw) / 8000.0
+        return self.frame_power(power(ulaw), len(ulaw) / 8000.0, now)
+
+    def frame_power(self, mean_square: float, duration: float, now: float) -> bool:
+        """``frame`` for a frame whose mean square (int16 scale) is already known,
+        e.g. from the samples the transcoder decoded (``CallerToModel.power``)."""
+        level = mean_square * _INV_FULL_SCALE + _EPSILON
         if level < self._block_min:
             self._block_min = level
-            if level < self._floor_db:
-                self._floor_db = level
+            if level < self._floor:
+                self._floor = level
         self._in_block += 1
         if self._in_block == _BLOCK_FRAMES:
             blocks = self._blocks
             blocks[self._next] = self._block_min
             self._next = (self._next + 1) % _BLOCKS
-            self._floor_db = min(blocks)
+            self._floor = min(blocks)
             self._block_min = float("inf")
             self._in_block = 0
-        voiced = level > self._floor_db + self.margin_db and level > self.min_dbfs
+        voiced = level > self._floor * self._margin and level > self._min
         if voiced:
             if self.onset is None or now - duration - self.last_voiced > self.hangover_s:
                 self.onset = now - duration

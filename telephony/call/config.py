@@ -65,6 +65,9 @@ class CallConfig:
     #: while the agent speaks, caller speech shorter than this does not interrupt it;
     #: 0: the server's speech_started interrupts at once (interrupt_response: true)
     barge_in_min_ms: int = 0
+    #: with a minimum: the server's speech alone interrupts after this long, when the
+    #: local detector has not confirmed it (None: never; see bargein.BargeInPolicy)
+    barge_in_fallback_ms: int | None = None
     #: False: the greeting plays in full whatever the caller says (needs barge_in_min_ms > 0:
     #: with 0 the server cuts answers itself)
     greeting_interruptible: bool = True

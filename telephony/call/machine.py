@@ -95,7 +95,7 @@ class Call:
         self._control = Control()
         self._keypad = Keypad()
         self._recovery = Recovery()
-        self._barge = BargeInPolicy(self.config.barge_in_min_ms)
+        self._barge = BargeInPolicy(self.config.barge_in_min_ms, self.config.barge_in_fallback_ms)
         #: the greeting's response (kept from barge-in when not greeting_interruptible)
         self._greeting_id: str | None = None
         self._greeting_text: str | None = None
@@ -247,7 +247,7 @@ class Call:
             if b64:
                 self._realtime.append(rt.audio_append_bytes(b64))
             barge = self._barge
-            if barge.min_s and barge.frame(caller, now):
+            if barge.min_s and b64 and barge.frame(self._in.power(), len(caller)):
                 self._interrupt(now)
         elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now

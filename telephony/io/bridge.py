@@ -50,6 +50,7 @@ from ..tools.context import CallControl
 from ..tools.registry import ToolResult
 from ..wire import realtime as rt
 from ..wire import twilio as tw
+from ..wire.session import barge_in_fallback_ms
 from ..wire.twiml import dial
 from ..wording import DIAL_STATUS, HANDOFF, WHISPER_NO_SUMMARY
 from .observe import CallReport
@@ -92,6 +93,7 @@ def call_config(services: Services) -> CallConfig:
         dead_air_s=settings.dead_air_seconds,
         # interrupt_response=false by choice: the caller never cuts the agent, so no policy either
         barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
+        barge_in_fallback_ms=barge_in_fallback_ms(settings),
         hold_after_s=settings.hold_after_ms / 1000,
         echo_cancellation=settings.echo_cancellation,
         greeting_interruptible=settings.greeting_interruptible,

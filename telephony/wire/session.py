@@ -44,6 +44,17 @@ def turn_options(s: Settings) -> dict[str, bool]:
     }
 
 
+def barge_in_fallback_ms(s: Settings) -> int | None:
+    """With the barge-in policy on, how long the server's turn detection must have
+    heard the caller before its word alone interrupts the agent (the local detector
+    not having confirmed): longer than any backchannel, whose ``speech_stopped``
+    comes after the minimum plus the silence window. None: no fallback (policy off,
+    or semantic turn detection, whose end of turn has no fixed bound)."""
+    if not (s.interrupt_response and s.barge_in_min_ms) or s.turn_detection != "server_vad":
+        return None
+    return s.barge_in_min_ms + s.vad_silence_ms + 200
+
+
 def _turn_detection(s: Settings) -> dict[str, Any] | None:
     if s.turn_detection == "server_vad":
         td: dict[str, Any] = {
