@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import SecretStr
 
 from .agents import Agents
-from .audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
+from .audio.g711 import INT16_TO_ULAW, ULAW_SILENCE, ULAW_TO_INT
 from .audio.wav import read_wav, resample, write_wav
 from .call import (
     AgentChanged,
@@ -121,9 +121,12 @@ class _LineFeed:
     at a time: the recording with the line's noise, then silence with it; on
     ``speakerphone`` plus the echo of what the caller heard (its delay, level and
     room); on ``backchannel`` a 250 ms "mhm" (the recording's first voiced 250 ms)
-    once the agent's answer after the recording has played for 1 s."""
+    once the agent's answer after the recording has played for 1 s. Lines with
+    ``loss`` replace lost frames by silence and lines with ``jitter_ms`` deliver
+    the frames in bursts, each up to that late (``send``), as ``Line.deliver`` does."""
 
     BLOCK = 800  # 100 ms
+    FRAME = 160  # 20 ms
 
     def __init__(self, name: str, ulaw: bytes, call: Any) -> None:
         from .testing import lines
@@ -149,6 +152,44 @@ class _LineFeed:
         self.silent_blocks = 0
         self.longest_silence = 0.0
         self.erle_db: float | None = None
+        self.frames_sent = 0
+        self.frames_lost = 0
+        self._rng = np.random.default_rng(self.line.seed + 2)
+        self._release_ms = 0.0  # the network releases what it holds at this time
+        self._t0: float | None = None
+
+    def schedule(self, block: bytes) -> list[tuple[float, bytes]]:
+        """The block's 20 ms frames as the line delivers them: (arrival ms since the
+        first frame, frame), lost frames silence; never before a frame is due, in order."""
+        line, out = self.line, []
+        for i in range(0, len(block), self.FRAME):
+            frame = block[i : i + self.FRAME]
+            if line.loss and self._rng.random() < line.loss:
+                frame = bytes([ULAW_SILENCE]) * len(frame)
+                self.frames_lost += 1
+            due = self.frames_sent * 20.0
+            if due > self._release_ms:  # held frames went out: hold the next ones a while
+                self._release_ms = due + (float(self._rng.uniform(0, line.jitter_ms)) if line.jitter_ms else 0.0)
+            out.append((self._release_ms, frame))
+            self.frames_sent += 1
+        return out
+
+    async def send(self, block: bytes, speed: float) -> None:
+        """Send one block through the line, paced at ``speed`` x real time."""
+        if not self.line.loss and not self.line.jitter_ms:
+            await self.call.send_audio(block, pace=speed)
+            return
+        loop = asyncio.get_running_loop()
+        if self._t0 is None:
+            self._t0 = loop.time()
+        for arrival_ms, frame in self.schedule(block):
+            delay = self._t0 + arrival_ms / 1000 / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the sender, as the line delivers
+            await self.call.send_audio(frame)
+        due_end = self._t0 + self.frames_sent * 0.02 / speed - loop.time()
+        if due_end > 0:
+            await asyncio.sleep(due_end)  # the block's real time, whatever was held
 
     def next_block(self) -> bytes:
         lines, n = self.lines, self.BLOCK
@@ -264,9 +305,11 @@ async def simulate(
         if feed is None:
             await call.send_audio(ulaw, pace=speed)
         else:
-            emit(f"[{time.monotonic() - t0:6.2f}s] line: {line}")
+            how = [f"{100 * feed.line.loss:g}% of frames lost"] if feed.line.loss else []
+            how += [f"frames up to {feed.line.jitter_ms:g} ms late, in bursts"] if feed.line.jitter_ms else []
+            emit(f"[{time.monotonic() - t0:6.2f}s] line: {line}{' (' + ', '.join(how) + ')' if how else ''}")
             while not feed.recording_done:
-                await call.send_audio(feed.next_block(), pace=speed)
+                await feed.send(feed.next_block(), speed)
         barge_ins_before = printer.barge_ins
         # Then silence, as a phone line sends, until the agent has finished answering.
         deadline = time.monotonic() + max_wait
@@ -275,7 +318,10 @@ async def simulate(
         seen = 0
         no_speech = False
         while time.monotonic() < deadline and not call.closed.is_set():
-            await call.send_audio(silence * 5 if feed is None else feed.next_block(), pace=speed)  # 100 ms
+            if feed is None:
+                await call.send_audio(silence * 5, pace=speed)  # 100 ms
+            else:
+                await feed.send(feed.next_block(), speed)
             media = len(call.events("media"))
             playing = len(call.echoed) < len(call.events("mark"))
             sessions = state.admission.sessions

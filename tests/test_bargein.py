@@ -231,3 +231,16 @@ def test_the_fallback_acts_once_per_server_turn_and_not_after_the_policy_did():
     clears = [t for t, m in tw_out if m["event"] == "clear"]
     assert len(clears) == 1 and clears[0] <= 1.5 + (MIN_MS + 150) / 1000
     assert len(kinds(actions, BargeIn)) == 1
+
+
+@pytest.mark.parametrize("burst", [1, 3])
+def test_lost_frames_do_not_make_a_noisy_lines_hiss_count_as_speech(burst):
+    """A lost frame arrives as silence: it is not the line's noise. If it pulled the
+    floor down, the -35 dBFS hiss of a noisy line would count as speech."""
+    noise = lines.NOISY.apply(np.zeros(10 * lines.RATE, np.int16))
+    frames = lines.lose(lines.frames(lines.to_ulaw(noise)), 0.05, burst=burst, seed=7)
+    assert sum(f == b"\xff" * 160 for f in frames) > 10  # some were lost
+    vad = EnergyVad()
+    voiced = [vad.frame(f, (k + 1) * FRAME_S) for k, f in enumerate(frames)]
+    assert not any(voiced[100:])  # once the floor has learnt the line (2 s)
+    assert -37.0 < vad.floor_dbfs < -34.0

@@ -197,3 +197,27 @@ async def test_simulate_on_a_backchannel_line_counts_false_barge_ins(tmp_path, m
     # The 250 ms "mhm" while the agent answers: ignored with the policy, a barge-in without it.
     assert result.false_barge_ins == false_barge_ins, "\n".join(printed)
     assert result.erle_db is None and 0 < result.longest_silence <= 2.0
+
+
+def test_the_noisy_line_loses_frames_and_delivers_them_in_bursts():
+    from telephony.simulate import _LineFeed
+    from telephony.testing import lines
+
+    class _Call:
+        def heard(self) -> bytes:
+            return b""
+
+    feed = _LineFeed("noisy", bytes(range(256)) * 100, _Call())
+    arrivals: list[float] = []
+    lost = 0
+    for _ in range(200):  # 20 s of 100 ms blocks
+        for arrival, frame in feed.schedule(feed.next_block()):
+            arrivals.append(arrival)
+            lost += frame == bytes([0xFF]) * 160
+    due = [20.0 * k for k in range(len(arrivals))]
+    assert arrivals == sorted(arrivals)  # in order
+    assert all(d <= a <= d + lines.NOISY.jitter_ms for a, d in zip(arrivals, due, strict=True))
+    held = sum(a > d for a, d in zip(arrivals, due, strict=True))
+    assert held > len(arrivals) // 2  # jitter: most frames arrive late, in bursts
+    assert len(set(arrivals)) < len(arrivals) * 0.8  # several frames share an arrival (a burst)
+    assert 0.005 <= lost / len(arrivals) <= 0.04 and lost == feed.frames_lost  # ~2 % lost

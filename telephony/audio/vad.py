@@ -4,7 +4,10 @@ Energy against an adaptive noise floor, with a hangover: a frame is voiced when
 its level is ``margin_db`` above the floor and above ``min_dbfs``. The floor is
 the quietest frame of the last ~1.6 s (minimum statistics over eight 200 ms
 blocks), so steady line noise stops counting as speech within 1.6 s while the
-pauses between words keep the floor down during speech. A *run* is voiced frames separated by gaps shorter than
+pauses between words keep the floor down during speech; digital silence (a lost
+frame filled with zeros) is not noise and leaves the floor alone, and the floor
+learns from pairs of frames (the louder of the two), so a lone dropout does not
+pull it down. A *run* is voiced frames separated by gaps shorter than
 ``hangover_ms`` (the pauses inside a sentence); ``speech_s`` is how long the
 current run has been voiced so far, from its first voiced frame's start to the
 last voiced frame's end. O(1) per frame: one table lookup and one dot product, or none when the caller
@@ -26,6 +29,11 @@ __all__ = ["EnergyVad", "power"]
 _FULL_SCALE_POWER = 32767.0**2 / 2  # a full-scale sine: 0 dBFS
 _INV_FULL_SCALE = 1.0 / _FULL_SCALE_POWER
 _EPSILON = 1e-12  # -120 dBFS: digital silence still has a level
+# Below -90 dBFS a frame is digital silence (a lost frame the line filled with zeros,
+# a muted leg): it says nothing of the line's noise, so it does not pull the floor down
+# (on a lossy noisy line it would, and the noise would then count as speech).
+_DIGITAL_SILENCE = 1e-9
+_NONE = float("inf")  # no frame yet in the block
 _BLOCK_FRAMES = 10  # 200 ms
 _BLOCKS = 8  # the floor is the minimum over 1.6 s
 
@@ -46,6 +54,7 @@ class EnergyVad:
         "_blocks",
         "_floor",
         "_in_block",
+        "_last",
         "_margin",
         "_min",
         "_next",
@@ -67,8 +76,9 @@ class EnergyVad:
         quiet = _relative(-60.0)  # a quiet line until heard otherwise
         self._blocks = [quiet] * _BLOCKS
         self._next = 0
-        self._block_min = float("inf")
+        self._block_min = _NONE
         self._in_block = 0
+        self._last = 0.0
         self._floor = quiet
         #: start of the current run of speech (None: no run)
         self.onset: float | None = None
@@ -94,17 +104,22 @@ class EnergyVad:
         """``frame`` for a frame whose mean square (int16 scale) is already known,
         e.g. from the samples the transcoder decoded (``CallerToModel.power``)."""
         level = mean_square * _INV_FULL_SCALE + _EPSILON
-        if level < self._block_min:
-            self._block_min = level
-            if level < self._floor:
-                self._floor = level
+        # The floor learns from two frames at a time (the louder of this one and the
+        # last): a lone dropout (a lost frame) is not the line's noise; a pause is.
+        pair = level if level > self._last else self._last
+        self._last = level
+        if pair < self._block_min and pair > _DIGITAL_SILENCE:
+            self._block_min = pair
+            if pair < self._floor:
+                self._floor = pair
         self._in_block += 1
         if self._in_block == _BLOCK_FRAMES:
-            blocks = self._blocks
-            blocks[self._next] = self._block_min
-            self._next = (self._next + 1) % _BLOCKS
-            self._floor = min(blocks)
-            self._block_min = float("inf")
+            if self._block_min != _NONE:  # else a block of digital silence: nothing learnt
+                blocks = self._blocks
+                blocks[self._next] = self._block_min
+                self._next = (self._next + 1) % _BLOCKS
+                self._floor = min(blocks)
+                self._block_min = _NONE
             self._in_block = 0
         voiced = level > self._floor * self._margin and level > self._min
         if voiced:

@@ -1,7 +1,9 @@
 """The offline simulator: a stand-in Realtime agent on top of ``FakeRealtimeServer``.
 
 It cannot understand words. It hears energy (a simple VAD on the caller audio
-the bridge appends), and on each caller turn it answers with a recorded voice.
+the bridge appends: above ``threshold`` RMS and above the line's noise floor, as
+the bridge's own ``audio.vad.EnergyVad`` learns it, so a noisy line's hiss is not
+a caller who never stops), and on each caller turn it answers with a recorded voice.
 On the first turn it calls every tool the session offers, once, with example
 arguments built from the tool's JSON schema, so your tools run for real through
 the bridge. It follows the GA event flow a real session uses: speech_started /
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.vad import EnergyVad
 from ..audio.wav import read_wav
 from .fake_realtime import FakeSession, new_id
 
@@ -85,6 +88,7 @@ class OfflineAgent:
         speaking: asyncio.Task[None] | None = None
         pos = 0  # bytes of caller audio examined
         loud = quiet = 0
+        floor = EnergyVad(margin_db=6.0)  # steady noise is not a caller; quieter syllables still are
         in_speech = False
         speech_item = ""
         speech_start_ms = 0
@@ -110,9 +114,10 @@ class OfflineAgent:
             while pos + 2 * _FRAME <= len(audio):
                 frame = np.frombuffer(bytes(audio[pos : pos + 2 * _FRAME]), "<i2").astype(np.float64)
                 pos += 2 * _FRAME
-                rms = float(np.sqrt(np.mean(frame * frame)))
+                mean_square = float(np.dot(frame, frame)) / _FRAME
+                heard = floor.frame_power(mean_square, 0.02, pos / 48000) and mean_square > self.threshold**2
                 if not in_speech:
-                    loud = loud + 1 if rms > self.threshold else 0
+                    loud = loud + 1 if heard else 0
                     if loud >= self.start_frames:
                         in_speech, quiet = True, 0
                         speech_start_ms = pos // 48 - 20 * loud
@@ -120,7 +125,7 @@ class OfflineAgent:
                         if interrupt and speaking is not None and not speaking.done():
                             speaking.cancel()  # interrupt_response: the server cuts its answer
                 else:
-                    quiet = quiet + 1 if rms <= self.threshold else 0
+                    quiet = 0 if heard else quiet + 1
                     if quiet >= self.stop_frames:
                         in_speech, loud = False, 0
                         end_ms = pos // 48 - 20 * quiet
