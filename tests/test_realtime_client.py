@@ -48,10 +48,15 @@ async def server(handler: Any, **options: Any):
 async def test_messages_before_start_fragments_and_sends_arrive_in_order():
     got_by_server: list[str] = []
     done = asyncio.Event()
+    delivered = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
         await ws.send('{"type":"session.created"}')  # before the bridge calls start()
         await ws.send(['{"type":"frag', 'mented","n":', "1}"])  # one message in three frames
+        # The client answers a ping after the frames before it: once the pong is back,
+        # both messages have reached the connection.
+        await (await ws.ping())
+        delivered.set()
         async for message in ws:
             got_by_server.append(message)
             if len(got_by_server) == 3:
@@ -59,9 +64,8 @@ async def test_messages_before_start_fragments_and_sends_arrive_in_order():
 
     async with server(handler) as url:
         conn = await WebsocketsConnector(url, "sk-x")()
-        async with asyncio.timeout(5):  # both have arrived, and start() is not called yet
-            while conn.pending < 2:
-                await asyncio.sleep(0)
+        await asyncio.wait_for(delivered.wait(), 5)
+        assert conn.pending == 2  # both have arrived, and start() is not called yet
         r = Received()
         conn.start(r.on_message, r.on_closed)
         await r.wait_messages(2)
