@@ -6,6 +6,7 @@ ours (`telephony serve`) and a minimal pass-through bridge, side by side.
     python -m benchmarks.load --calls 50 --seconds 30 --rounds 1 --bridges ours
     python -m benchmarks.load --together --baseline origin/main   # and main's `telephony serve` too
     python -m benchmarks.load --together --bridges ours ours-pg --database-url postgresql://…
+    TELEPHONY_ECHO_CANCELLATION=true python -m benchmarks.load --together --echo   # callers on speakerphone
 
 `--baseline REV` adds a third bridge, "baseline": `telephony serve` as of git
 revision REV, checked out for the run into a throwaway `git worktree` (removed
@@ -32,6 +33,12 @@ process; the bridge runs in its own process, measured from /proc:
 * added latency per outbound chunk: Realtime delta sent -> Twilio media received
 * calls that lost audio: caller bytes or agent bytes that did not arrive exactly
 
+``--echo``: every caller is on speakerphone (the test kit's SPEAKERPHONE line):
+what the fake Twilio plays (the agent's audio, by its playback clock, cleared
+on ``clear``) comes back in the caller's audio 150 ms later, 10 dB down,
+through a 40 ms room. Without it the caller audio never contains the agent's
+voice, so an echo canceller finds nothing to cancel.
+
 Loopback only; every loop is bounded in count and time.
 """
 
@@ -56,11 +63,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from telephony.audio import ModelToCaller
+from telephony.audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
+from telephony.testing import lines
 from tests.audio_data import agent_pcm24, caller_ulaw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +83,41 @@ DELTA_MS = 100
 def _caller_frames() -> list[str]:
     ulaw = caller_ulaw()
     return [base64.b64encode(ulaw[i : i + 160]).decode() for i in range(0, len(ulaw) - 160, 160)]
+
+
+_SPEAKER = lines.SPEAKERPHONE
+_ECHO_DELAY = round(_SPEAKER.echo_delay_ms * 8)  # samples to the echo's direct path
+_ECHO_ROOM = lines.room_response(_SPEAKER.echo_delay_ms, _SPEAKER.room_ms, seed=_SPEAKER.seed)[_ECHO_DELAY:]
+_ECHO_GAIN = 10 ** (-_SPEAKER.echo_level_db / 20)
+
+
+class _Speakerphone:
+    """What one fake caller hears, on the playback clock, and its echo in their audio."""
+
+    def __init__(self, seconds: float) -> None:
+        self.played = np.zeros(int((seconds + 5) * 8000))
+        self.caller = ULAW_TO_INT.astype(np.float64)[np.frombuffer(caller_ulaw(), np.uint8)]
+
+    def play(self, ulaw: bytes, at_s: float) -> None:
+        i = max(0, round(at_s * 8000))
+        chunk = ULAW_TO_INT[np.frombuffer(ulaw, np.uint8)][: max(0, self.played.size - i)]
+        self.played[i : i + chunk.size] = chunk
+
+    def clear(self, at_s: float) -> None:
+        self.played[max(0, round(at_s * 8000)) :] = 0.0  # queued, never heard
+
+    def frame(self, k: int) -> str:
+        """Caller frame ``k``: their voice plus the echo of what played ~150 ms before."""
+        n = len(self.caller) - len(self.caller) % 160
+        at = (k * 160) % (n - 160)
+        start = k * 160 - _ECHO_DELAY - (_ECHO_ROOM.size - 1)
+        span = np.zeros(160 + _ECHO_ROOM.size - 1)
+        lo = max(0, start)
+        part = self.played[lo : k * 160 - _ECHO_DELAY + 160] if k * 160 - _ECHO_DELAY + 160 > 0 else span[:0]
+        span[lo - start : lo - start + part.size] = part
+        mixed = self.caller[at : at + 160] + np.convolve(span, _ECHO_ROOM, "valid") * _ECHO_GAIN
+        pcm = np.clip(np.rint(mixed), -32768, 32767).astype(np.int16)
+        return base64.b64encode(INT16_TO_ULAW[pcm.view(np.uint16)].tobytes()).decode()
 
 
 AGENT_PCM = agent_pcm24()[: int(24000 * ANSWER_S)].tobytes()
@@ -105,8 +150,9 @@ def _b64len(s: str) -> int:
 
 
 class Load:
-    def __init__(self, pcm: bool) -> None:
+    def __init__(self, pcm: bool, echo: bool = False) -> None:
         self.pcm = pcm
+        self.echo = echo
         self.calls: dict[str, CallStats] = {}
         self.frames = _caller_frames()
 
@@ -199,6 +245,8 @@ class Load:
                 ).decode()
             )
             queue_end = [0.0]
+            speaker = _Speakerphone(seconds) if self.echo else None
+            t0 = loop.time()
 
             async def receive() -> None:
                 async for message in ws:
@@ -211,12 +259,16 @@ class Load:
                         if call.delta_times:
                             call.out_latency.append(now - call.delta_times.popleft())
                         t = loop.time()
+                        if speaker is not None:
+                            speaker.play(base64.b64decode(ev["media"]["payload"]), max(t, queue_end[0]) - t0)
                         queue_end[0] = max(t, queue_end[0]) + n / 8000
                     elif kind == "mark":
                         text = orjson.dumps({"event": "mark", "streamSid": sid, "mark": ev["mark"]}).decode()
                         loop.call_at(max(loop.time(), queue_end[0]), _send_later, loop, ws, text)
                     elif kind == "clear":
                         queue_end[0] = loop.time()
+                        if speaker is not None:
+                            speaker.clear(queue_end[0] - t0)
 
             reader = loop.create_task(receive())
             head = (
@@ -224,13 +276,12 @@ class Load:
                 + sid
                 + '","media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"'
             )
-            t0 = loop.time()
             total = int(seconds / 0.02)
             for k in range(total):
                 delay = t0 + k * 0.02 - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)  # real-time pacing of the caller
-                frame = self.frames[k % len(self.frames)]
+                frame = self.frames[k % len(self.frames)] if speaker is None else speaker.frame(k)
                 call.frame_times.append(time.perf_counter())
                 await ws.send(head % (k + 2, k + 1, k * 20) + frame + '"}}')
                 call.frames_sent += 1
@@ -331,7 +382,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run(
-    bridges: list[str], n: int, seconds: float, baseline: Path | None = None, database_url: str | None = None
+    bridges: list[str],
+    n: int,
+    seconds: float,
+    baseline: Path | None = None,
+    database_url: str | None = None,
+    echo: bool = False,
 ) -> list[dict[str, float]]:
     """N calls against each bridge in ``bridges`` ("ours", "passthrough", "baseline":
     the checkout at ``baseline``, "ours-pg": ours on PostgreSQL at ``database_url``), all at the same time when there are several, so
@@ -340,7 +396,7 @@ async def run(
         loads, procs, urls = [], [], []
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         for k, bridge in enumerate(bridges):
-            load = Load(pcm=bridge != "passthrough")
+            load = Load(pcm=bridge != "passthrough", echo=echo)
             fake = await stack.enter_async_context(
                 serve(load.realtime, "127.0.0.1", 0, compression=None, max_size=None)
             )
@@ -464,6 +520,11 @@ def main() -> int:
         help="also run `telephony serve` as of this git revision (e.g. origin/main), as 'baseline'",
     )
     parser.add_argument(
+        "--echo",
+        action="store_true",
+        help="callers on speakerphone: what they hear comes back in their audio (150 ms, 10 dB down, a room)",
+    )
+    parser.add_argument(
         "--together",
         action="store_true",
         help="run all selected bridges at the same time (N calls each) instead of alternating",
@@ -489,6 +550,12 @@ def main() -> int:
             f"{os.cpu_count()} cores, python {sys.version.split()[0]}; {args.seconds:g} s calls; "
             f"answer {ANSWER_S:g} s every {RESPOND_EVERY_S:g} s of caller audio; {args.rounds} rounds, "
             f"{at_once if args.together else 'alternating'}"
+            + ("; callers on speakerphone (echo 150 ms later, 10 dB down, 40 ms room)" if args.echo else "")
+            + (
+                f"; TELEPHONY_ECHO_CANCELLATION={os.environ['TELEPHONY_ECHO_CANCELLATION']}"
+                if os.environ.get("TELEPHONY_ECHO_CANCELLATION")
+                else ""
+            )
         )
         if baseline is not None:
             print(f"baseline: telephony serve at {commit[:10]} ({args.baseline}), checked out in {baseline}")
@@ -508,12 +575,14 @@ def _table(args: argparse.Namespace, baseline: Path | None) -> int:
         runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
         for _ in range(args.rounds):
             if args.together:
-                results = asyncio.run(run(args.bridges, n, args.seconds, baseline, args.database_url))
+                results = asyncio.run(run(args.bridges, n, args.seconds, baseline, args.database_url, args.echo))
                 for bridge, r in zip(args.bridges, results, strict=True):
                     runs[bridge].append(r)
                 continue
             for bridge in args.bridges:  # rotate, so slow drifts of the machine hit all alike
-                runs[bridge].append(asyncio.run(run([bridge], n, args.seconds, baseline, args.database_url))[0])
+                runs[bridge].append(
+                    asyncio.run(run([bridge], n, args.seconds, baseline, args.database_url, args.echo))[0]
+                )
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)
         for other in others:
