@@ -14,6 +14,10 @@ replayed from what the bridge sent (in order, real time, ``clear`` drops the que
   barge-ins = clears; answer heard = what of the answer the caller heard.
 * interruption: 1.5 s of speech 1.5 s into the answer. Clear after onset, and
   truncation error (what the model was told was heard minus what was heard).
+* quiet caller: the same 40 dB quieter (below the local detector's -45 dBFS, as
+  a caller far from the phone), which the server still hears: without the
+  fallback the caller cannot cut the agent; with it (minimum + 500 ms silence
+  window + 200 ms = 1.1 s after the server's ``speech_started``) they can.
 * slow tool: a 6 s tool. Longest silence at the caller from the tool call to the
   answer; overlap of the hold sound with the answer.
 * speakerphone: a 6 s answer comes back 150 ms later, 10 dB down, with a room.
@@ -84,12 +88,14 @@ def _collect(c: Call, now: float, clears: list[float], truncations: list[tuple[f
             truncations.append((now, m["audio_end_ms"]))
 
 
-def _talk(min_ms: int, speech_ms: int) -> dict[str, str]:
-    """The agent answers for 4 s; the caller speaks ``speech_ms`` from 1.5 s."""
-    c = _call(barge_in_min_ms=min_ms)
+def _talk(min_ms: int, speech_ms: int, fallback_ms: int | None = None, gain_db: float = 0.0) -> dict[str, str]:
+    """The agent answers for 4 s; the caller speaks ``speech_ms`` from 1.5 s
+    (``gain_db`` louder than the test speech)."""
+    c = _call(barge_in_min_ms=min_ms, barge_in_fallback_ms=fallback_ms)
     onset, answer_s = 1.5, 4.0
     n = int(5.5 * 8000)
     speech = caller_pcm8()[20 * 8 : (20 + speech_ms) * 8]
+    speech = (speech * 10 ** (gain_db / 20)).astype(np.int16)
     line = lines.BACKCHANNEL.apply(lines.insert(np.zeros(n, np.int16), speech, onset * 1000))
     frames = lines.frames(lines.to_ulaw(line))
     server: dict[float, rt.RealtimeEvent] = {round(onset + 0.12, 2): rt.SpeechStarted("u1", 0)}
@@ -195,6 +201,8 @@ def rows() -> list[tuple[str, str, dict[str, str]]]:
         ("backchannel 250 ms", "barge-in min 400 ms", _talk(400, 250)),
         ("interruption 1.5 s", "barge-in min 0 (server cuts)", _talk(0, 1500)),
         ("interruption 1.5 s", "barge-in min 400 ms", _talk(400, 1500)),
+        ("quiet caller 1.5 s, -40 dB", "barge-in min 400 ms, no fallback", _talk(400, 1500, None, -40.0)),
+        ("quiet caller 1.5 s, -40 dB", "barge-in min 400 ms + server fallback", _talk(400, 1500, 1100, -40.0)),
         ("slow tool 6 s", "hold sound off", _tool(None)),
         ("slow tool 6 s", "hold sound builtin", _tool(builtin_hold_sound())),
     ]
