@@ -36,11 +36,11 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
 from .aec import EchoPath
-from .amd import MACHINE_END, Screening
-from .bargein import BargeInPolicy
+from .amd import Screening
 from .config import CallConfig, Phase
 from .control import Control, Keypad
 from .hold import Hold
+from .interruption import Interruption
 from .playout import Playout
 from .recovery import Recovery
 from .responses import ResponseGate
@@ -94,13 +94,14 @@ class Call:
         self._session = SessionLifecycle(self.config)
         self._control = Control()
         self._keypad = Keypad()
-        self._recovery = Recovery()
-        self._barge = BargeInPolicy(self.config.barge_in_min_ms)
-        #: the greeting's response (kept from barge-in when not greeting_interruptible)
-        self._greeting_id: str | None = None
-        self._greeting_text: str | None = None
-        if self.config.greeting and not self.config.greeting_interruptible and self.config.barge_in_min_ms:
-            self._greeting_text = self.config.wording.greeting.format(greeting=self.config.greeting)
+        self._recovery = Recovery(config, self._actions, self._request_response, self.request_transfer, self._end)
+        self._tones = Tones(self._actions, self._playout)
+        self._screening = Screening(config, self._actions, self._request_response, self.request_hangup)
+        self._interruption = Interruption(
+            config, self._realtime, self._actions, self._playout, self._gate, self._tones, self._session
+        )
+        self._barge = self._interruption.policy
+        self._interrupt = self._interruption.interrupt  # bound once: called from the per-frame path
         self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
         self._echo = EchoPath() if self.config.echo_cancellation else None
         self._playout.echo = self._hold.echo = self._echo
@@ -111,8 +112,6 @@ class Call:
         self._end_pending: tuple[str, str, bool] | None = None
         #: this stream continues a call that came back from a transfer: what to tell the model
         self._returning: str | None = None
-        self._tones = Tones()
-        self._screening = Screening()
 
         self._user_speaking = False
         self._turn = 0
@@ -185,8 +184,7 @@ class Call:
                 self._on_media(ev, now)
             case tw.Mark():
                 if self._tones.marks:
-                    for token in self._tones.echoed(ev.name):
-                        self._actions.append(events.TonesPlayed(token, True))
+                    self._tones.echoed(ev.name)
                 if self._playout.mark_echoed(ev.name, now):
                     self._check_control(now)
                     if self._session.rollover_due(now):
@@ -402,7 +400,7 @@ class Call:
             case rt.AudioDone():
                 self._playout.audio_done(ev.item_id, now)
                 if self._tones.waiting:
-                    self._send_tones(now)
+                    self._tones.flush(now)
             case rt.SpeechStarted():
                 self._on_speech_started(ev, now)
             case rt.SpeechStopped():
@@ -412,9 +410,7 @@ class Call:
                 self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
                 self._gate.created(ev.response_id)
-                greeting = self._greeting_text
-                if greeting is not None and self._greeting_id is None and self._gate.instructions == greeting:
-                    self._greeting_id = ev.response_id  # protected unless greeting_interruptible
+                self._interruption.response_created(ev.response_id)
             case rt.ResponseDone():
                 instructions = self._gate.instructions
                 self._gate.done(ev.response_id)
@@ -422,7 +418,8 @@ class Call:
                 if ev.status == "completed":
                     self._recovery.succeeded()
                 elif ev.status == "failed" or ev.status == "incomplete":
-                    self._response_failed(ev, instructions, now)
+                    busy = self._user_speaking or not self._control.idle
+                    self._recovery.response_failed(ev, instructions, now, busy)
                     if self.phase is Phase.ENDED:
                         return
                 if self._hold.active and not self._tools.pending and not self._playout.receiving:
@@ -447,12 +444,7 @@ class Call:
             case rt.SessionUpdated():
                 if not self._session.configured:
                     self._session.configured = True
-                    if self._screening.waiting:
-                        self._screening.greet_pending = True  # the verdict decides
-                    elif self._screening.voicemail is not None:
-                        self._leave_voicemail(self._screening.voicemail, now)
-                    elif self.config.greeting:
-                        self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+                    self._screening.session_configured(now)
             case rt.Error():
                 self._on_error(ev, now)
             case rt.McpProgress():
@@ -499,74 +491,6 @@ class Call:
         self._actions.append(events.SessionRejected(ev.code, ev.message, "gave_up"))
         self._end("failed", f"the Realtime API refused the session configuration: {ev.code}", apologize=True)
 
-    def _response_failed(self, ev: rt.ResponseDone, instructions: str | None, now: float) -> None:
-        """A response ended failed or incomplete: ask again (bounded), never leave silence."""
-        recovery, config, wording = self._recovery, self.config, self.config.wording
-        label = ev.label
-        if self._user_speaking or not self._control.idle or recovery.escalating:
-            recovery.failures += 1  # the caller's turn brings a response; the call is ending
-            self._actions.append(
-                events.ResponseFailed(
-                    ev.response_id, ev.status, label, ev.error_message, recovery.failures, "none", 0.0
-                )
-            )
-            return
-        if recovery.failures >= config.response_retries:
-            recovery.failures += 1
-            self._actions.append(
-                events.ResponseFailed(
-                    ev.response_id, ev.status, label, ev.error_message, recovery.failures, "gave_up", 0.0
-                )
-            )
-            self._hand_on(f"the model's responses keep failing ({ev.status}: {label})", now)
-            return
-        if ev.status == "incomplete":
-            # Not retried blindly: a cut-off answer is finished briefly, a filtered one declined.
-            if ev.reason == "content_filter":
-                instructions = wording.filtered
-            elif ev.reason == "max_output_tokens":
-                instructions = wording.cut_short
-            delay = recovery.failed(now, 0.0, instructions)
-        else:
-            delay = recovery.failed(now, config.response_retry_backoff_s, instructions)
-        self._actions.append(
-            events.ResponseFailed(
-                ev.response_id, ev.status, label, ev.error_message, recovery.failures, "retry", round(delay, 3)
-            )
-        )
-        if delay == 0.0 and recovery.retry_due(now):
-            self._request_response(recovery.retry_instructions, now)
-
-    def _dead_air(self, now: float) -> None:
-        """Nothing followed the caller's turn (or our request) in time."""
-        recovery, config = self._recovery, self.config
-        recovery.dead_air_at = None
-        if self.phase is not Phase.LIVE:
-            recovery.expect(now, config.dead_air_s)  # a reconnect is under way: it asks again itself
-            return
-        if self._user_speaking or self._tools.pending or self._playout.playing or not self._control.idle:
-            recovery.heard()  # someone is speaking or something is running: not dead air
-            return
-        if not recovery.dead_air_nudged:
-            recovery.dead_air_nudged = True
-            self._actions.append(events.DeadAir(config.dead_air_s, "asked_again"))
-            self._gate.request(config.wording.dead_air)
-            recovery.expect(now, config.dead_air_s)
-            return
-        self._actions.append(events.DeadAir(config.dead_air_s, "gave_up"))
-        self._hand_on(f"no answer for {config.dead_air_s:g} s after asking again", now)
-
-    def _hand_on(self, reason: str, now: float) -> None:
-        """The model cannot answer: transfer to a person if one is set, else apologise and end."""
-        recovery = self._recovery
-        recovery.retry_at = recovery.dead_air_at = None
-        number = self.config.fallback_transfer
-        if number and not recovery.escalating and self._control.idle:
-            recovery.escalating = True
-            self.request_transfer(number, self.config.wording.fallback_label, now)
-            return
-        self._end("failed", reason, apologize=True)
-
     def _agent_started(self, item_id: str, now: float) -> None:
         """The first audio of an assistant item went to the caller."""
         self._recovery.heard()
@@ -577,9 +501,7 @@ class Call:
             self._speech_stopped_at = None
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
-        if self._screening.waiting:  # the callee spoke first: a person, greet them
-            self._screening.answered_by = "human"
-            self._greet(self._screening.stop(), now)
+        self._screening.callee_spoke(now)  # the callee spoke first: a person, greet them
         self._recovery.heard()
         if self._hold.active:
             self._hold.stop(now)
@@ -588,43 +510,7 @@ class Call:
         self._user_speaking = True
         self._turn += 1
         self._speech_stopped_at = None
-        if self._barge.enabled:
-            # interrupt_response=false: the bridge decides (bargein.BargeInPolicy).
-            if self._barge.speech_started():
-                self._interrupt(now)
-            return
-        active = self._gate.active_id
-        if active is not None:
-            # interrupt_response=true: the server cancels it; late deltas must not play.
-            self._playout.drop_response(active)
-        if not self._playout.playing:
-            return  # nothing of ours is playing: not a barge-in
-        self._cut_playout(now)
-
-    def _interrupt(self, now: float) -> None:
-        """The barge-in policy says the caller is really speaking over the agent:
-        cancel the response being produced (the server will not) and cut what plays."""
-        greeting = self._greeting_id
-        if greeting is not None and (self._gate.active_id == greeting or self._playout.plays(greeting)):
-            return  # the greeting is protected (greeting_interruptible=False)
-        active = self._gate.active_id
-        if active is not None:
-            self._realtime.append(rt.response_cancel())
-            self._playout.drop_response(active)
-        if self._playout.playing:
-            self._cut_playout(now)
-
-    def _cut_playout(self, now: float) -> None:
-        """``clear`` Twilio and truncate every item still playing to what was heard."""
-        if self._tones.pending and not self._playout.agent_unheard(now):
-            return  # only keypad tones are playing: they are not cut
-        cut = self._playout.barge_in(now)
-        if self._tones.sent:
-            self._tones.resend(lambda chunk: self._playout.send_other(chunk, now))
-        for t in cut:
-            self._realtime.append(rt.truncate(t.item_id, t.audio_end_ms))
-            self._session.cut(t.item_id, t.audio_end_ms / t.received_ms if t.received_ms else 0.0)
-        self._actions.append(events.BargeIn(cut))
+        self._interruption.speech_started(now)
 
     def _on_transcript(self, role: str, item_id: str, text: str, now: float) -> None:
         at = self._spoken_at.pop(item_id, now)
@@ -732,14 +618,10 @@ class Call:
         ``TonesPlayed(token, ...)`` reports when they have played."""
         self._tones.request(token, digits)
         if self.phase is Phase.ENDED or self.start is None:
-            for t in self._tones.abandon():
-                self._actions.append(events.TonesPlayed(t, False))
+            self._tones.abandon()
             return
         if not self._playout.receiving:
-            self._send_tones(now)
-
-    def _send_tones(self, now: float) -> None:
-        self._tones.flush(lambda chunk: self._playout.send_other(chunk, now))
+            self._tones.flush(now)
 
     def await_verdict(self, now: float, wait_s: float) -> None:
         """An outbound call with answering-machine detection: the greeting waits for
@@ -750,37 +632,8 @@ class Call:
         """Twilio's verdict: a person is greeted; after a machine's greeting,
         ``voicemail`` (a text or an instruction) is left once and the call hangs up
         once it has played. ``fax``/``unknown``: as configured."""
-        screening = self._screening
-        if screening.answered_by is not None or self.phase is Phase.ENDED:
-            return  # decided already (the callee spoke, or the wait ran out)
-        screening.answered_by = answered_by
-        latency = now - (screening.since if screening.since is not None else now)
-        self._actions.append(events.Answered(answered_by, round(latency, 3)))
-        was_pending = screening.stop()
-        config = self.config
-        if answered_by in MACHINE_END:
-            if not voicemail:
-                self.request_hangup("answering machine, no voicemail message set", now, outcome="voicemail")
-                return
-            instructions = config.wording.voicemail.format(message=voicemail)
-            if self._session.configured:
-                self._leave_voicemail(instructions, now)
-            else:
-                screening.voicemail = instructions  # left once the session is configured
-            return
-        action = config.amd_fax if answered_by == "fax" else config.amd_unknown if answered_by == "unknown" else "greet"
-        if action == "hangup":
-            self.request_hangup(f"answered by {answered_by}", now, outcome="machine")
-            return
-        self._greet(was_pending, now)
-
-    def _leave_voicemail(self, instructions: str, now: float) -> None:
-        self._request_response(instructions, now)
-        self.request_hangup("voicemail left", now, outcome="voicemail")  # once it has played
-
-    def _greet(self, due: bool, now: float) -> None:
-        if due and self.config.greeting:
-            self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+        if self.phase is not Phase.ENDED:
+            self._screening.verdict(answered_by, now, voicemail, self._session.configured)
 
     def tap_playout(self, sent: Callable[[bytes], None], cleared: Callable[[], None]) -> None:
         """A local recording: ``sent`` gets every mu-law chunk sent to Twilio, ``cleared`` each ``clear``."""
@@ -888,17 +741,13 @@ class Call:
             self._maybe_rollover(now)
         if self._keypad.deadline is not None and now >= self._keypad.deadline:
             self._flush_keys(now)
-        screening = self._screening
-        if screening.deadline is not None and now >= screening.deadline:  # no verdict in time: greet
-            screening.answered_by = "unknown"
-            since = screening.since if screening.since is not None else now
-            self._actions.append(events.Answered("unknown", round(now - since, 3), timed_out=True))
-            self._greet(screening.stop(), now)
+        self._screening.tick(now)
         recovery = self._recovery
         if recovery.retry_due(now):
             self._request_response(recovery.retry_instructions, now)
         if recovery.dead_air_at is not None and now >= recovery.dead_air_at:
-            self._dead_air(now)
+            busy = self._user_speaking or self._tools.pending or self._playout.playing or not self._control.idle
+            recovery.dead_air(now, self.phase is Phase.LIVE, bool(busy))
             if self.phase is Phase.ENDED:
                 return
         hold = self._hold
@@ -934,8 +783,7 @@ class Call:
         self.outcome = outcome
         self._session.drop_held_audio()
         if self._tones.pending:
-            for token in self._tones.abandon():
-                self._actions.append(events.TonesPlayed(token, False))
+            self._tones.abandon()
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
         if self._control.transfer_in_flight and outcome != "transferred":
