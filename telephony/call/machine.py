@@ -47,6 +47,7 @@ from .responses import ResponseGate
 from .session import SessionLifecycle
 from .tones import Tones
 from .tools import ToolLedger
+from .transcripts import Transcripts
 
 __all__ = ["Call", "RealtimeMessage"]
 
@@ -69,7 +70,6 @@ class Call:
         self.start: tw.Start | None = None
         self.started_at: float | None = None
         self.outcome: str | None = None
-        self.dtmf: list[str] = []  # every key pressed, shared with CallContext
         self.invalid_twilio = 0
         self.media_before_start = 0
         # Caller input limits: audio and keys are token buckets (credit, last refill time).
@@ -78,9 +78,6 @@ class Call:
         self._audio_credit = self._audio_burst
         self._audio_at: float | None = None
         self.audio_dropped = 0  # μ-law bytes of caller audio dropped for coming too fast
-        self._key_credit = config.max_digits_per_s
-        self._key_at = 0.0
-        self.keys_dropped = 0
         self._limited: set[str] = set()
 
         self._twilio: list[str] = []
@@ -92,8 +89,10 @@ class Call:
         self._gate = ResponseGate(self._realtime)
         self._tools = ToolLedger()
         self._session = SessionLifecycle(self.config)
-        self._control = Control()
-        self._keypad = Keypad()
+        self._control = Control(config, self._actions, self._end, self._call_ended, self._tell)
+        self._keypad = Keypad(config, self._actions, self._limit)
+        self.dtmf = self._keypad.pressed  # every key pressed, shared with CallContext
+        self._transcripts = Transcripts(self._actions, self._session)
         self._recovery = Recovery(config, self._actions, self._request_response, self.request_transfer, self._end)
         self._tones = Tones(self._actions, self._playout)
         self._screening = Screening(config, self._actions, self._request_response, self.request_hangup)
@@ -107,16 +106,11 @@ class Call:
         self._playout.echo = self._hold.echo = self._echo
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
-        #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
-        #: reported (CallEnded) once the reply says whether the transfer happened
-        self._end_pending: tuple[str, str, bool] | None = None
         #: this stream continues a call that came back from a transfer: what to tell the model
         self._returning: str | None = None
 
         self._user_speaking = False
         self._turn = 0
-        self._speech_stopped_at: float | None = None
-        self._spoken_at: dict[str, float] = {}  # item id -> when that speech began (for ordering)
         self._last_media_at: float | None = None
 
     # --- outboxes ------------------------------------------------------------------------
@@ -165,7 +159,12 @@ class Call:
     @property
     def transfer_unconfirmed(self) -> bool:
         """The call ended while a transfer's REST reply was pending (its outcome waits for it)."""
-        return self._end_pending is not None
+        return self._control.end_pending is not None
+
+    @property
+    def keys_dropped(self) -> int:
+        """Keys dropped over the keypad limits."""
+        return self._keypad.dropped
 
     @property
     def pending_tools(self) -> int:
@@ -192,7 +191,12 @@ class Call:
             case tw.Start():
                 self._on_start(ev, now)
             case tw.Dtmf():
-                self._on_dtmf(ev.digit, now)
+                if (
+                    self.phase is not Phase.WAITING
+                    and self.phase is not Phase.ENDED
+                    and self._keypad.key(ev.digit, now)
+                ):
+                    self._flush_keys(now)
             case tw.Stop():
                 self._end("completed", "caller hung up or the stream stopped")
             case tw.Invalid():
@@ -256,23 +260,6 @@ class Call:
             if self.media_before_start == 1:
                 self._actions.append(events.MediaBeforeStart())
             self._count_invalid()
-
-    def _on_dtmf(self, digit: str, now: float) -> None:
-        if self.phase is Phase.WAITING or self.phase is Phase.ENDED:
-            return
-        config = self.config
-        credit = min(config.max_digits_per_s, self._key_credit + (now - self._key_at) * config.max_digits_per_s)
-        self._key_at = now
-        if len(self.dtmf) >= config.max_digits or credit < 1.0:
-            self._key_credit = credit
-            self.keys_dropped += 1
-            self._limit("keypad", f"{config.max_digits} per call, {config.max_digits_per_s:g} per second")
-            return
-        self._key_credit = credit - 1.0
-        self.dtmf.append(digit)
-        self._actions.append(events.KeyPressed(digit))
-        if self._keypad.press(digit, now, self.config.dtmf_pause_s):
-            self._flush_keys(now)
 
     def _limit(self, what: str, limit: str) -> None:
         """Caller input over a limit: noticed once per call and kind (the excess is dropped)."""
@@ -406,7 +393,7 @@ class Call:
             case rt.SpeechStopped():
                 self._user_speaking = False
                 self._barge.speech_stopped()
-                self._speech_stopped_at = now
+                self._transcripts.speech_stopped_at = now
                 self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
                 self._gate.created(ev.response_id)
@@ -434,13 +421,13 @@ class Call:
                     self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
-                self._on_transcript("caller", ev.item_id, ev.transcript, now)
+                self._transcripts.transcript("caller", ev.item_id, ev.transcript, now)
             case rt.InputTranscriptFailed():
                 # The turn is kept (records, replay) as a marker, not silently lost.
                 self._actions.append(events.TranscriptionFailed(ev.item_id, ev.message))
-                self._on_transcript("caller", ev.item_id, self.config.wording.untranscribed, now)
+                self._transcripts.transcript("caller", ev.item_id, self.config.wording.untranscribed, now)
             case rt.TranscriptDone():
-                self._on_transcript("agent", ev.item_id, ev.transcript, now)
+                self._transcripts.transcript("agent", ev.item_id, ev.transcript, now)
             case rt.SessionUpdated():
                 if not self._session.configured:
                     self._session.configured = True
@@ -494,11 +481,7 @@ class Call:
     def _agent_started(self, item_id: str, now: float) -> None:
         """The first audio of an assistant item went to the caller."""
         self._recovery.heard()
-        self._remember_spoken(item_id, now)
-        if self._speech_stopped_at is not None:
-            # Nothing of ours is queued at Twilio after a turn, so sent = starts playing.
-            self._actions.append(events.FirstAudio(round(now - self._speech_stopped_at, 4)))
-            self._speech_stopped_at = None
+        self._transcripts.agent_started(item_id, now)
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
         self._screening.callee_spoke(now)  # the callee spoke first: a person, greet them
@@ -506,22 +489,11 @@ class Call:
         if self._hold.active:
             self._hold.stop(now)
         self._recovery.retry_at = None  # the caller's turn brings its own response
-        self._remember_spoken(ev.item_id, now)
+        self._transcripts.spoken(ev.item_id, now)
         self._user_speaking = True
         self._turn += 1
-        self._speech_stopped_at = None
+        self._transcripts.speech_stopped_at = None
         self._interruption.speech_started(now)
-
-    def _on_transcript(self, role: str, item_id: str, text: str, now: float) -> None:
-        at = self._spoken_at.pop(item_id, now)
-        if text:
-            self._session.remember(item_id, role, text)
-        self._actions.append(events.Transcript(role, text, item_id, at))
-
-    def _remember_spoken(self, item_id: str, now: float) -> None:
-        if len(self._spoken_at) > 64:  # transcripts that never came: forget the oldest
-            self._spoken_at.pop(next(iter(self._spoken_at)))
-        self._spoken_at.setdefault(item_id, now)
 
     # --- responses -----------------------------------------------------------------------------
 
@@ -531,6 +503,11 @@ class Call:
             self._realtime.append(message)
         else:
             self._session.defer(message)
+
+    def _tell(self, text: str, now: float) -> None:
+        """Tell the model (now, or in the session being opened) and ask for a response."""
+        self._to_session(rt.system_text(text))
+        self._request_response(now=now)
 
     def _request_response(self, instructions: str | None = None, now: float | None = None) -> None:
         """Ask for a response; with ``now``, dead air is watched from then."""
@@ -594,24 +571,7 @@ class Call:
 
     def transfer_failed(self, reason: str, now: float) -> None:
         """The redirect failed: tell the model, and the conversation goes on."""
-        if self._end_pending is not None:  # the caller hung up meanwhile: that is how it ended
-            number = self._control.transfer[0] if self._control.transfer else "?"
-            self._actions.append(events.TransferFailed(number, reason))
-            outcome, why, _ = self._end_pending
-            self._report_end(outcome, f"{why}; the transfer to {number} failed: {reason}")
-            return
-        if self.phase is Phase.ENDED or self._control.transfer is None:
-            return
-        transfer = self._control.transfer_ended()
-        assert transfer is not None
-        number, label = transfer
-        self._actions.append(events.TransferFailed(number, reason))
-        if self._recovery.escalating:  # the fallback for a failing model failed too
-            self._end("failed", f"fallback transfer failed: {reason}", apologize=True)
-            return
-        text = self.config.wording.transfer_failed.format(label=label, number=number, reason=reason)
-        self._to_session(rt.system_text(text))
-        self._request_response(now=now)
+        self._control.failed(reason, now, self.phase is Phase.ENDED, self._recovery.escalating)
 
     def send_tones(self, digits: str, token: str, now: float) -> None:
         """Play keypad tones for ``digits`` after what is queued (ValueError: bad digits);
@@ -653,51 +613,21 @@ class Call:
         self._returning = notice
 
     def transfer_done(self, now: float) -> None:
-        if self._end_pending is not None:  # the stream stopped first: Twilio's redirect ended it
-            label = self._control.transfer[1] if self._control.transfer else "?"
-            self._report_end("transferred", f"transferred to {label} (the stream stopped before the REST reply)")
-            return
-        if self._control.transfer is not None:
-            self._end("transferred", f"transferred to {self._control.transfer[1]}")
+        ending = self._control.done()
+        if ending is not None:
+            self._end(*ending)
 
     def transfer_unresolved(self, why: str) -> None:
         """No REST reply will come (shutdown): report the ending with what is known."""
-        if self._end_pending is not None:
-            outcome, reason, _ = self._end_pending
-            number = self._control.transfer[0] if self._control.transfer else "?"
-            self._report_end(outcome, f"{reason}; transfer to {number} unconfirmed ({why})")
-
-    def _report_end(self, outcome: str, reason: str) -> None:
-        pending, self._end_pending = self._end_pending, None
-        self.outcome = outcome
-        apologize = pending[2] if pending else False
-        self._control.transfer_ended()
-        self._actions.append(
-            events.CallEnded(
-                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
-            )
-        )
+        self._control.unresolved(why)
 
     def _check_control(self, now: float) -> None:
         """Hang up / transfer once the agent has finished speaking and it has played."""
         control = self._control
-        if not control.waiting or self.phase is Phase.ENDED:
-            return
-        if not self._gate.idle or self._tools.pending or self._playout.receiving:
-            control.deadline = None
-            return
-        if self._playout.unconfirmed:
-            # Wait for the last mark echo, but not forever if echoes stop coming.
-            control.deadline = self._playout.drained_at(now) + self.config.playback_grace_s
-            return
-        control.deadline = None
-        if control.transfer is not None:
-            if not control.transfer_in_flight:  # else wait for transfer_done / transfer_failed
-                control.transfer_in_flight = True
-                self._actions.append(events.TransferCall(*control.transfer))
-            return
-        if control.hangup is not None:
-            self._end(*control.hangup)
+        if control.waiting and self.phase is not Phase.ENDED:
+            control.check(
+                now, not self._gate.idle or bool(self._tools.pending) or self._playout.receiving, self._playout
+            )
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -786,17 +716,17 @@ class Call:
             self._tones.abandon()
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
-        if self._control.transfer_in_flight and outcome != "transferred":
-            # Twilio stops the stream when the redirect takes effect, maybe before its
-            # REST reply: the reply (transfer_done / transfer_failed) decides the outcome.
-            self._end_pending = (outcome, reason, apologize)
-        else:
-            self._actions.append(
-                events.CallEnded(
-                    outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
-                )
-            )
+        if not self._control.defer_end(outcome, reason, apologize):
+            self._call_ended(outcome, reason, apologize)
         self._actions.append(events.EndCall(outcome, reason, apologize))
+
+    def _call_ended(self, outcome: str, reason: str, apologize: bool) -> None:
+        self.outcome = outcome
+        self._actions.append(
+            events.CallEnded(
+                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+            )
+        )
 
     def _invalid(self, reason: str) -> None:
         self.invalid_twilio += 1
