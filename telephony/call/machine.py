@@ -8,23 +8,31 @@ it queued: ``drain_twilio()`` and ``drain_realtime()`` (messages, in order) and
 
 ``Call`` is a façade: it owns the phase and the outboxes, routes each event to
 the parts below and answers the questions that span them (is the call idle
-enough to roll the session over? may a hang-up go now?). Each concern lives in
-its own module:
+enough to roll the session over? is the agent busy, so a hang-up waits?). Each
+concern lives in its own module:
 
-* ``playout.Playout``: the agent's audio to the caller, the playback clock,
-  barge-in and truncation;
+* ``playout.Playout``: the agent's audio to the caller, the playback clock;
+* ``interruption.Interruption``: barge-in (with ``bargein.BargeInPolicy``):
+  what the caller's speech stops and cuts;
 * ``responses.ResponseGate``: one model response at a time;
+* ``recovery.Recovery``: failed responses asked for again, dead air, handing on;
 * ``tools.ToolLedger``: one output per function call;
 * ``session.SessionLifecycle``: (re)opening, rollover, restoring the
   conversation, audio and messages held while no session is live;
 * ``control.Control`` / ``control.Keypad``: hang-up and transfer after the
-  agent's words have played; keypad digits in batches.
+  agent's words have played, transfer outcomes; keypad digits in batches;
+* ``amd.Screening``: answering-machine verdicts, the greeting or voicemail;
+* ``tones.Tones``, ``hold.Hold``, ``aec.EchoPath``: keypad tones we play, the
+  hold sound, the echo canceller's reference;
+* ``transcripts.Transcripts``: transcripts in spoken order, first-audio latency.
 
-This file is longer than the ~400 lines we aim for, on purpose: it is the one
-place where the parts meet. Every method is either a routing step or a decision
-that reads several parts (may a hang-up go now? is the call idle enough to roll
-the session over? where does a late tool result go?); splitting it further
-would spread each such decision over several files.
+This file is longer than the ~400 lines we aim for, on purpose: what is left is
+the phase machine itself (every transition: start, session opened, lost, rolled
+over, ended), the two routers, the timers and the per-frame paths. The
+per-frame paths (``receive_twilio``'s media branch, ``_on_media``,
+``receive_realtime``'s audio branches, the drains) stay written out here, with
+no extra call per frame; the transitions each read several parts, and moving
+them out would spread one phase machine over several files.
 """
 
 from __future__ import annotations
@@ -101,7 +109,7 @@ class Call:
         )
         self._barge = self._interruption.policy
         self._interrupt = self._interruption.interrupt  # bound once: called from the per-frame path
-        self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
+        self._hold = Hold(self._twilio, config)
         self._echo = EchoPath() if self.config.echo_cancellation else None
         self._playout.echo = self._hold.echo = self._echo
         #: the session.update without optional fields, sent once if the full one is refused
@@ -416,8 +424,7 @@ class Call:
             case rt.FunctionCallDone():
                 self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
-                    if ev.name not in self.config.no_hold_tools:
-                        self._hold.tool_started(now)
+                    self._hold.tool_started(ev.name, now)
                     self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
@@ -682,11 +689,7 @@ class Call:
                 return
         hold = self._hold
         if hold.deadline is not None and now >= hold.deadline:
-            drained_at = self._playout.drained_at(now)  # by the estimate: marks may stop coming back
-            # Keypad tones not yet confirmed are still playing (a send_dtmf tool returns
-            # once they are): no hold sound over them or just after them.
-            playing = self._playout.receiving or drained_at > now or self._tones.pending
-            hold.tick(now, playing, drained_at)
+            hold.tick(now, self._playout, self._tones.pending)
         if control.deadline is not None and now >= control.deadline:
             control.deadline = None
             self._playout.assume_played()  # marks stopped coming back
