@@ -26,13 +26,15 @@ concern lives in its own module:
   hold sound, the echo canceller's reference;
 * ``transcripts.Transcripts``: transcripts in spoken order, first-audio latency.
 
-This file is longer than the ~400 lines we aim for, on purpose: what is left is
-the phase machine itself (every transition: start, session opened, lost, rolled
-over, ended), the two routers, the timers and the per-frame paths. The
+This file is longer than the ~400 lines we aim for, on purpose. What is left
+is the façade's own: the phase machine (every transition: start, session
+opened, lost, rolled over, refused, ended), the two routers, the timers, where a
+tool's result goes (this session, a later one, or a message), the entry points
+the I/O layer calls (most a line or two handing over to a part), and the
 per-frame paths (``receive_twilio``'s media branch, ``_on_media``,
-``receive_realtime``'s audio branches, the drains) stay written out here, with
-no extra call per frame; the transitions each read several parts, and moving
-them out would spread one phase machine over several files.
+``receive_realtime``'s audio branches, the drains), written out here with no
+extra call per frame. The transitions each read and change several parts and
+the phase; moved out, one phase machine would be spread over several files.
 """
 
 from __future__ import annotations
