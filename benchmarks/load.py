@@ -86,8 +86,9 @@ def _caller_frames() -> list[str]:
 
 
 _SPEAKER = lines.SPEAKERPHONE
-_ECHO_DELAY = round(_SPEAKER.echo_delay_ms * 8)  # samples to the echo's direct path
-_ECHO_ROOM = lines.room_response(_SPEAKER.echo_delay_ms, _SPEAKER.room_ms, seed=_SPEAKER.seed)[_ECHO_DELAY:]
+_ECHO_DELAY_MS = _SPEAKER.echo_delay_ms or 0.0
+_ECHO_DELAY = round(_ECHO_DELAY_MS * 8)  # samples to the echo's direct path
+_ECHO_ROOM = lines.room_response(_ECHO_DELAY_MS, _SPEAKER.room_ms, seed=_SPEAKER.seed)[_ECHO_DELAY:]
 _ECHO_GAIN = 10 ** (-_SPEAKER.echo_level_db / 20)
 
 

@@ -173,8 +173,8 @@ async def test_randomized_hang_ups_leak_no_session():
 async def test_connect_and_close_cancelled_at_every_await_point_leak_nothing():
     """The connector and close cancelled after k turns of the event loop, for
     every k until they finish on their own: each await point of both paths is hit."""
-    from telephony.io.bridge import _quiet_close
     from telephony.io.realtime.client import WebsocketsConnector
+    from telephony.io.realtime.connections import quiet_close as _quiet_close
 
     async with FakeRealtimeServer() as fake:
         connector = WebsocketsConnector(fake.base_url.replace("http", "ws") + "/realtime?model=m", "sk-test")

@@ -1,9 +1,9 @@
 """The call core: one state machine per phone call, no I/O and no clock.
 
-``Call`` (machine.py) composes one part per concern: ``Playout`` (playout.py),
-``ResponseGate`` (responses.py), ``ToolLedger`` (tools.py), ``SessionLifecycle``
-(session.py), ``Control``/``Keypad`` (control.py), ``Recovery`` (recovery.py). What it asks of the I/O
-layer and tells observers is in events.py.
+``Call`` (machine.py) composes one part per concern (its docstring lists them:
+playout, interruption, responses, recovery, tools, session, control, amd, tones,
+hold, aec, transcripts). What it asks of the I/O layer and tells observers is in
+events.py.
 """
 
 from . import events

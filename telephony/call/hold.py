@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from ..wire import twilio as tw
 from .aec import EchoPath
+from .config import CallConfig
+from .playout import Playout
 
 __all__ = ["Hold"]
 
@@ -31,6 +33,7 @@ class Hold:
 
     __slots__ = (
         "_loop",
+        "_no_hold",
         "_out",
         "_pos",
         "_seq",
@@ -45,8 +48,11 @@ class Hold:
         "tap_clear",
     )
 
-    def __init__(self, twilio_out: list[str], sound: bytes | None, after_s: float) -> None:
+    def __init__(self, twilio_out: list[str], config: CallConfig) -> None:
         self._out = twilio_out
+        sound, after_s = config.hold_sound, config.hold_after_s
+        #: tools that play audio themselves (keypad tones): no hold sound while they run
+        self._no_hold = config.no_hold_tools
         if sound and len(sound) < _CHUNK:
             sound = sound * -(-_CHUNK // len(sound))
         self._loop = sound or b""
@@ -68,8 +74,8 @@ class Hold:
     def begin(self, stream_sid: str) -> None:
         self._stream = tw.OutboundStream(stream_sid)
 
-    def tool_started(self, now: float) -> None:
-        if not self._loop or self.since is not None:
+    def tool_started(self, name: str, now: float) -> None:
+        if name in self._no_hold or not self._loop or self.since is not None:
             return
         self.since = now
         if not self.active:
@@ -81,14 +87,18 @@ class Hold:
         if not self.active:
             self.deadline = None
 
-    def tick(self, now: float, playing: bool, drained_at: float) -> None:
+    def tick(self, now: float, playout: Playout, tones_pending: bool) -> None:
         if self.active:
             self._fill(now)
             return
         if self.since is None or self._stream is None:
             self.deadline = None
             return
-        if playing:  # the agent is still speaking ("let me check"): look again once it has played
+        drained_at = playout.drained_at(now)  # by the estimate: marks may stop coming back
+        # Keypad tones not yet confirmed are still playing (a send_dtmf tool returns
+        # once they are): no hold sound over them or just after them.
+        if playout.receiving or drained_at > now or tones_pending:
+            # The agent is still speaking ("let me check"): look again once it has played.
             self.deadline = max(drained_at, now + 0.1)
             return
         self.active = True

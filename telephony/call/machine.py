@@ -8,23 +8,33 @@ it queued: ``drain_twilio()`` and ``drain_realtime()`` (messages, in order) and
 
 ``Call`` is a façade: it owns the phase and the outboxes, routes each event to
 the parts below and answers the questions that span them (is the call idle
-enough to roll the session over? may a hang-up go now?). Each concern lives in
-its own module:
+enough to roll the session over? is the agent busy, so a hang-up waits?). Each
+concern lives in its own module:
 
-* ``playout.Playout``: the agent's audio to the caller, the playback clock,
-  barge-in and truncation;
+* ``playout.Playout``: the agent's audio to the caller, the playback clock;
+* ``interruption.Interruption``: barge-in (with ``bargein.BargeInPolicy``):
+  what the caller's speech stops and cuts;
 * ``responses.ResponseGate``: one model response at a time;
+* ``recovery.Recovery``: failed responses asked for again, dead air, handing on;
 * ``tools.ToolLedger``: one output per function call;
 * ``session.SessionLifecycle``: (re)opening, rollover, restoring the
   conversation, audio and messages held while no session is live;
 * ``control.Control`` / ``control.Keypad``: hang-up and transfer after the
-  agent's words have played; keypad digits in batches.
+  agent's words have played, transfer outcomes; keypad digits in batches;
+* ``amd.Screening``: answering-machine verdicts, the greeting or voicemail;
+* ``tones.Tones``, ``hold.Hold``, ``aec.EchoPath``: keypad tones we play, the
+  hold sound, the echo canceller's reference;
+* ``transcripts.Transcripts``: transcripts in spoken order, first-audio latency.
 
-This file is longer than the ~400 lines we aim for, on purpose: it is the one
-place where the parts meet. Every method is either a routing step or a decision
-that reads several parts (may a hang-up go now? is the call idle enough to roll
-the session over? where does a late tool result go?); splitting it further
-would spread each such decision over several files.
+This file is longer than the ~400 lines we aim for, on purpose. What is left
+is the façade's own: the phase machine (every transition: start, session
+opened, lost, rolled over, refused, ended), the two routers, the timers, where a
+tool's result goes (this session, a later one, or a message), the entry points
+the I/O layer calls (most a line or two handing over to a part), and the
+per-frame paths (``receive_twilio``'s media branch, ``_on_media``,
+``receive_realtime``'s audio branches, the drains), written out here with no
+extra call per frame. The transitions each read and change several parts and
+the phase; moved out, one phase machine would be spread over several files.
 """
 
 from __future__ import annotations
@@ -36,17 +46,18 @@ from ..wire import realtime as rt
 from ..wire import twilio as tw
 from . import events
 from .aec import EchoPath
-from .amd import MACHINE_END, Screening
-from .bargein import BargeInPolicy
+from .amd import Screening
 from .config import CallConfig, Phase
 from .control import Control, Keypad
 from .hold import Hold
+from .interruption import Interruption
 from .playout import Playout
 from .recovery import Recovery
 from .responses import ResponseGate
 from .session import SessionLifecycle
 from .tones import Tones
 from .tools import ToolLedger
+from .transcripts import Transcripts
 
 __all__ = ["Call", "RealtimeMessage"]
 
@@ -69,7 +80,6 @@ class Call:
         self.start: tw.Start | None = None
         self.started_at: float | None = None
         self.outcome: str | None = None
-        self.dtmf: list[str] = []  # every key pressed, shared with CallContext
         self.invalid_twilio = 0
         self.media_before_start = 0
         # Caller input limits: audio and keys are token buckets (credit, last refill time).
@@ -78,9 +88,6 @@ class Call:
         self._audio_credit = self._audio_burst
         self._audio_at: float | None = None
         self.audio_dropped = 0  # μ-law bytes of caller audio dropped for coming too fast
-        self._key_credit = config.max_digits_per_s
-        self._key_at = 0.0
-        self.keys_dropped = 0
         self._limited: set[str] = set()
 
         self._twilio: list[str] = []
@@ -92,32 +99,28 @@ class Call:
         self._gate = ResponseGate(self._realtime)
         self._tools = ToolLedger()
         self._session = SessionLifecycle(self.config)
-        self._control = Control()
-        self._keypad = Keypad()
-        self._recovery = Recovery()
-        self._barge = BargeInPolicy(self.config.barge_in_min_ms, self.config.barge_in_fallback_ms)
-        #: the greeting's response (kept from barge-in when not greeting_interruptible)
-        self._greeting_id: str | None = None
-        self._greeting_text: str | None = None
-        if self.config.greeting and not self.config.greeting_interruptible and self.config.barge_in_min_ms:
-            self._greeting_text = self.config.wording.greeting.format(greeting=self.config.greeting)
-        self._hold = Hold(self._twilio, self.config.hold_sound, self.config.hold_after_s)
+        self._control = Control(config, self._actions, self._end, self._call_ended, self._tell)
+        self._keypad = Keypad(config, self._actions, self._limit)
+        self.dtmf = self._keypad.pressed  # every key pressed, shared with CallContext
+        self._transcripts = Transcripts(self._actions, self._session)
+        self._recovery = Recovery(config, self._actions, self._request_response, self.request_transfer, self._end)
+        self._tones = Tones(self._actions, self._playout)
+        self._screening = Screening(config, self._actions, self._request_response, self.request_hangup)
+        self._interruption = Interruption(
+            config, self._realtime, self._actions, self._playout, self._gate, self._tones, self._session
+        )
+        self._barge = self._interruption.policy
+        self._interrupt = self._interruption.interrupt  # bound once: called from the per-frame path
+        self._hold = Hold(self._twilio, config)
         self._echo = EchoPath() if self.config.echo_cancellation else None
         self._playout.echo = self._hold.echo = self._echo
         #: the session.update without optional fields, sent once if the full one is refused
         self._minimal_update: str | None = None
-        #: the stream ended while a transfer's REST reply was pending: (outcome, reason, apologize),
-        #: reported (CallEnded) once the reply says whether the transfer happened
-        self._end_pending: tuple[str, str, bool] | None = None
         #: this stream continues a call that came back from a transfer: what to tell the model
         self._returning: str | None = None
-        self._tones = Tones()
-        self._screening = Screening()
 
         self._user_speaking = False
         self._turn = 0
-        self._speech_stopped_at: float | None = None
-        self._spoken_at: dict[str, float] = {}  # item id -> when that speech began (for ordering)
         self._last_media_at: float | None = None
 
     # --- outboxes ------------------------------------------------------------------------
@@ -166,7 +169,12 @@ class Call:
     @property
     def transfer_unconfirmed(self) -> bool:
         """The call ended while a transfer's REST reply was pending (its outcome waits for it)."""
-        return self._end_pending is not None
+        return self._control.end_pending is not None
+
+    @property
+    def keys_dropped(self) -> int:
+        """Keys dropped over the keypad limits."""
+        return self._keypad.dropped
 
     @property
     def pending_tools(self) -> int:
@@ -185,8 +193,7 @@ class Call:
                 self._on_media(ev, now)
             case tw.Mark():
                 if self._tones.marks:
-                    for token in self._tones.echoed(ev.name):
-                        self._actions.append(events.TonesPlayed(token, True))
+                    self._tones.echoed(ev.name)
                 if self._playout.mark_echoed(ev.name, now):
                     self._check_control(now)
                     if self._session.rollover_due(now):
@@ -194,7 +201,12 @@ class Call:
             case tw.Start():
                 self._on_start(ev, now)
             case tw.Dtmf():
-                self._on_dtmf(ev.digit, now)
+                if (
+                    self.phase is not Phase.WAITING
+                    and self.phase is not Phase.ENDED
+                    and self._keypad.key(ev.digit, now)
+                ):
+                    self._flush_keys(now)
             case tw.Stop():
                 self._end("completed", "caller hung up or the stream stopped")
             case tw.Invalid():
@@ -258,23 +270,6 @@ class Call:
             if self.media_before_start == 1:
                 self._actions.append(events.MediaBeforeStart())
             self._count_invalid()
-
-    def _on_dtmf(self, digit: str, now: float) -> None:
-        if self.phase is Phase.WAITING or self.phase is Phase.ENDED:
-            return
-        config = self.config
-        credit = min(config.max_digits_per_s, self._key_credit + (now - self._key_at) * config.max_digits_per_s)
-        self._key_at = now
-        if len(self.dtmf) >= config.max_digits or credit < 1.0:
-            self._key_credit = credit
-            self.keys_dropped += 1
-            self._limit("keypad", f"{config.max_digits} per call, {config.max_digits_per_s:g} per second")
-            return
-        self._key_credit = credit - 1.0
-        self.dtmf.append(digit)
-        self._actions.append(events.KeyPressed(digit))
-        if self._keypad.press(digit, now, self.config.dtmf_pause_s):
-            self._flush_keys(now)
 
     def _limit(self, what: str, limit: str) -> None:
         """Caller input over a limit: noticed once per call and kind (the excess is dropped)."""
@@ -402,19 +397,17 @@ class Call:
             case rt.AudioDone():
                 self._playout.audio_done(ev.item_id, now)
                 if self._tones.waiting:
-                    self._send_tones(now)
+                    self._tones.flush(now)
             case rt.SpeechStarted():
                 self._on_speech_started(ev, now)
             case rt.SpeechStopped():
                 self._user_speaking = False
                 self._barge.speech_stopped()
-                self._speech_stopped_at = now
+                self._transcripts.speech_stopped_at = now
                 self._recovery.expect(now, self.config.dead_air_s)
             case rt.ResponseCreated():
                 self._gate.created(ev.response_id)
-                greeting = self._greeting_text
-                if greeting is not None and self._greeting_id is None and self._gate.instructions == greeting:
-                    self._greeting_id = ev.response_id  # protected unless greeting_interruptible
+                self._interruption.response_created(ev.response_id)
             case rt.ResponseDone():
                 instructions = self._gate.instructions
                 self._gate.done(ev.response_id)
@@ -422,7 +415,8 @@ class Call:
                 if ev.status == "completed":
                     self._recovery.succeeded()
                 elif ev.status == "failed" or ev.status == "incomplete":
-                    self._response_failed(ev, instructions, now)
+                    busy = self._user_speaking or not self._control.idle
+                    self._recovery.response_failed(ev, instructions, now, busy)
                     if self.phase is Phase.ENDED:
                         return
                 if self._hold.active and not self._tools.pending and not self._playout.receiving:
@@ -432,27 +426,21 @@ class Call:
             case rt.FunctionCallDone():
                 self._recovery.heard()
                 if self._tools.called(ev.call_id, ev.name, self._turn, self._session.generation):
-                    if ev.name not in self.config.no_hold_tools:
-                        self._hold.tool_started(now)
+                    self._hold.tool_started(ev.name, now)
                     self._session.remember_call(ev.call_id, ev.name, ev.arguments)
                     self._actions.append(events.RunTool(ev.call_id, ev.name, ev.arguments))
             case rt.InputTranscript():
-                self._on_transcript("caller", ev.item_id, ev.transcript, now)
+                self._transcripts.transcript("caller", ev.item_id, ev.transcript, now)
             case rt.InputTranscriptFailed():
                 # The turn is kept (records, replay) as a marker, not silently lost.
                 self._actions.append(events.TranscriptionFailed(ev.item_id, ev.message))
-                self._on_transcript("caller", ev.item_id, self.config.wording.untranscribed, now)
+                self._transcripts.transcript("caller", ev.item_id, self.config.wording.untranscribed, now)
             case rt.TranscriptDone():
-                self._on_transcript("agent", ev.item_id, ev.transcript, now)
+                self._transcripts.transcript("agent", ev.item_id, ev.transcript, now)
             case rt.SessionUpdated():
                 if not self._session.configured:
                     self._session.configured = True
-                    if self._screening.waiting:
-                        self._screening.greet_pending = True  # the verdict decides
-                    elif self._screening.voicemail is not None:
-                        self._leave_voicemail(self._screening.voicemail, now)
-                    elif self.config.greeting:
-                        self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+                    self._screening.session_configured(now)
             case rt.Error():
                 self._on_error(ev, now)
             case rt.McpProgress():
@@ -499,143 +487,22 @@ class Call:
         self._actions.append(events.SessionRejected(ev.code, ev.message, "gave_up"))
         self._end("failed", f"the Realtime API refused the session configuration: {ev.code}", apologize=True)
 
-    def _response_failed(self, ev: rt.ResponseDone, instructions: str | None, now: float) -> None:
-        """A response ended failed or incomplete: ask again (bounded), never leave silence."""
-        recovery, config, wording = self._recovery, self.config, self.config.wording
-        label = ev.label
-        if self._user_speaking or not self._control.idle or recovery.escalating:
-            recovery.failures += 1  # the caller's turn brings a response; the call is ending
-            self._actions.append(
-                events.ResponseFailed(
-                    ev.response_id, ev.status, label, ev.error_message, recovery.failures, "none", 0.0
-                )
-            )
-            return
-        if recovery.failures >= config.response_retries:
-            recovery.failures += 1
-            self._actions.append(
-                events.ResponseFailed(
-                    ev.response_id, ev.status, label, ev.error_message, recovery.failures, "gave_up", 0.0
-                )
-            )
-            self._hand_on(f"the model's responses keep failing ({ev.status}: {label})", now)
-            return
-        if ev.status == "incomplete":
-            # Not retried blindly: a cut-off answer is finished briefly, a filtered one declined.
-            if ev.reason == "content_filter":
-                instructions = wording.filtered
-            elif ev.reason == "max_output_tokens":
-                instructions = wording.cut_short
-            delay = recovery.failed(now, 0.0, instructions)
-        else:
-            delay = recovery.failed(now, config.response_retry_backoff_s, instructions)
-        self._actions.append(
-            events.ResponseFailed(
-                ev.response_id, ev.status, label, ev.error_message, recovery.failures, "retry", round(delay, 3)
-            )
-        )
-        if delay == 0.0 and recovery.retry_due(now):
-            self._request_response(recovery.retry_instructions, now)
-
-    def _dead_air(self, now: float) -> None:
-        """Nothing followed the caller's turn (or our request) in time."""
-        recovery, config = self._recovery, self.config
-        recovery.dead_air_at = None
-        if self.phase is not Phase.LIVE:
-            recovery.expect(now, config.dead_air_s)  # a reconnect is under way: it asks again itself
-            return
-        if self._user_speaking or self._tools.pending or self._playout.playing or not self._control.idle:
-            recovery.heard()  # someone is speaking or something is running: not dead air
-            return
-        if not recovery.dead_air_nudged:
-            recovery.dead_air_nudged = True
-            self._actions.append(events.DeadAir(config.dead_air_s, "asked_again"))
-            self._gate.request(config.wording.dead_air)
-            recovery.expect(now, config.dead_air_s)
-            return
-        self._actions.append(events.DeadAir(config.dead_air_s, "gave_up"))
-        self._hand_on(f"no answer for {config.dead_air_s:g} s after asking again", now)
-
-    def _hand_on(self, reason: str, now: float) -> None:
-        """The model cannot answer: transfer to a person if one is set, else apologise and end."""
-        recovery = self._recovery
-        recovery.retry_at = recovery.dead_air_at = None
-        number = self.config.fallback_transfer
-        if number and not recovery.escalating and self._control.idle:
-            recovery.escalating = True
-            self.request_transfer(number, self.config.wording.fallback_label, now)
-            return
-        self._end("failed", reason, apologize=True)
-
     def _agent_started(self, item_id: str, now: float) -> None:
         """The first audio of an assistant item went to the caller."""
         self._recovery.heard()
-        self._remember_spoken(item_id, now)
-        if self._speech_stopped_at is not None:
-            # Nothing of ours is queued at Twilio after a turn, so sent = starts playing.
-            self._actions.append(events.FirstAudio(round(now - self._speech_stopped_at, 4)))
-            self._speech_stopped_at = None
+        self._transcripts.agent_started(item_id, now)
 
     def _on_speech_started(self, ev: rt.SpeechStarted, now: float) -> None:
-        if self._screening.waiting:  # the callee spoke first: a person, greet them
-            self._screening.answered_by = "human"
-            self._greet(self._screening.stop(), now)
+        self._screening.callee_spoke(now)  # the callee spoke first: a person, greet them
         self._recovery.heard()
         if self._hold.active:
             self._hold.stop(now)
         self._recovery.retry_at = None  # the caller's turn brings its own response
-        self._remember_spoken(ev.item_id, now)
+        self._transcripts.spoken(ev.item_id, now)
         self._user_speaking = True
         self._turn += 1
-        self._speech_stopped_at = None
-        if self._barge.enabled:
-            # interrupt_response=false: the bridge decides (bargein.BargeInPolicy).
-            if self._barge.speech_started():
-                self._interrupt(now)
-            return
-        active = self._gate.active_id
-        if active is not None:
-            # interrupt_response=true: the server cancels it; late deltas must not play.
-            self._playout.drop_response(active)
-        if not self._playout.playing:
-            return  # nothing of ours is playing: not a barge-in
-        self._cut_playout(now)
-
-    def _interrupt(self, now: float) -> None:
-        """The barge-in policy says the caller is really speaking over the agent:
-        cancel the response being produced (the server will not) and cut what plays."""
-        greeting = self._greeting_id
-        if greeting is not None and (self._gate.active_id == greeting or self._playout.plays(greeting)):
-            return  # the greeting is protected (greeting_interruptible=False)
-        active = self._gate.active_id
-        if active is not None:
-            self._realtime.append(rt.response_cancel())
-            self._playout.drop_response(active)
-        if self._playout.playing:
-            self._cut_playout(now)
-
-    def _cut_playout(self, now: float) -> None:
-        """``clear`` Twilio and truncate every item still playing to what was heard."""
-        if self._tones.pending and not self._playout.agent_unheard(now):
-            return  # only keypad tones are playing: they are not cut
-        cut = self._playout.barge_in(now)
-        if self._tones.sent:
-            self._tones.resend(lambda chunk: self._playout.send_other(chunk, now))
-        for t in cut:
-            self._realtime.append(rt.truncate(t.item_id, t.audio_end_ms))
-            self._session.cut(t.item_id, t.audio_end_ms / t.received_ms if t.received_ms else 0.0)
-        self._actions.append(events.BargeIn(cut))
-
-    def _on_transcript(self, role: str, item_id: str, text: str, now: float) -> None:
-        at = self._spoken_at.pop(item_id, now)
-        if text:
-            self._session.remember(item_id, role, text)
-        self._actions.append(events.Transcript(role, text, item_id, at))
-
-    def _remember_spoken(self, item_id: str, now: float) -> None:
-        if len(self._spoken_at) > 64:  # transcripts that never came: forget the oldest
-            self._spoken_at.pop(next(iter(self._spoken_at)))
-        self._spoken_at.setdefault(item_id, now)
+        self._transcripts.speech_stopped_at = None
+        self._interruption.speech_started(now)
 
     # --- responses -----------------------------------------------------------------------------
 
@@ -645,6 +512,11 @@ class Call:
             self._realtime.append(message)
         else:
             self._session.defer(message)
+
+    def _tell(self, text: str, now: float) -> None:
+        """Tell the model (now, or in the session being opened) and ask for a response."""
+        self._to_session(rt.system_text(text))
+        self._request_response(now=now)
 
     def _request_response(self, instructions: str | None = None, now: float | None = None) -> None:
         """Ask for a response; with ``now``, dead air is watched from then."""
@@ -708,38 +580,17 @@ class Call:
 
     def transfer_failed(self, reason: str, now: float) -> None:
         """The redirect failed: tell the model, and the conversation goes on."""
-        if self._end_pending is not None:  # the caller hung up meanwhile: that is how it ended
-            number = self._control.transfer[0] if self._control.transfer else "?"
-            self._actions.append(events.TransferFailed(number, reason))
-            outcome, why, _ = self._end_pending
-            self._report_end(outcome, f"{why}; the transfer to {number} failed: {reason}")
-            return
-        if self.phase is Phase.ENDED or self._control.transfer is None:
-            return
-        transfer = self._control.transfer_ended()
-        assert transfer is not None
-        number, label = transfer
-        self._actions.append(events.TransferFailed(number, reason))
-        if self._recovery.escalating:  # the fallback for a failing model failed too
-            self._end("failed", f"fallback transfer failed: {reason}", apologize=True)
-            return
-        text = self.config.wording.transfer_failed.format(label=label, number=number, reason=reason)
-        self._to_session(rt.system_text(text))
-        self._request_response(now=now)
+        self._control.failed(reason, now, self.phase is Phase.ENDED, self._recovery.escalating)
 
     def send_tones(self, digits: str, token: str, now: float) -> None:
         """Play keypad tones for ``digits`` after what is queued (ValueError: bad digits);
         ``TonesPlayed(token, ...)`` reports when they have played."""
         self._tones.request(token, digits)
         if self.phase is Phase.ENDED or self.start is None:
-            for t in self._tones.abandon():
-                self._actions.append(events.TonesPlayed(t, False))
+            self._tones.abandon()
             return
         if not self._playout.receiving:
-            self._send_tones(now)
-
-    def _send_tones(self, now: float) -> None:
-        self._tones.flush(lambda chunk: self._playout.send_other(chunk, now))
+            self._tones.flush(now)
 
     def await_verdict(self, now: float, wait_s: float) -> None:
         """An outbound call with answering-machine detection: the greeting waits for
@@ -750,37 +601,8 @@ class Call:
         """Twilio's verdict: a person is greeted; after a machine's greeting,
         ``voicemail`` (a text or an instruction) is left once and the call hangs up
         once it has played. ``fax``/``unknown``: as configured."""
-        screening = self._screening
-        if screening.answered_by is not None or self.phase is Phase.ENDED:
-            return  # decided already (the callee spoke, or the wait ran out)
-        screening.answered_by = answered_by
-        latency = now - (screening.since if screening.since is not None else now)
-        self._actions.append(events.Answered(answered_by, round(latency, 3)))
-        was_pending = screening.stop()
-        config = self.config
-        if answered_by in MACHINE_END:
-            if not voicemail:
-                self.request_hangup("answering machine, no voicemail message set", now, outcome="voicemail")
-                return
-            instructions = config.wording.voicemail.format(message=voicemail)
-            if self._session.configured:
-                self._leave_voicemail(instructions, now)
-            else:
-                screening.voicemail = instructions  # left once the session is configured
-            return
-        action = config.amd_fax if answered_by == "fax" else config.amd_unknown if answered_by == "unknown" else "greet"
-        if action == "hangup":
-            self.request_hangup(f"answered by {answered_by}", now, outcome="machine")
-            return
-        self._greet(was_pending, now)
-
-    def _leave_voicemail(self, instructions: str, now: float) -> None:
-        self._request_response(instructions, now)
-        self.request_hangup("voicemail left", now, outcome="voicemail")  # once it has played
-
-    def _greet(self, due: bool, now: float) -> None:
-        if due and self.config.greeting:
-            self._request_response(self.config.wording.greeting.format(greeting=self.config.greeting), now)
+        if self.phase is not Phase.ENDED:
+            self._screening.verdict(answered_by, now, voicemail, self._session.configured)
 
     def tap_playout(self, sent: Callable[[bytes], None], cleared: Callable[[], None]) -> None:
         """A local recording: ``sent`` gets every mu-law chunk sent to Twilio, ``cleared`` each ``clear``."""
@@ -800,51 +622,21 @@ class Call:
         self._returning = notice
 
     def transfer_done(self, now: float) -> None:
-        if self._end_pending is not None:  # the stream stopped first: Twilio's redirect ended it
-            label = self._control.transfer[1] if self._control.transfer else "?"
-            self._report_end("transferred", f"transferred to {label} (the stream stopped before the REST reply)")
-            return
-        if self._control.transfer is not None:
-            self._end("transferred", f"transferred to {self._control.transfer[1]}")
+        ending = self._control.done()
+        if ending is not None:
+            self._end(*ending)
 
     def transfer_unresolved(self, why: str) -> None:
         """No REST reply will come (shutdown): report the ending with what is known."""
-        if self._end_pending is not None:
-            outcome, reason, _ = self._end_pending
-            number = self._control.transfer[0] if self._control.transfer else "?"
-            self._report_end(outcome, f"{reason}; transfer to {number} unconfirmed ({why})")
-
-    def _report_end(self, outcome: str, reason: str) -> None:
-        pending, self._end_pending = self._end_pending, None
-        self.outcome = outcome
-        apologize = pending[2] if pending else False
-        self._control.transfer_ended()
-        self._actions.append(
-            events.CallEnded(
-                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
-            )
-        )
+        self._control.unresolved(why)
 
     def _check_control(self, now: float) -> None:
         """Hang up / transfer once the agent has finished speaking and it has played."""
         control = self._control
-        if not control.waiting or self.phase is Phase.ENDED:
-            return
-        if not self._gate.idle or self._tools.pending or self._playout.receiving:
-            control.deadline = None
-            return
-        if self._playout.unconfirmed:
-            # Wait for the last mark echo, but not forever if echoes stop coming.
-            control.deadline = self._playout.drained_at(now) + self.config.playback_grace_s
-            return
-        control.deadline = None
-        if control.transfer is not None:
-            if not control.transfer_in_flight:  # else wait for transfer_done / transfer_failed
-                control.transfer_in_flight = True
-                self._actions.append(events.TransferCall(*control.transfer))
-            return
-        if control.hangup is not None:
-            self._end(*control.hangup)
+        if control.waiting and self.phase is not Phase.ENDED:
+            control.check(
+                now, not self._gate.idle or bool(self._tools.pending) or self._playout.receiving, self._playout
+            )
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -888,26 +680,18 @@ class Call:
             self._maybe_rollover(now)
         if self._keypad.deadline is not None and now >= self._keypad.deadline:
             self._flush_keys(now)
-        screening = self._screening
-        if screening.deadline is not None and now >= screening.deadline:  # no verdict in time: greet
-            screening.answered_by = "unknown"
-            since = screening.since if screening.since is not None else now
-            self._actions.append(events.Answered("unknown", round(now - since, 3), timed_out=True))
-            self._greet(screening.stop(), now)
+        self._screening.tick(now)
         recovery = self._recovery
         if recovery.retry_due(now):
             self._request_response(recovery.retry_instructions, now)
         if recovery.dead_air_at is not None and now >= recovery.dead_air_at:
-            self._dead_air(now)
+            busy = self._user_speaking or self._tools.pending or self._playout.playing or not self._control.idle
+            recovery.dead_air(now, self.phase is Phase.LIVE, bool(busy))
             if self.phase is Phase.ENDED:
                 return
         hold = self._hold
         if hold.deadline is not None and now >= hold.deadline:
-            drained_at = self._playout.drained_at(now)  # by the estimate: marks may stop coming back
-            # Keypad tones not yet confirmed are still playing (a send_dtmf tool returns
-            # once they are): no hold sound over them or just after them.
-            playing = self._playout.receiving or drained_at > now or self._tones.pending
-            hold.tick(now, playing, drained_at)
+            hold.tick(now, self._playout, self._tones.pending)
         if control.deadline is not None and now >= control.deadline:
             control.deadline = None
             self._playout.assume_played()  # marks stopped coming back
@@ -934,21 +718,20 @@ class Call:
         self.outcome = outcome
         self._session.drop_held_audio()
         if self._tones.pending:
-            for token in self._tones.abandon():
-                self._actions.append(events.TonesPlayed(token, False))
+            self._tones.abandon()
         if not was_waiting:
             self._actions.append(events.CloseRealtime(reason))
-        if self._control.transfer_in_flight and outcome != "transferred":
-            # Twilio stops the stream when the redirect takes effect, maybe before its
-            # REST reply: the reply (transfer_done / transfer_failed) decides the outcome.
-            self._end_pending = (outcome, reason, apologize)
-        else:
-            self._actions.append(
-                events.CallEnded(
-                    outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
-                )
-            )
+        if not self._control.defer_end(outcome, reason, apologize):
+            self._call_ended(outcome, reason, apologize)
         self._actions.append(events.EndCall(outcome, reason, apologize))
+
+    def _call_ended(self, outcome: str, reason: str, apologize: bool) -> None:
+        self.outcome = outcome
+        self._actions.append(
+            events.CallEnded(
+                outcome, reason, self.invalid_twilio, self._tools.pending, self._session.reconnects, apologize
+            )
+        )
 
     def _invalid(self, reason: str) -> None:
         self.invalid_twilio += 1

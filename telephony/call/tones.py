@@ -11,9 +11,9 @@ sent again after the ``clear``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..audio.dtmf import GAP_MS, PAUSE_MS, RATE, TONE_MS, check_digits, dtmf_ulaw
+from .events import Event, TonesPlayed
+from .playout import Playout
 
 __all__ = ["Tones", "key_chunks"]
 
@@ -32,11 +32,14 @@ def key_chunks(digits: str) -> list[bytes]:
 
 
 class Tones:
-    """Requests waiting to be sent, and chunks sent and not yet confirmed."""
+    """Requests waiting to be sent, and chunks sent (through ``playout``, after
+    the agent's audio) and not yet confirmed; ``TonesPlayed`` goes to ``actions``."""
 
-    __slots__ = ("marks", "sent", "waiting")
+    __slots__ = ("_actions", "_playout", "marks", "sent", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, actions: list[Event], playout: Playout) -> None:
+        self._actions = actions
+        self._playout = playout
         #: (token, chunks) not sent yet (an agent item was still arriving)
         self.waiting: list[tuple[str, list[bytes]]] = []
         #: chunks sent and not confirmed: (token, chunk, mark name), in order
@@ -50,21 +53,22 @@ class Tones:
     def request(self, token: str, digits: str) -> None:
         self.waiting.append((token, key_chunks(digits)))
 
-    def flush(self, send: Callable[[bytes], str]) -> None:
-        """Send every waiting chunk (``send`` returns its mark's name)."""
+    def flush(self, now: float) -> None:
+        """Send every waiting chunk."""
+        send = self._playout.send_other
         for token, chunks in self.waiting:
             for chunk in chunks:
-                self._sent(token, chunk, send(chunk))
+                self._sent(token, chunk, send(chunk, now))
         self.waiting.clear()
 
     def _sent(self, token: str, chunk: bytes, mark: str) -> None:
         self.sent.append((token, chunk, mark))
         self.marks.add(mark)
 
-    def echoed(self, mark: str) -> list[str]:
-        """A mark came back: the tokens whose keys have now all played."""
+    def echoed(self, mark: str) -> None:
+        """A mark came back: report the requests whose keys have now all played."""
         if mark not in self.marks:
-            return []
+            return
         done: list[str] = []
         while self.sent:  # marks echo in order: everything up to this one has played
             token, _chunk, name = self.sent.pop(0)
@@ -73,19 +77,22 @@ class Tones:
                 done.append(token)
             if name == mark:
                 break
-        return done
+        for token in done:
+            self._actions.append(TonesPlayed(token, True))
 
-    def resend(self, send: Callable[[bytes], str]) -> None:
+    def resend(self, now: float) -> None:
         """Twilio's buffer was cleared: send the unconfirmed chunks again."""
         again, self.sent = self.sent, []
         self.marks.clear()
+        send = self._playout.send_other
         for token, chunk, _mark in again:
-            self._sent(token, chunk, send(chunk))
+            self._sent(token, chunk, send(chunk, now))
 
-    def abandon(self) -> list[str]:
-        """The call ended: every token still pending."""
+    def abandon(self) -> None:
+        """The call ended (or cannot play them): report every request still pending as not played."""
         tokens = list(dict.fromkeys([t for t, _c, _m in self.sent] + [t for t, _c in self.waiting]))
         self.sent.clear()
         self.waiting.clear()
         self.marks.clear()
-        return tokens
+        for token in tokens:
+            self._actions.append(TonesPlayed(token, False))

@@ -13,6 +13,10 @@ The hot path only appends bytes to buffers; every ``FLUSH_S`` seconds of audio
 the buffers are handed to one writer thread (shared by all calls, so each
 file's writes stay in order) that decodes, interleaves, appends to the file and
 rewrites the RIFF sizes: a crash keeps what was flushed.
+
+``record_locally`` starts a call's local recording (a call back from a transfer
+goes on in the same file); ``record_with_twilio`` asks Twilio to record the call
+instead (``TELEPHONY_RECORDING=twilio``, dual channel, over REST).
 """
 
 from __future__ import annotations
@@ -28,11 +32,20 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.g711 import ULAW_TO_INT
+from ..call import Call
+from ..config import Settings
+from ..errors import TelephonyError
 from ..logs import log_event
+from ..records import CallRecorder
+from ..wire import twilio as tw
+from .twilio.dial import RETURN_PARAMETER
+from .twilio.rest import TwilioRest
 
-__all__ = ["LocalRecorder", "prune_recordings"]
+__all__ = ["LocalRecorder", "prune_recordings", "record_locally", "record_with_twilio"]
 
 log = logging.getLogger("telephony.recording")
+#: a call's recording started or failed: logged with the call's other lines
+_call_log = logging.getLogger("telephony.call")
 
 RATE = 8000
 #: audio buffered before it is written (seconds)
@@ -164,3 +177,41 @@ def prune_recordings(directory: Path, days: float, every_s: float = 3600.0) -> N
             log_event(log, "recording.pruned", directory=str(directory), removed=removed, days=days)
 
     _WRITER.submit(prune)
+
+
+def record_locally(
+    start: tw.Start, settings: Settings, call: Call, recorder: CallRecorder | None
+) -> LocalRecorder | None:
+    """Start the call's local recording: the agent's side tapped from the core's
+    playout; None if the file cannot be opened (logged; the call goes on)."""
+    directory = Path(settings.recordings_dir)
+    call_sid = start.call_sid
+    name = call_sid if call_sid.isalnum() else start.stream_sid
+    try:  # a call back from a transfer goes on in the same file
+        rec = LocalRecorder(directory / f"{name}.wav", append=RETURN_PARAMETER in start.custom_parameters)
+    except OSError as exc:
+        log_event(_call_log, "recording.failed", logging.WARNING, call_sid=call_sid, error=str(exc))
+        return None
+    call.tap_playout(rec.agent, rec.cleared)
+    if recorder is not None:
+        recorder.record.recording = str(rec.path)
+    prune_recordings(directory, settings.recordings_retention_days)
+    log_event(_call_log, "recording.started", call_sid=call_sid, path=str(rec.path))
+    return rec
+
+
+async def record_with_twilio(
+    rest: TwilioRest | None, call_sid: str, origin: str, recorder: CallRecorder | None
+) -> None:
+    """TELEPHONY_RECORDING=twilio: Twilio records the call (dual channel)."""
+    if rest is None:
+        log_event(_call_log, "recording.failed", logging.WARNING, call_sid=call_sid, error="no REST credentials")
+        return
+    try:
+        sid = await rest.start_recording(call_sid, origin + "/recording-status")
+    except TelephonyError as exc:
+        log_event(_call_log, "recording.failed", logging.WARNING, call_sid=call_sid, error=str(exc))
+        return
+    log_event(_call_log, "recording.started", call_sid=call_sid, recording_sid=sid)
+    if recorder is not None and recorder.record.recording_sid is None:
+        recorder.record.recording_sid = sid

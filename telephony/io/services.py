@@ -9,19 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from ..agents import HANDOFF_PREFIX, Agent, Agents, handoff_schema
+from ..audio.hold import hold_sound
+from ..call import CallConfig
 from ..config import McpServer, Settings
 from ..errors import TransferTargetError
 from ..tools import ToolRegistry
 from ..wire import realtime as rt
 from ..wire import twilio as tw
-from ..wire.session import handoff_config, session_config
+from ..wire.session import barge_in_fallback_ms, handoff_config, session_config
 from .realtime.client import RealtimeConnector, WebsocketsConnector
 from .twilio.callbacks import CallEndings
 from .twilio.dial import TransferLedger
 from .twilio.rest import TwilioRest, validate_e164
 from .twilio.stream_token import StreamTokens
 
-__all__ = ["BUILTIN_TOOLS", "Services"]
+__all__ = ["BUILTIN_TOOLS", "Services", "call_config"]
 
 #: Built-in tools every agent is offered when the settings turn them on.
 BUILTIN_TOOLS = frozenset({"end_call", "send_dtmf", "transfer_call"})
@@ -152,3 +154,32 @@ class Services:
             return validate_e164(target), target
         names = ", ".join(sorted(directory)) or "none"
         raise TransferTargetError(f"unknown transfer target {target!r}; known: {names}")
+
+
+def call_config(services: Services) -> CallConfig:
+    settings = services.settings
+    return CallConfig(
+        greeting=settings.greeting,
+        quiet_timeout_s=settings.quiet_timeout,
+        max_duration_s=settings.max_call_seconds,
+        reconnect_attempts=settings.reconnect_attempts,
+        reconnect_backoff_s=settings.reconnect_backoff,
+        rollover_after_s=settings.session_rollover_seconds,
+        mcp_approve=settings.mcp_approval == "approve",
+        response_retries=settings.response_retries,
+        dead_air_s=settings.dead_air_seconds,
+        # interrupt_response=false by choice: the caller never cuts the agent, so no policy either
+        barge_in_min_ms=settings.barge_in_min_ms if settings.interrupt_response else 0,
+        barge_in_fallback_ms=barge_in_fallback_ms(settings),
+        hold_after_s=settings.hold_after_ms / 1000,
+        echo_cancellation=settings.echo_cancellation,
+        greeting_interruptible=settings.greeting_interruptible,
+        hold_sound=hold_sound(settings.hold_sound),
+        fallback_transfer=settings.transfer_number if services.rest is not None else None,
+        start_timeout_s=settings.start_timeout,
+        max_audio_rate=settings.max_audio_rate,
+        max_digits=settings.max_digits,
+        max_digits_per_s=settings.max_digits_per_second,
+        amd_fax=settings.amd_fax,
+        amd_unknown=settings.amd_unknown,
+    )

@@ -48,5 +48,5 @@ def add_amd_routes(app: FastAPI, state: AppState, signed_form: SignedForm) -> No
         if session is None:
             log_event(log, "amd.unrouted", logging.WARNING, call_sid=call_sid, answered_by=answered_by)
             return Response(status_code=204)
-        session.answered(answered_by)
+        session.requests.answered(answered_by)
         return Response(status_code=204)

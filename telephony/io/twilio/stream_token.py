@@ -20,6 +20,7 @@ CallSid: their token names no CallSid and is bound to its nonce instead
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -31,10 +32,11 @@ from collections.abc import Mapping
 
 from ...config import Settings
 from ...logs import log_event
+from ...wire import twilio as tw
 
 log = logging.getLogger("telephony.server")
 
-__all__ = ["TOKEN_PARAMETER", "StreamTokens"]
+__all__ = ["TOKEN_PARAMETER", "StreamTokens", "without_token"]
 
 #: The custom parameter that carries the token.
 TOKEN_PARAMETER = "token"
@@ -125,6 +127,15 @@ class StreamTokens:
         used[nonce] = expires
         return None
 
+    def admit(self, start: tw.Start) -> str | None:
+        """None if ``start`` may open a session: its token is valid (and used up now)
+        and no other stream of its call is live here (its CallSid is claimed until
+        ``release``); else why not."""
+        reason = self.check(start.call_sid, start.custom_parameters)
+        if reason is None and not self.claim(start.call_sid):
+            reason = "another stream of this call is live"
+        return reason
+
     # --- one live stream per CallSid (in this process) ---------------------------
 
     def claim(self, call_sid: str) -> bool:
@@ -135,3 +146,11 @@ class StreamTokens:
 
     def release(self, call_sid: str) -> None:
         self._live.discard(call_sid)
+
+
+def without_token(start: tw.Start) -> tw.Start:
+    """The ``start`` the core sees: its custom parameters without the token."""
+    if TOKEN_PARAMETER not in start.custom_parameters:
+        return start
+    params = {k: v for k, v in start.custom_parameters.items() if k != TOKEN_PARAMETER}
+    return dataclasses.replace(start, custom_parameters=params)
