@@ -102,6 +102,30 @@ async def test_local_recording_is_stereo_caller_left_agent_as_heard_right_and_se
         assert served.status_code == 200 and served.content == path.read_bytes()
 
 
+async def test_the_record_is_written_once_its_recording_is_complete(tmp_path, monkeypatch):
+    """The record names the WAV file: whoever reads it after the record is written
+    finds the whole call, even when the disk is slow (each write takes 0.3 s here)."""
+    import threading
+
+    write = LocalRecorder._write
+    slow = threading.Event()
+
+    def slow_write(self, left: bytes, right: bytes) -> None:
+        slow.wait(0.3)  # the writer thread, not the event loop: a slow disk
+        write(self, left, right)
+
+    monkeypatch.setattr(LocalRecorder, "_write", slow_write)
+    async with bridge(recording="local", recordings_dir=str(tmp_path)) as b:
+        call, _session = await b.live_call()
+        caller = bytes(range(0, 256, 2)) * 25  # 0.4 s
+        await call.send_audio(caller, pace=1.0)
+        await call.stop()
+        await call.wait_closed()
+        assert await b.observer.flush_records(5)
+        record = await b.observer.store.get(call.call_sid)
+        assert len(_stereo(Path(record.recording))) == len(caller)
+
+
 def test_a_clear_cuts_what_the_caller_did_not_hear_from_the_recording(tmp_path):
     rec = LocalRecorder(tmp_path / "CA1.wav")
     agent = bytes(range(1, 161)) * 4  # 80 ms sent to Twilio

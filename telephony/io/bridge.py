@@ -38,6 +38,7 @@ from starlette.websockets import WebSocket
 from ..call import (
     Answered,
     Call,
+    CallEnded,
     CallStarted,
     CloseRealtime,
     EndCall,
@@ -226,7 +227,9 @@ class CallSession:
             await self._conns.close_all()
             await self._close_twilio()
             if self._recording is not None:
-                await self._recording.close()
+                await self._recording.close()  # also what arrived after the call ended
+                if self.report.recording_written is not None:
+                    await asyncio.gather(self.report.recording_written, return_exceptions=True)
         finally:
             self._conns.abort_all()
             if self._claimed is not None:
@@ -309,6 +312,9 @@ class CallSession:
                         self.context.answered_by = ev.answered_by
                 case TonesPlayed():
                     self.requests.tones_played(ev)
+                case CallEnded() if self._recording is not None and report.recording_written is None:
+                    # The record names the recording: it is written once the file is complete.
+                    report.recording_written = self.loop.create_task(self._recording.close())
             report.event(ev, now)
 
     # --- timers ------------------------------------------------------------------

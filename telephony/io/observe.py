@@ -113,9 +113,9 @@ class CallObserver:
         """The last record write failed with this (cleared by a success): /healthz says so."""
         return self.records.error
 
-    def save(self, record: CallRecord) -> None:
+    def save(self, record: CallRecord, after: asyncio.Future[None] | None = None) -> None:
         """Queue a finished call's record (``RecordWriter.save``)."""
-        self.records.save(record)
+        self.records.save(record, after)
 
     async def flush_records(self, timeout: float | None = None) -> bool:
         """Wait until every finished call's record is written (or ``timeout``);
@@ -159,12 +159,15 @@ class CallObserver:
 class CallReport:
     """One call's reporting: its log lines, metrics and record."""
 
-    __slots__ = ("_observer", "call_sid", "recorder", "started", "trace")
+    __slots__ = ("_observer", "call_sid", "recorder", "recording_written", "started", "trace")
 
     def __init__(self, observer: CallObserver) -> None:
         self._observer = observer
         self.call_sid = ""
         self.recorder: CallRecorder | None = None
+        #: the local recording's last write (set by the bridge as the call ends): the
+        #: record, which names the file, is written after it
+        self.recording_written: asyncio.Future[None] | None = None
         self.trace: CallTrace | None = None
         self.started: float | None = None  # when the call started (loop clock)
 
@@ -214,7 +217,7 @@ class CallReport:
                     **asdict(event),
                 )
                 if self.recorder is not None:
-                    o.save(self.recorder.record)
+                    o.save(self.recorder.record, self.recording_written)
             case ev.EndCall():
                 o._ended(self.call_sid, event)
             case ev.BargeIn():

@@ -17,7 +17,10 @@ from collections import Counter, OrderedDict
 from ..logs import log_event
 from ..records import CallRecord, CallStore
 
-__all__ = ["RecordWriter"]
+__all__ = ["AFTER_TIMEOUT_S", "RecordWriter"]
+
+#: the longest a record waits for what must finish before it (its recording's last write)
+AFTER_TIMEOUT_S = 10.0
 
 log = logging.getLogger("telephony.call")
 
@@ -31,17 +34,20 @@ class RecordWriter:
         self.counters = counters
         #: the last record write failed with this (cleared by a success)
         self.error: str | None = None
-        # Records waiting to be written, oldest first: call_sid -> (record, when queued).
-        self._pending: OrderedDict[str, tuple[CallRecord, float]] = OrderedDict()
+        # Records waiting to be written, oldest first: call_sid -> (record, when queued,
+        # what must finish first).
+        self._pending: OrderedDict[str, tuple[CallRecord, float, asyncio.Future[None] | None]] = OrderedDict()
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def save(self, record: CallRecord) -> None:
-        """Queue a finished call's record (see the module docstring)."""
+    def save(self, record: CallRecord, after: asyncio.Future[None] | None = None) -> None:
+        """Queue a finished call's record (see the module docstring); with ``after``
+        (e.g. its recording's last write), written once that is done, or after
+        ``AFTER_TIMEOUT_S`` whatever it is doing."""
         if self.store is None:
             return
-        self._pending[record.call_sid] = (record, time.monotonic())
+        self._pending[record.call_sid] = (record, time.monotonic(), after)
         self._pending.move_to_end(record.call_sid)
         while len(self._pending) > self.buffer:
             sid, _ = self._pending.popitem(last=False)
@@ -58,7 +64,9 @@ class RecordWriter:
         failing = False
         try:
             while self._pending:
-                sid, (record, queued) = next(iter(self._pending.items()))
+                sid, (record, queued, after) = next(iter(self._pending.items()))
+                if after is not None and not after.done():
+                    await asyncio.wait([after], timeout=AFTER_TIMEOUT_S)
                 if time.monotonic() - queued > self.retry_s:
                     del self._pending[sid]
                     self.counters["records_dropped"] += 1
