@@ -60,7 +60,7 @@ def test_the_work_per_call_is_bounded_and_none_without_echo():
     # What costs CPU, counted (not timed): the least-squares fits, the looks for the
     # echo, and the frames filtered. One fit every 200 ms for 1.2 s after the echo is
     # found, one 2 s later, then one per 5 s of the agent's audio; a look every
-    # 5-7 frames until found, then one per 2 s; frames filtered only once a fit was
+    # 5-10 frames until found, then one per 2 s; frames filtered only once a fit was
     # taken, none while nothing was played within the tail.
     case = make_case(150, 12)
     aec = EchoCanceller()
@@ -68,10 +68,10 @@ def test_the_work_per_call_is_bounded_and_none_without_echo():
     frames = case.line.shape[0] // FRAME  # 333: the agent speaks throughout
     assert aec.work.fits <= 8
     assert aec.work.looks <= 8
-    assert frames - 25 <= aec.work.filtered <= frames - 15  # from the first fit taken on
+    assert frames - 40 <= aec.work.filtered <= frames - 15  # from the first fit taken on
     # A call like the load benchmark's (the agent answers 1.5 s every 3 s) on a line
     # with no echo (the caller talks throughout): no fit, no frame filtered, and
-    # after the first 5 s of the agent's audio a look every 25 frames.
+    # after the first 3 s of the agent's audio a look every 25 frames.
     aec = EchoCanceller()
     caller = np.resize(caller_pcm8(), 30 * 8000)
     played = agent_played()[: 3 * 8000 // 2]
@@ -82,7 +82,7 @@ def test_the_work_per_call_is_bounded_and_none_without_echo():
         aec.process(caller[k * FRAME : (k + 1) * FRAME])
     assert aec.work.fits == 0 and aec.work.filtered == 0 and aec.delay_ms is None
     assert aec.work.active == 10 * (75 + 21)  # 1.5 s of audio and the 400 ms tail (+1 frame), 10 times
-    assert aec.work.looks <= 10 + 29 + (10 * 96 - 250) // 25 + 1
+    assert aec.work.looks <= 10 + 10 + (10 * 96 - 150) // 25 + 1
 
 
 def test_the_callers_voice_survives_double_talk():
@@ -344,7 +344,9 @@ def test_the_echo_benchmark_runs_and_prints_its_row(capsys):
     from benchmarks.echo import main
 
     assert main(["--quick"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert len(cells) == 1 + 6 + 4  # name, 3 delays x 2 levels, 4 measures
+    assert all(float(c.split()[0]) >= 30 for c in cells[1:7])  # ERLE at 1 s
     assert float(cells[7]) >= 0.9 and float(cells[8]) < -30  # double talk, no echo
+    assert len(rows) == 2 and len(rows[1].strip("|").split("|")) == 3  # and its CPU over a call

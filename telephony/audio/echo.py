@@ -6,18 +6,21 @@ and pure numpy, with no I/O. 8 kHz int16, 20 ms frames of 160 samples.
 
 How it works, and why:
 
-* **Where the echo is**: a few times a second while the agent's audio is in
-  the tail, the generalised cross-correlation of what was played and what the
-  line sent (``echo_estimate.DelayFinder``, GCC-PHAT over the whole tail)
+* **Where the echo is**: every 5-10 frames of the agent's audio until it is
+  found (every 25 after 3 s of looking in vain, every 100 once found), the
+  generalised cross-correlation of what was played and what the line sent
+  (``echo_estimate.DelayFinder``, GCC-PHAT over the whole tail, at 4 kHz)
   shows the echo's strongest path as a sharp peak. Nothing adapts per frame
-  to find it, so looking costs ~150 µs a look, not a 400 ms filter per frame.
-* **What the echo is**: a 40 ms filter (320 taps) starting 4 ms before that
-  peak covers a room's response. Its taps are *solved*, not adapted
+  to find it: ~50-100 µs a look, not a 400 ms filter every frame.
+* **What the echo is**: a 32 ms filter (256 taps) starting 3 ms before that
+  peak covers a small room's response. Its taps are *solved*, not adapted
   (``echo_estimate.PathFit``): the regularised least-squares fit of the last
-  two seconds, every 200 ms for the first 2 s after the echo is found (that
-  is what reaches 30 dB within a second: each fit is as good as the audio so
-  far allows, where an adaptive filter needs many passes), then every second
-  until 6 s, then every 5 s to follow slow changes. About 1-2 ms a fit.
+  2 s (at most), every 200 ms for 1.2 s after the echo is found, once more
+  2 s after it, then every 5 s of the agent's audio to follow slow changes;
+  about 2 ms a fit. That is what reaches 30 dB within a second: each fit is as
+  good as all the audio so far allows (with a prior that keeps the taps of
+  barely excited bands small), where an adaptive filter needs many passes
+  and a second of speech does not excite every band the next words bring.
 * **Double talk**: a fit is only a *candidate*. The filter in use (the
   foreground) takes it only when, on the frames after the fit (audio the fit
   never saw), it leaves clearly less than the foreground does, and at most
@@ -28,8 +31,8 @@ How it works, and why:
 * **A changed echo path**: when the foreground makes the line louder for a
   few frames in a row (it subtracts an echo that is no longer there), it is
   dropped and the search starts again: never much worse than no canceller.
-  The search also keeps looking, once a second, and moves the filter when the
-  peak has clearly moved out of it.
+  The search also keeps looking (every 2 s of the agent's audio) and moves
+  the filter when the peak has clearly moved out of it.
 * When nothing was played within the tail, the frame is returned unchanged
   and nothing is computed: no cost and no change while only the caller speaks.
 
@@ -52,10 +55,11 @@ Alignment contract (what the bridge must do):
 * ``played`` may run ahead: samples queue (up to the tail) and each
   ``process`` takes the oldest 160. A missing reference counts as silence.
 
-Cost (``python -m benchmarks.echo``): see the README's table. Per frame while
-the agent's audio is in the tail, one ``np.correlate`` (the foreground's
-output) and a few small operations; a look for the echo every 5-25 frames;
-the fits above. The arrays it returns are reused by the next call.
+Cost (``python -m benchmarks.echo``; ``work`` counts it): while the agent's
+audio is in the tail, a few µs per frame, plus one ``np.correlate`` (~6 µs)
+per frame once a filter is in use, plus the looks and fits above; nothing
+while nothing was played within the tail. The arrays it returns are reused by
+the next call.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ _WINDOW = 2 * _RATE  # a fit's window: the last 2 s (at most) of the current ech
 _FIT_AFTER = 8  # frames of the agent's audio after the echo is found before its first fit
 _FIT_EVERY = ((60, 10), (160, 100))  # (until this many frames after it is found, fit every n frames)
 _FIT_LATER = 250  # ...then every this many frames
-_LOOK_EVERY = ((50, 5), (250, 7))  # (until this many frames of the agent's audio, look every n)
+_LOOK_EVERY = ((50, 5), (150, 10))  # (until this many frames of the agent's audio, look every n)
 _LOOK_LATER = 25  # ...then every this many; once found, every _LOOK_FOUND
 _LOOK_FOUND = 100
 _FOUND = 10.0  # a correlation peak this many times its RMS is an echo
@@ -95,7 +99,7 @@ class EchoWork:
     """What a canceller has done since it was made (or reset): what its CPU goes to."""
 
     active: int = 0  # frames with the agent's audio within the tail (the rest cost nothing)
-    looks: int = 0  # delay searches (~100 µs each)
+    looks: int = 0  # delay searches (~50-100 µs each)
     fits: int = 0  # least-squares fits (~2 ms each)
     filtered: int = 0  # frames the foreground filtered (one np.correlate each)
 
@@ -116,9 +120,12 @@ class EchoCanceller:
         self.frame = n = frame
         self.tail_ms = tail_ms
         self._tail_frames = -(-tail // n)
-        self._max_lag = tail - _TAPS + _LEAD  # the filter [lag - lead, lag - lead + taps) stays within the tail
-        self._finder = DelayFinder(self._max_lag, 1 << (self._max_lag + 5 * n).bit_length())
-        self._fit = PathFit(_TAPS, _LEAD, _DECAY_MS)
+        # The filter [lag - lead, lag - lead + taps) stays within the tail. The search
+        # runs at 4 kHz (pairs of samples summed: half the FFT, lags to 2 samples,
+        # well within the lead).
+        self._max_lag = (tail - _TAPS + _LEAD) // 2 * 2
+        self._finder = DelayFinder(self._max_lag // 2, 1 << (self._max_lag // 2 + 5 * n // 2).bit_length())
+        self._fit: PathFit | None = None  # made at the first fit: ~2 MB of work arrays
         # History, oldest first, in one buffer each for the reference and the line;
         # positions are absolute sample counts, the buffers hold [_base, _base + size).
         # The reference may hold up to a tail (and a frame) fed ahead.
@@ -285,12 +292,15 @@ class EchoCanceller:
         if k % every:
             return
         d = self._max_lag
-        b = min(every * self.frame, self._finder.longest, self._t - self._path_from)
+        b = min(every * self.frame, 2 * self._finder.longest, self._t - self._path_from) // 2 * 2
         if b < self.frame:
             return
         i = self._t - self._base
         self.work.looks += 1
-        lag, height = self._finder.add(self._x[i - b - d : i].astype(np.float64), self._m[i - b : i])
+        ref = self._x[i - b - d : i].reshape(-1, 2).sum(axis=1, dtype=np.float64)
+        line = self._m[i - b : i].reshape(-1, 2).sum(axis=1, dtype=np.float64)
+        lag, height = self._finder.add(ref, line)
+        lag *= 2
         if self._lag is None:
             if height >= _FOUND:
                 self._place(lag)
@@ -325,6 +335,8 @@ class EchoCanceller:
         line = self._m[i - size : i].astype(np.float64)
         frames = line.reshape(-1, self.frame)
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
+        if self._fit is None:
+            self._fit = PathFit(_TAPS, _LEAD, _DECAY_MS)
         self._cand = self._fit.solve(ref, line, noise)[::-1].copy()
         self._fits += 1
         self.work.fits += 1
