@@ -337,8 +337,11 @@ class EchoCanceller:
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
         if self._fit is None:
             self._fit = PathFit(_TAPS, _LEAD, _DECAY_MS)
-        self._cand = self._fit.solve(ref, line, noise)[::-1].copy()
+        h = self._fit.solve(ref, line, noise)
         self._fits += 1
         self.work.fits += 1
+        if h is None:
+            return  # (never seen: the prior keeps the system well posed)
+        self._cand = h[::-1].copy()
         self._trial = self._good = 0
         self._e_cand = self._e_fg

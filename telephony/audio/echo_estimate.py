@@ -90,11 +90,11 @@ class PathFit:
         self._r = np.zeros((n, n))
         self._diag = as_strided(self._r, (n,), (sum(self._r.strides),))
 
-    def solve(self, ref: np.ndarray, line: np.ndarray, noise: float) -> np.ndarray:
+    def solve(self, ref: np.ndarray, line: np.ndarray, noise: float) -> np.ndarray | None:
         """The taps ``h`` minimising ``sum (line[q] - sum_j h[j] u[q - j])²`` plus the
         prior, where ``ref`` holds ``u`` from ``2 taps - 1`` samples before the
         line's first sample to its last (float64), ``noise`` the line's noise
-        power per sample."""
+        power per sample. None if the system cannot be solved."""
         n, size = self.taps, line.shape[0]
         fft = 1 << (size + n - 1).bit_length()
         spectra = np.fft.rfft(np.stack((ref[2 * n - 1 :], line)), fft)
@@ -118,7 +118,10 @@ class PathFit:
         np.subtract(a, slid.T, out=sheared[1:])
         r = self._r
         np.add(self._upper, self._upper.T, out=r)
-        gain = max(float(np.dot(line, line)) - size * noise, 0.0) / max(float(a[0]), 1.0)
+        gain = max(float(np.einsum("i,i->", line, line)) - size * noise, 0.0) / max(float(a[0]), 1.0)
         self._diag += noise / (max(gain, 1e-6) * self._shape) - sheared[:, 0]  # U + U.T doubled it
-        h: np.ndarray = np.linalg.solve(r, p)
-        return h
+        try:
+            h: np.ndarray = np.linalg.solve(r, p)
+        except np.linalg.LinAlgError:  # not with the prior on the diagonal, but never crash a call
+            return None
+        return h if np.isfinite(h).all() else None
