@@ -15,9 +15,9 @@ How it works, and why:
 * **What the echo is**: a 32 ms filter (256 taps) starting 3 ms before that
   peak covers a small room's response. Its taps are *solved*, not adapted
   (``echo_estimate.PathFit``): the regularised least-squares fit of the last
-  2 s (at most), every 200 ms for 1.2 s after the echo is found, once more
-  2 s after it, then every 5 s of the agent's audio to follow slow changes;
-  about 2 ms a fit. That is what reaches 30 dB within a second: each fit is as
+  2 s (at most), every 200 ms for the first second after the echo is found,
+  then every 5 s of the agent's audio to follow slow changes; about 2 ms a
+  fit, on one core. That is what reaches 30 dB within a second: each fit is as
   good as all the audio so far allows (with a prior that keeps the taps of
   barely excited bands small), where an adaptive filter needs many passes
   and a second of speech does not excite every band the next words bring.
@@ -78,7 +78,7 @@ _LEAD = 24  # ...starting 3 ms before the echo's strongest path
 _DECAY_MS = 40.0  # the fit's prior: a room's response falls by 60 dB over this
 _WINDOW = 2 * _RATE  # a fit's window: the last 2 s (at most) of the current echo path
 _FIT_AFTER = 8  # frames of the agent's audio after the echo is found before its first fit
-_FIT_EVERY = ((60, 10), (160, 100))  # (until this many frames after it is found, fit every n frames)
+_FIT_EVERY = ((50, 10),)  # (until this many frames after it is found, fit every n frames)
 _FIT_LATER = 250  # ...then every this many frames
 _LOOK_EVERY = ((50, 5), (150, 10))  # (until this many frames of the agent's audio, look every n)
 _LOOK_LATER = 25  # ...then every this many; once found, every _LOOK_FOUND
@@ -326,6 +326,9 @@ class EchoCanceller:
         goes on trial (replacing any candidate still on trial)."""
         assert self._lag is not None
         size = min(_WINDOW, self._t - self._path_from)
+        fits = (1 << (size + _TAPS - 2).bit_length() - 1) - _TAPS + 1  # the most an FFT half the size takes
+        if size - fits < size // 5:
+            size = fits  # a little less audio for half the FFT
         size -= size % self.frame
         if size < 4 * self.frame:
             return
