@@ -297,8 +297,9 @@ class EchoCanceller:
             return
         i = self._t - self._base
         self.work.looks += 1
-        ref = self._x[i - b - d : i].reshape(-1, 2).sum(axis=1, dtype=np.float64)
-        line = self._m[i - b : i].reshape(-1, 2).sum(axis=1, dtype=np.float64)
+        x, m = self._x, self._m
+        ref = np.add(x[i - b - d : i : 2], x[i - b - d + 1 : i : 2], dtype=np.float64)
+        line = np.add(m[i - b : i : 2], m[i - b + 1 : i : 2], dtype=np.float64)
         lag, height = self._finder.add(ref, line)
         lag *= 2
         if self._lag is None:

@@ -62,7 +62,7 @@ class DelayFinder:
         cross *= self._forget
         cross += np.fft.rfft(ref, self.fft).conj() * np.fft.rfft(buf)
         mag = np.abs(cross)
-        mag += 1e-12 * float(mag.max()) + 1e-30
+        np.maximum(mag, 1e-30, out=mag)  # a bin never excited stays 0
         corr = np.fft.irfft(cross / mag, self.fft)[: d + 1]
         lag = int(np.argmax(corr))
         rms = float(np.sqrt(np.dot(corr, corr) / corr.shape[0]))
