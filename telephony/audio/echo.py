@@ -83,11 +83,13 @@ _FIT_LATER = 250  # ...then every this many frames
 _LOOK_EVERY = ((50, 5), (150, 10))  # (until this many frames of the agent's audio, look every n)
 _LOOK_LATER = 25  # ...then every this many; once found, every _LOOK_FOUND
 _LOOK_FOUND = 100
+_MIN_DELAY_MS = 10  # no echo comes back sooner over a phone network (nor do chance peaks count)
 _FOUND = 8.0  # a correlation peak this many times its RMS is an echo (no echo: < 7)
 _MOVED = 15.0  # ...and moves the filter once found
 _BETTER = 0.95  # the candidate must leave less than this of the foreground's error...
 _HALF = 0.5  # ...and less than this of the line's energy...
 _SUSTAINED = 3  # ...for this many frames in a row to be taken
+_AT_ONCE = 0.1  # a first fit that leaves less than this of its window is taken at once
 _TRIAL = 25  # frames a candidate is tried before it is dropped
 _WORSE = 1.5  # the foreground's error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
@@ -124,7 +126,9 @@ class EchoCanceller:
         # runs at 4 kHz (pairs of samples summed: half the FFT, lags to 2 samples,
         # well within the lead).
         self._max_lag = (tail - _TAPS + _LEAD) // 2 * 2
-        self._finder = DelayFinder(self._max_lag // 2, 1 << (self._max_lag // 2 + 5 * n // 2).bit_length())
+        self._finder = DelayFinder(
+            self._max_lag // 2, 1 << (self._max_lag // 2 + 5 * n // 2).bit_length(), _MIN_DELAY_MS * _RATE // 2000
+        )
         self._fit: PathFit | None = None  # made at the first fit: ~2 MB of work arrays
         # History, oldest first, in one buffer each for the reference and the line;
         # positions are absolute sample counts, the buffers hold [_base, _base + size).
@@ -149,6 +153,7 @@ class EchoCanceller:
         self._path_from = self._t  # where the audio of the current echo path starts
         self._lag: int | None = None  # the echo's strongest path, once found (samples)...
         self._offset = 0  # ...and the filter's first tap's delay
+        self._seen: int | None = None  # the peak's place at the last look, if high enough
         self._found_at = 0
         self._fits = 0
         self._fg: np.ndarray | None = None  # the foreground's taps, reversed (for np.correlate)
@@ -302,9 +307,13 @@ class EchoCanceller:
         line = np.add(m[i - b : i : 2], m[i - b + 1 : i : 2], dtype=np.float64)
         lag, height = self._finder.add(ref, line)
         lag *= 2
+        # A peak counts when two looks in a row put it at the same place: a chance
+        # peak of the caller's voice against the agent's moves from look to look.
+        seen, self._seen = self._seen, (lag if height >= _FOUND else None)
+        if seen is None or abs(lag - seen) > 2:
+            return
         if self._lag is None:
-            if height >= _FOUND:
-                self._place(lag)
+            self._place(lag)
         elif height >= _MOVED and not self._lag - _LEAD // 2 <= lag <= self._lag + _TAPS // 4:
             self._place(lag)  # moved: fit afresh there
             self._fg = self._cand = None
@@ -348,4 +357,8 @@ class EchoCanceller:
             return  # (never seen: the prior keeps the system well posed)
         self._cand = h[::-1].copy()
         self._trial = self._good = 0
+        if self._fg is None and self._fit.left < _AT_ONCE:
+            # Nothing in use yet and the fit explains its window almost entirely
+            # (no caller's voice in it to pull it off): use it from now on.
+            self._fg, self._cand = self._cand, None
         self._e_cand = self._e_fg

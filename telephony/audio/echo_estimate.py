@@ -36,10 +36,11 @@ class DelayFinder:
     """Where the echo is: lags ``0..max_lag`` samples, batches of up to ``fft - max_lag``
     samples of the line."""
 
-    def __init__(self, max_lag: int, fft: int, forget: float = 0.7) -> None:
+    def __init__(self, max_lag: int, fft: int, min_lag: int = 0, forget: float = 0.7) -> None:
         if max_lag >= fft:
             raise ValueError(f"max_lag {max_lag} needs an FFT longer than {fft}")
         self.max_lag = max_lag
+        self.min_lag = min_lag
         self.fft = fft
         self.longest = fft - max_lag  # the longest batch
         self._forget = forget
@@ -64,7 +65,7 @@ class DelayFinder:
         mag = np.abs(cross)
         np.maximum(mag, 1e-30, out=mag)  # a bin never excited stays 0
         corr = np.fft.irfft(cross / mag, self.fft)[: d + 1]
-        lag = int(np.argmax(corr))
+        lag = self.min_lag + int(np.argmax(corr[self.min_lag :]))
         rms = float(np.sqrt(np.dot(corr, corr) / corr.shape[0]))
         return lag, float(corr[lag]) / rms if rms > 0.0 else 0.0
 
@@ -89,6 +90,7 @@ class PathFit:
         self._lower = self._rows[:, :n].T
         self._slid = np.zeros((n, n - 1))  # (lag k, row t): products that slid out of the window
         self._slid_in = np.zeros((n, n - 1))
+        self.left = 1.0  # the share of the line's energy the last fit left, on its own window
 
     def solve(self, ref: np.ndarray, line: np.ndarray, noise: float) -> np.ndarray | None:
         """The taps ``h`` minimising ``sum (line[q] - sum_j h[j] u[q - j])²`` plus the
@@ -118,11 +120,18 @@ class PathFit:
         np.subtract(a, slid.T, out=sheared[1:])
         gain = max(float(np.einsum("i,i->", line, line)) - size * noise, 0.0) / max(float(a[0]), 1.0)
         sheared[:, 0] += noise / (max(gain, 1e-6) * self._shape)  # R's diagonal
+        prior = noise / (max(gain, 1e-6) * self._shape)
         try:
             h = _spd_solve(self._lower, p)
         except np.linalg.LinAlgError:  # not with the prior on the diagonal, but never crash a call
             return None
-        return h if np.isfinite(h).all() else None
+        if not np.isfinite(h).all():
+            return None
+        # What the fit leaves of the window's line, from (R + D) h = p:
+        # |line - X h|² = |line|² - hᵀp - hᵀD h.
+        energy = float(np.einsum("i,i->", line, line))
+        self.left = (energy - float(np.dot(h, p)) - float(np.dot(h * prior, h))) / max(energy, 1.0)
+        return h
 
 
 _BLOCK = 64  # LAPACK and BLAS calls of at most 64 x 64 x 64: OpenBLAS runs them on one thread
