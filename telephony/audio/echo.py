@@ -10,8 +10,11 @@ How it works, and why:
   found (every 25 after 3 s of looking in vain, every 100 once found), the
   generalised cross-correlation of what was played and what the line sent
   (``echo_estimate.DelayFinder``, GCC-PHAT over the whole tail, at 4 kHz)
-  shows the echo's strongest path as a sharp peak. Nothing adapts per frame
-  to find it: ~50-100 µs a look, not a 400 ms filter every frame.
+  shows the echo's strongest path as a sharp peak; a peak 8 times the
+  correlation's RMS at the same place on two looks in a row, 10 ms or more
+  after playback, is the echo (chance peaks of a caller's voice against the
+  agent's move from look to look). Nothing adapts per frame to find it:
+  ~50-100 µs a look, not a 400 ms filter every frame.
 * **What the echo is**: a 32 ms filter (256 taps) starting 3 ms before that
   peak covers a small room's response. Its taps are *solved*, not adapted
   (``echo_estimate.PathFit``): the regularised least-squares fit of the last
@@ -24,7 +27,9 @@ How it works, and why:
 * **Double talk**: a fit is only a *candidate*. The filter in use (the
   foreground) takes it only when, on the frames after the fit (audio the fit
   never saw), it leaves clearly less than the foreground does, and at most
-  half of the line's energy, for a few frames in a row. A fit pulled off by
+  half of the line's energy, for a few frames in a row. (The first fit is
+  used at once when it leaves less than a tenth of its own window: no
+  caller's voice there to pull it off.) A fit pulled off by
   the caller's voice (the caller talking during its window) does worse on new
   audio and is dropped, so the caller's voice reaches the model intact, and a
   line with no echo keeps no filter at all (the output is the input).
