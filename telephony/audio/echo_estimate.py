@@ -53,8 +53,9 @@ class DelayFinder:
     def add(self, ref: np.ndarray, line: np.ndarray) -> tuple[int, float]:
         """Add a batch: ``line`` (the line's last samples) and ``ref`` (what was
         played over the same span and the ``max_lag`` samples before it).
-        Returns the lag of the strongest correlation so far and its height over
-        the correlation's RMS (about 4 for no echo at all, 15-30 for an echo)."""
+        Returns the lag (``min_lag`` or more) of the strongest correlation so far
+        and its height over the correlation's RMS (4-10 for no echo, 8-15 and
+        growing for an echo on the test lines)."""
         d, b = self.max_lag, line.shape[0]
         buf = self._line
         buf[d : d + b] = line
