@@ -21,9 +21,14 @@ from benchmarks.echo import (
     erle_db,
     make_case,
 )
-from telephony.audio import EchoCanceller
+from telephony.audio import EchoCanceller, ModelToCaller
+from telephony.audio.hold import builtin_hold_sound
+from telephony.call import Call, CallConfig
 from telephony.testing import lines
-from tests.audio_data import caller_pcm8
+from telephony.wire import realtime as rt
+from telephony.wire import twilio as tw
+from tests.audio_data import agent_pcm24, caller_pcm8
+from tests.test_call_machine import START, drain
 
 
 def cancel(case: Case, aec: EchoCanceller | None = None) -> np.ndarray:
@@ -41,21 +46,44 @@ PATHS = [(d, lv) for d in (50, 150, 300) for lv in (6, 20)]
 
 
 @pytest.mark.parametrize(("delay_ms", "level_db"), PATHS)
-def test_echo_is_cancelled_by_30_db_from_3_5_s_of_speech_on(delay_ms, level_db):
+def test_echo_is_cancelled_by_30_db_after_1_s(delay_ms, level_db):
+    # Issue 15's target, on every path: the echo starts at its delay, the agent
+    # pauses 0.6-0.8 s, and the second second brings sounds the first barely had.
     case = make_case(delay_ms, level_db)
     aec = EchoCanceller()
     out = cancel(case, aec)
-    assert erle_db(case, out, 1.0) >= 12.0  # on its way after 1 s (the target, 30 dB, is not met: see below)
-    assert erle_db(case, out, 2.0) >= 24.0
-    assert erle_db(case, out, 3.5, 3.0) >= 30.0
-    assert aec.delay_ms is not None and abs(aec.delay_ms - delay_ms) <= 20
+    assert erle_db(case, out, 1.0) >= 30.0
+    assert erle_db(case, out, 3.5, 3.0) >= 30.0  # and it stays there
+    assert aec.delay_ms is not None and abs(aec.delay_ms - delay_ms) <= 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15's target of 30 dB after 1 s is not met yet (15-27 dB): see README")
-@pytest.mark.parametrize(("delay_ms", "level_db"), [(150, 6), (300, 20)])
-def test_echo_is_cancelled_by_30_db_after_1_s(delay_ms, level_db):
-    case = make_case(delay_ms, level_db)
-    assert erle_db(case, cancel(case), 1.0) >= 30.0
+def test_the_work_per_call_is_bounded_and_none_without_echo():
+    # What costs CPU, counted (not timed): the least-squares fits, the looks for the
+    # echo, and the frames filtered. One fit every 200 ms for the first second after
+    # the echo is found, then one per 5 s of the agent's audio; a look every
+    # 5-10 frames until found, then one per 2 s; frames filtered only once a fit was
+    # taken, none while nothing was played within the tail.
+    case = make_case(150, 12)
+    aec = EchoCanceller()
+    cancel(case, aec)
+    frames = case.line.shape[0] // FRAME  # 333: the agent speaks throughout
+    assert aec.work.fits <= 5 + 1
+    assert aec.work.looks <= 8
+    assert frames - 40 <= aec.work.filtered <= frames - 15  # from the first fit taken on
+    # A call like the load benchmark's (the agent answers 1.5 s every 3 s) on a line
+    # with no echo (the caller talks throughout): no fit, no frame filtered, and
+    # after the first 3 s of the agent's audio a look every 25 frames.
+    aec = EchoCanceller()
+    caller = np.resize(caller_pcm8(), 30 * 8000)
+    played = agent_played()[: 3 * 8000 // 2]
+    silent = np.zeros(FRAME, np.int16)
+    for k in range(30 * 50):  # 30 s
+        t = k % 150  # frames into each 3 s
+        aec.played(played[t * FRAME : (t + 1) * FRAME] if t < 75 else silent)
+        aec.process(caller[k * FRAME : (k + 1) * FRAME])
+    assert aec.work.fits == 0 and aec.work.filtered == 0 and aec.delay_ms is None
+    assert aec.work.active == 10 * (75 + 21)  # 1.5 s of audio and the 400 ms tail (+1 frame), 10 times
+    assert aec.work.looks <= 10 + 10 + (10 * 96 - 150) // 25 + 1
 
 
 def test_the_callers_voice_survives_double_talk():
@@ -66,6 +94,54 @@ def test_the_callers_voice_survives_double_talk():
     a = round(DOUBLE_TALK_AT_S * 8000)
     residual = out[a:].astype(float) - (case.line[a:].astype(float) - case.echo[a:])
     assert 10 * np.log10(np.sum(case.echo[a:].astype(float) ** 2) / np.sum(residual**2)) >= 20.0
+
+
+def _speakerphone_call(
+    caller_at_s: float | None, server: dict[float, rt.RealtimeEvent], aec: bool = True
+) -> list[float]:
+    """A call on the kit's speakerphone line (echo 150 ms, 10 dB down, a room) with
+    the barge-in policy's default minimum: the agent answers for 6 s (100 ms deltas
+    in real time), the caller (optionally) talks over it for 1.5 s from
+    ``caller_at_s``, the server's events come at their times. Returns the times
+    of the ``clear`` messages sent to Twilio."""
+    c = Call(CallConfig(quiet_timeout_s=0, echo_cancellation=aec, barge_in_min_ms=400))
+    c.receive_twilio(START, 0.0)
+    c.realtime_opened('{"type":"session.update"}', 0.0)
+    c.receive_realtime(rt.SessionUpdated(), 0.0)
+    drain(c)
+    seconds = 6
+    pcm = np.tile(agent_pcm24(), 2)[: 24000 * seconds].astype("<i2").tobytes()
+    down = ModelToCaller()
+    played = lines.from_ulaw(down.convert(pcm) + down.flush())[: 8000 * seconds]
+    caller = np.zeros(8000 * seconds, np.int16)
+    if caller_at_s is not None:
+        caller = lines.insert(caller, caller_pcm8()[: 1500 * 8], caller_at_s * 1000 - 20)  # speech from 20 ms in
+    frames = lines.frames(lines.to_ulaw(lines.SPEAKERPHONE.apply(caller, played)))
+    pending = sorted(server.items())
+    clears = []
+    c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
+    for k, frame in enumerate(frames[: 50 * seconds]):
+        now = round(k * 0.02, 6)
+        if k % 5 == 0:
+            c.receive_realtime(rt.AudioDelta("r1", "item_a", pcm[k * 960 : (k + 5) * 960]), now)
+        while pending and pending[0][0] <= now + 0.02:
+            c.receive_realtime(pending.pop(0)[1], now + 0.02)
+        c.receive_twilio(tw.Media(frame), now + 0.02)
+        tw_out, _, _ = drain(c)
+        clears += [now + 0.02 for m in tw_out if m["event"] == "clear"]
+    return clears
+
+
+def test_barge_in_still_triggers_during_double_talk_and_the_echo_alone_does_not():
+    # The server's VAD hears the echo as speech at 1.5 s: with the canceller, the
+    # local detector (on the cleaned audio) does not, so the agent is not cut...
+    echo_heard = {1.5: rt.SpeechStarted("u0", 1500)}
+    assert _speakerphone_call(None, echo_heard) == []
+    assert _speakerphone_call(None, echo_heard, aec=False) != []  # (without it, it is)
+    # ...while the caller talking over the agent from 4 s still interrupts it within
+    # the minimum + 150 ms of the speech's onset.
+    clears = _speakerphone_call(4.0, {**echo_heard, 4.12: rt.SpeechStarted("u1", 4120)})
+    assert len(clears) == 1 and 4.0 < clears[0] <= 4.0 + 0.4 + 0.15
 
 
 def test_the_callers_voice_survives_talking_over_the_agent_from_the_start():
@@ -103,6 +179,18 @@ def test_an_echo_that_appears_late_is_found_and_the_line_untouched_before():
     out = cancel(case)
     assert np.array_equal(out[:change], line[:change])
     assert erle_db(case, out, change / 8000 + 2.5) >= 25.0
+
+
+def test_the_echo_of_the_hold_sound_is_never_made_louder():
+    # A looped pair of tones: its correlation peaks at many delays, and the canceller
+    # may not find its echo (not cancelled, a limit), but it must not add to it.
+    played = np.tile(lines.from_ulaw(builtin_hold_sound()), 4)[: 8 * 8000]
+    n = played.shape[0]
+    echo = lines.echo(played, 150, 12)
+    line = lines.from_ulaw(lines.to_ulaw(lines.mix(echo, lines.noise(n, -65.0, seed=1))))
+    case = Case(played, line, echo, np.zeros(n, np.int16))
+    out = cancel(case)
+    assert min(erle_db(case, out, s) for s in range(7)) >= -1.0
 
 
 def test_a_line_without_echo_is_left_alone_while_the_agent_speaks():
@@ -269,7 +357,9 @@ def test_the_echo_benchmark_runs_and_prints_its_row(capsys):
     from benchmarks.echo import main
 
     assert main(["--quick"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ours")]
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert len(cells) == 1 + 6 + 4  # name, 3 delays x 2 levels, 4 measures
+    assert all(float(c.split()[0]) >= 30 for c in cells[1:7])  # ERLE at 1 s
     assert float(cells[7]) >= 0.9 and float(cells[8]) < -30  # double talk, no echo
+    assert len(rows) == 2 and len(rows[1].strip("|").split("|")) == 3  # and its CPU over a call

@@ -6,29 +6,40 @@ and pure numpy, with no I/O. 8 kHz int16, 20 ms frames of 160 samples.
 
 How it works, and why:
 
-* A *long* frequency-domain adaptive filter spans the whole tail (``tail_ms``,
-  default 400 ms: 20 partitions of one frame, overlap-save with FFTs of 320)
-  and adapts with proportionate steps (a partition holding more of the echo
-  path adapts faster). It never makes the output: it finds where the echo is
-  (its strongest tap: the direct path) and watches for it moving.
-* Two *short* filters of 80 ms start one frame before that place. Each is one
-  block of 1024 points, so each bin's step is normalised over 128 ms of the
-  reference: that whitens speech far better than 20 ms partitions do, and
-  converges several times faster than a long filter could.
-* The *background* short filter adapts on every frame with a large step. The
-  *foreground* makes the output and copies the background only when the
-  background has removed clearly more, and at least half of the line's energy,
-  for a few frames in a row. When the caller talks over the agent (double
-  talk) the background is pulled off by the caller's voice and its error
-  grows, so it is not copied, and once it is much worse it is reset to the
-  foreground. The caller's voice therefore reaches the model intact, and a
-  line with no echo keeps a zero foreground (the output is the input).
-* For 2 s after the echo is found (or moves), the background is also trained
-  again on the last half second every other frame (data reuse): it gets most
-  of the way to the least-squares fit of that audio long before new audio
-  would take it there.
+* **Where the echo is**: every 5-10 frames of the agent's audio until it is
+  found (every 25 after 3 s of looking in vain, every 100 once found), the
+  generalised cross-correlation of what was played and what the line sent
+  (``echo_estimate.DelayFinder``, GCC-PHAT over the whole tail, at 4 kHz)
+  shows the echo's strongest path as a sharp peak; a peak 8 times the
+  correlation's RMS at the same place on two looks in a row, 10 ms or more
+  after playback, is the echo (chance peaks of a caller's voice against the
+  agent's move from look to look). Nothing adapts per frame to find it:
+  ~50-100 µs a look, not a 400 ms filter every frame.
+* **What the echo is**: a 32 ms filter (256 taps) starting 3 ms before that
+  peak covers a small room's response. Its taps are *solved*, not adapted
+  (``echo_estimate.PathFit``): the regularised least-squares fit of the last
+  2 s (at most), every 200 ms for the first second after the echo is found,
+  then every 5 s of the agent's audio to follow slow changes; about 2 ms a
+  fit, on one core. That is what reaches 30 dB within a second: each fit is as
+  good as all the audio so far allows (with a prior that keeps the taps of
+  barely excited bands small), where an adaptive filter needs many passes
+  and a second of speech does not excite every band the next words bring.
+* **Double talk**: a fit is only a *candidate*. The filter in use (the
+  foreground) takes it only when, on the frames after the fit (audio the fit
+  never saw), it leaves clearly less than the foreground does, and at most
+  half of the line's energy, for a few frames in a row. (The first fit is
+  used at once when it leaves less than a tenth of its own window: no
+  caller's voice there to pull it off.) A fit pulled off by
+  the caller's voice (the caller talking during its window) does worse on new
+  audio and is dropped, so the caller's voice reaches the model intact, and a
+  line with no echo keeps no filter at all (the output is the input).
+* **A changed echo path**: when the foreground makes the line louder for a
+  few frames in a row (it subtracts an echo that is no longer there), it is
+  dropped and the search starts again: never much worse than no canceller.
+  The search also keeps looking (every 2 s of the agent's audio) and moves
+  the filter when the peak has clearly moved out of it.
 * When nothing was played within the tail, the frame is returned unchanged
-  and nothing adapts: no cost and no change while only the caller speaks.
+  and nothing is computed: no cost and no change while only the caller speaks.
 
 Alignment contract (what the bridge must do):
 
@@ -42,43 +53,62 @@ Alignment contract (what the bridge must do):
   not, so feed by the playback clock, not when audio is sent.
 * Everything the caller hears is reference: the agent's voice, the hold sound
   and any DTMF tones the bridge plays. Audio the canceller never saw cannot be
-  removed (a wrong reference only wastes adaptation: the foreground does not
-  take a filter that does not help).
+  removed (a wrong reference only wastes fits: the foreground does not take
+  a filter that does not help).
 * After a ``clear`` (barge-in) the unplayed audio must not be fed: it was
   never heard.
 * ``played`` may run ahead: samples queue (up to the tail) and each
   ``process`` takes the oldest 160. A missing reference counts as silence.
 
-Cost (``python -m benchmarks.echo``): about 100-170 µs per frame while the
-agent's audio is in the tail, more for the 2 s of data reuse, a few µs when
-nothing was played. The arrays it returns are reused by the next call.
+Cost (``python -m benchmarks.echo``; ``work`` counts it): while the agent's
+audio is in the tail, a few µs per frame, plus one ``np.correlate`` (~6 µs)
+per frame once a filter is in use, plus the looks and fits above; nothing
+while nothing was played within the tail. The arrays it returns are reused by
+the next call.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["EchoCanceller"]
+from .echo_estimate import DelayFinder, PathFit
+
+__all__ = ["EchoCanceller", "EchoWork"]
 
 _RATE = 8000
-_ALPHA = 0.5  # the long filter's proportionate steps (IPNLMS): -1 = plain NLMS, towards 1 = proportionate
-_LONG_STEP = 0.5
-_FIRST = 0.8  # the long filter must leave less than this of the line's energy to be believed first...
-_MOVED = 0.5  # ...and less than this (and less than the short filters) to move them
-_SETTLED_EVERY = 4  # once settled (or searching in vain), the long filter steps every this many frames
-_SEARCH_FOR = 250  # frames of the agent's audio without finding an echo: then look less often
-_WORSE = 1.5  # both filters' error above this times the line's energy...
+_TAPS = 256  # the filter: 32 ms...
+_LEAD = 24  # ...starting 3 ms before the echo's strongest path
+_DECAY_MS = 40.0  # the fit's prior: a room's response falls by 60 dB over this
+_WINDOW = 2 * _RATE  # a fit's window: the last 2 s (at most) of the current echo path
+_FIT_AFTER = 8  # frames of the agent's audio after the echo is found before its first fit
+_FIT_EVERY = ((50, 10),)  # (until this many frames after it is found, fit every n frames)
+_FIT_LATER = 250  # ...then every this many frames
+_LOOK_EVERY = ((50, 5), (150, 10))  # (until this many frames of the agent's audio, look every n)
+_LOOK_LATER = 25  # ...then every this many; once found, every _LOOK_FOUND
+_LOOK_FOUND = 100
+_MIN_DELAY_MS = 10  # no echo comes back sooner over a phone network (nor do chance peaks count)
+_FOUND = 8.0  # a correlation peak this many times its RMS, twice in a row at one place, is an echo
+_MOVED = 15.0  # ...and moves the filter once found
+_BETTER = 0.95  # the candidate must leave less than this of the foreground's error...
+_HALF = 0.5  # ...and less than this of the line's energy...
+_SUSTAINED = 3  # ...for this many frames in a row to be taken
+_AT_ONCE = 0.1  # a first fit that leaves less than this of its window is taken at once
+_TRIAL = 25  # frames a candidate is tried before it is dropped
+_WORSE = 1.5  # the foreground's error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
-_FIND_EVERY = 5  # frames between looks at where the long filter holds the echo
-_SHORT = 4  # the short filters' length in frames: 80 ms from one frame before the echo's onset
-_SHORT_STEP = 0.5  # the background's normalised step
-_SPREAD = 0.3  # the short step's normaliser is at least this times the mean bin power (see _adapt_short)
-_SMOOTH = 0.3  # weight of the newest block in the short filter's power per bin
-_BETTER = 0.95  # the background must leave less than this of the foreground's error...
-_SUSTAINED = 3  # ...for this many frames in a row to be copied
-_REUSE_MS = 500  # data reuse: the span the background is trained on again...
-_REUSE_EVERY = 2  # ...every this many frames...
-_REUSE_FOR = 100  # ...for this many frames after the echo is found or moves
+_SMOOTH = 0.6  # decay of the smoothed energies that decide
+
+
+@dataclass
+class EchoWork:
+    """What a canceller has done since it was made (or reset): what its CPU goes to."""
+
+    active: int = 0  # frames with the agent's audio within the tail (the rest cost nothing)
+    looks: int = 0  # delay searches (~50-100 µs each)
+    fits: int = 0  # least-squares fits (~2 ms each)
+    filtered: int = 0  # frames the foreground filtered (one np.correlate each)
 
 
 class EchoCanceller:
@@ -89,100 +119,92 @@ class EchoCanceller:
     """
 
     def __init__(self, tail_ms: int = 400, frame: int = 160) -> None:
-        if frame <= 0 or tail_ms * _RATE // 1000 < _SHORT * frame:
-            raise ValueError(f"tail_ms must cover at least {_SHORT} frames, got tail_ms={tail_ms}, frame={frame}")
-        n = self.frame = frame
+        tail = tail_ms * _RATE // 1000
+        if frame <= 0 or tail < _TAPS + frame:
+            raise ValueError(
+                f"tail_ms must cover the {_TAPS * 1000 // _RATE} ms filter and a frame, got tail_ms={tail_ms}, frame={frame}"
+            )
+        self.frame = n = frame
         self.tail_ms = tail_ms
-        p = self.partitions = -(-tail_ms * _RATE // 1000 // n)  # ceil
-        k = n + 1
-        # Reference spectra, newest first, in a doubled ring so that the window
-        # self._xs[i : i + p] is always contiguous without shifting the rows.
-        self._xs = np.zeros((2 * p, k), np.complex128)
-        self._xp = np.zeros((2 * p, k))  # their powers
-        self._head = 0
-        self._long = np.zeros((p, k), np.complex128)
-        # The short filters: one block each (no partitions), with an FFT of
-        # 1024 at 20 ms frames, so each bin's step is normalised over 128 ms
-        # of the reference: that whitens speech far better than 20 ms
-        # partitions do, and converges several times faster.
-        self._taps = _SHORT * n
-        fft = self._fft = 1 << (self._taps + n - 1).bit_length()
-        ks = fft // 2 + 1
-        self._fg = np.zeros(ks, np.complex128)
-        self._bg = np.zeros(ks, np.complex128)
-        self._hist = np.zeros(p * n + fft + _REUSE_MS * _RATE // 1000)  # the reference, oldest first
-        self._mic_hist = np.zeros(_REUSE_MS * _RATE // 1000 // n * n)
-        self._found_at = 0
-        self._spow = np.zeros(ks)  # smoothed reference power per bin (short FFT)
-        self._seblock = np.zeros(fft)
-        self._offset = 0  # the short filters' first partition within the tail
-        self._found = False  # the long filter has shown where the echo is
-        self._delay = 0  # samples, where it found it
-        self._prod = np.zeros((p, k), np.complex128)
-        self._y = np.zeros(k, np.complex128)
-        self._block = np.zeros(2 * n)  # last two reference frames
-        self._eblock = np.zeros(2 * n)  # zeros then an error, for its spectrum
+        self._tail_frames = -(-tail // n)
+        # The filter [lag - lead, lag - lead + taps) stays within the tail. The search
+        # runs at 4 kHz (pairs of samples summed: half the FFT, lags to 2 samples,
+        # well within the lead).
+        self._max_lag = (tail - _TAPS + _LEAD) // 2 * 2
+        self._finder = DelayFinder(
+            self._max_lag // 2, 1 << (self._max_lag // 2 + 5 * n // 2).bit_length(), _MIN_DELAY_MS * _RATE // 2000
+        )
+        self._fit: PathFit | None = None  # made at the first fit: ~2 MB of work arrays
+        # History, oldest first, in one buffer each for the reference and the line;
+        # positions are absolute sample counts, the buffers hold [_base, _base + size).
+        # The reference may hold up to a tail (and a frame) fed ahead.
+        self._keep = _WINDOW + tail + 2 * _TAPS + n
+        self._ahead = tail + n
+        size = self._keep + self._ahead + _RATE // 2
+        self._x = np.zeros(size, np.int16)
+        self._m = np.zeros(size, np.int16)
+        self._base = -self._keep  # so that position 0 starts after a silent history
+        self._t = 0  # samples processed
+        self._queued = 0  # samples played ahead of _t
+        self._since_played = self._tail_frames + 2  # frames since the last non-silent reference
         self._out = np.zeros(n)
         self._int_out = np.zeros(n, np.int16)
-        self._norm = np.zeros(k)
-        self._mag = np.zeros(p)
-        self._gain = np.ones(p)
-        # Reference FIFO: what was played and not yet paired with a caller frame.
-        self._fifo = np.zeros(p * n + n)
-        self._queued = 0
-        self._since_played = p + 1  # frames since the last non-silent reference
-        self._frames = 0
-        self._constrain_next = 0
-        self._e_fg = 0.0  # smoothed energies: errors and the caller's line
-        self._e_bg = 0.0
-        self._e_long = 0.0
-        self._mic = 0.0
-        self._bad = 0  # frames in a row the background did much worse
-        self._good = 0  # frames in a row it did better
-        self._worse = 0  # frames in a row both filters made the line louder
-        # A floor for the step's normaliser: a quiet reference (|x| ~ 4 LSB)
-        # must not make the step explode in bins it hardly excites.
-        self._floor = 2 * n * 16.0
-        self._sfloor = fft * 16.0
-        self._snorm = np.zeros(ks)
+        self.work = EchoWork()
+        self._forget()
 
-    # -- feeding --------------------------------------------------------------------
-
-    def played(self, pcm8: np.ndarray) -> None:
-        """Queue what the caller heard (int16 or float, 8 kHz). See the module
-        docstring for when to call it. Samples beyond the tail are dropped
-        (oldest first): they can no longer cancel anything."""
-        fifo = self._fifo
-        m = pcm8.shape[0]
-        if m >= fifo.shape[0]:
-            fifo[:] = pcm8[m - fifo.shape[0] :]
-            self._queued = fifo.shape[0]
-            return
-        q = self._queued
-        if q + m > fifo.shape[0]:
-            drop = q + m - fifo.shape[0]
-            fifo[: q - drop] = fifo[drop:q]
-            q -= drop
-        fifo[q : q + m] = pcm8
-        self._queued = q + m
+    def _forget(self) -> None:
+        """Forget the echo path (keep the histories): search from the next frame on."""
+        self._frames = 0  # frames of the agent's audio since then
+        self._path_from = self._t  # where the audio of the current echo path starts
+        self._lag: int | None = None  # the echo's strongest path, once found (samples)...
+        self._offset = 0  # ...and the filter's first tap's delay
+        self._seen: int | None = None  # the peak's place at the last look, if high enough
+        self._found_at = 0
+        self._fits = 0
+        self._fg: np.ndarray | None = None  # the foreground's taps, reversed (for np.correlate)
+        self._cand: np.ndarray | None = None  # a fit on trial
+        self._trial = self._good = self._worse = 0
+        self._e_fg = self._e_cand = self._e_mic = 0.0
+        self._finder.reset()
 
     def reset(self) -> None:
         """Forget the echo path and the queued reference (a new call)."""
         self.__init__(self.tail_ms, self.frame)  # type: ignore[misc]
 
-    def _forget(self) -> None:
-        """Forget the echo path (the filters), keep the reference and history."""
-        for w in (self._long, self._fg, self._bg):
-            w[:] = 0.0
-        self._found = False
-        self._e_fg = self._e_bg = self._e_long = 0.0
-        self._good = self._bad = self._worse = 0
-
     @property
     def delay_ms(self) -> int | None:
-        """The echo's delay (its strongest path) as the long filter found it,
-        once found; None before."""
-        return round(self._delay * 1000 / _RATE) if self._found else None
+        """The echo's delay (its strongest path) as last found; None before."""
+        return None if self._lag is None else round(self._lag * 1000 / _RATE)
+
+    # -- feeding --------------------------------------------------------------------
+
+    def played(self, pcm8: np.ndarray) -> None:
+        """Queue what the caller heard (int16, 8 kHz). See the module docstring
+        for when to call it. Samples beyond the tail are dropped (oldest first):
+        they can no longer cancel anything."""
+        m = pcm8.shape[0]
+        if m >= self._ahead:
+            pcm8, m = pcm8[m - self._ahead :], self._ahead
+        self._make_room()
+        i = self._t - self._base
+        q = self._queued
+        if q + m > self._ahead:
+            drop = q + m - self._ahead
+            self._x[i : i + q - drop] = self._x[i + drop : i + q]
+            q -= drop
+        self._x[i + q : i + q + m] = pcm8
+        self._queued = q + m
+
+    def _make_room(self) -> None:
+        """Move the kept history to the buffers' start when the next frame and a
+        full queue would not fit."""
+        i = self._t - self._base
+        if i + self._ahead + self.frame <= self._x.shape[0]:
+            return
+        shift = i - self._keep
+        for buf in (self._x, self._m):
+            buf[: buf.shape[0] - shift] = buf[shift:]
+        self._base += shift
 
     # -- the caller's frame -----------------------------------------------------------
 
@@ -193,263 +215,155 @@ class EchoCanceller:
         n = self.frame
         if mic8.shape[0] != n:
             raise ValueError(f"expected a frame of {n} samples, got {mic8.shape[0]}")
-        block = self._block
-        block[:n] = block[n:]
-        q = self._queued
-        fifo = self._fifo
-        if q >= n:
-            block[n:] = fifo[:n]
-            fifo[: q - n] = fifo[n:q]
-            self._queued = q - n
-        else:
-            block[n : n + q] = fifo[:q]
-            block[n + q :] = 0.0
+        self._make_room()
+        i = self._t - self._base
+        x = self._x
+        if self._queued < n:
+            x[i + self._queued : i + n] = 0
             self._queued = 0
-        if block[n:].any():
+        else:
+            self._queued -= n
+        self._m[i : i + n] = mic8
+        self._t += n
+        if x[i : i + n].any():
             self._since_played = 0
         else:
             self._since_played += 1
-        if self._since_played > self.partitions + 1:
-            # Nothing played within the tail (and the block overlap is silent):
-            # no echo to remove; the caller's audio passes untouched. The
-            # histories still move on, so that data reuse stays aligned.
-            self._push(self._hist, block[n:])
-            self._push(self._mic_hist, mic8)
-            return mic8
-        return self._cancel(mic8)
-
-    def _cancel(self, mic8: np.ndarray) -> np.ndarray:
-        n, p = self.frame, self.partitions
-        head = self._head = (self._head - 1) % p
-        spec = np.fft.rfft(self._block)
-        self._xs[head] = spec
-        self._xs[head + p] = spec
-        pw = spec.real * spec.real + spec.imag * spec.imag
-        self._xp[head] = pw
-        self._xp[head + p] = pw
-        x = self._xs[head : head + p]
-        xp = self._xp[head : head + p]
-        mic = mic8.astype(np.float64)
-
+            if self._since_played > self._tail_frames + 1:
+                return mic8  # nothing played within the tail: no echo to remove
         self._frames += 1
-        settled = self._found and self._frames - self._found_at > _REUSE_FOR
-        # No echo after _SEARCH_FOR frames of the agent's audio: most callers
-        # hold the phone to the ear. Keep looking, at a quarter of the cost.
-        searching = not self._found and self._frames > _SEARCH_FOR
-        if not (settled or searching) or self._frames % _SETTLED_EVERY == 0:
-            # Once the echo is found and the short filters have settled, the
-            # long filter only watches for the echo moving: a step every few
-            # frames is enough for that, and it is half the cost.
-            self._adapt_long(x, xp, mic)
-            if self._frames % _FIND_EVERY == 0:
-                self._find_echo()
-
-        hist = self._hist
-        self._push(hist, self._block[n:])
-        if searching and self._frames % _SETTLED_EVERY and not self._fg.any():
-            self._push(self._mic_hist, mic)
+        self.work.active += 1
+        if self._lag is None or self._frames % _LOOK_FOUND == 0:
+            self._look()
+        if self._lag is None:
             return mic8
-        end = hist.shape[0] - self._offset * n
-        xs = np.fft.rfft(hist[end - self._fft : end])
-        sp = self._spow
-        sp *= 1.0 - _SMOOTH
-        sp += _SMOOTH * (xs.real * xs.real + xs.imag * xs.imag)
-        e_fg = self._short_error(self._fg, xs, mic)
-        e_bg = self._short_error(self._bg, xs, mic)
+        if self._due():
+            self._solve()
+        fg, cand = self._fg, self._cand
+        if fg is None and cand is None:
+            return mic8
+        # The frame's echo: sum_j h[j] x[t - lag + lead - j] for its samples t.
+        end = i + n - self._offset
+        seg = x[end - n - _TAPS + 1 : end]
+        mic = self._m[i : i + n].astype(np.float64)
+        a = _SMOOTH
+        self._e_mic = a * self._e_mic + float(np.dot(mic, mic))
         out = self._out
-        out[:] = e_fg
-
-        # Smoothed energies decide between the two short filters: the foreground
-        # takes the background only when it removes clearly more, and at least
-        # half of the line's energy (so a line without echo keeps a zero filter).
-        a = 0.6
-        self._e_fg = a * self._e_fg + float(np.dot(e_fg, e_fg))
-        self._e_bg = a * self._e_bg + float(np.dot(e_bg, e_bg))
-        self._mic = a * self._mic + float(np.dot(mic, mic))
-        if self._e_bg < 0.5 * self._mic and self._e_bg < _BETTER * self._e_fg:
-            self._good += 1
-            if self._good >= _SUSTAINED:
-                self._fg[:] = self._bg
-                self._e_fg = self._e_bg
-                self._good = 0
+        if fg is None:
+            out[:] = mic
         else:
-            self._good = 0
-        if self._e_bg > 4.0 * self._e_fg:
-            self._bad += 1
-            if self._bad >= 3:  # the background was pulled off by the caller's voice
-                self._bg[:] = self._fg
-                self._e_bg = self._e_fg
-                self._bad = 0
-        else:
-            self._bad = 0
-        if self._e_fg > _WORSE * self._mic and self._e_bg > _WORSE * self._mic:
+            np.subtract(mic, np.correlate(seg, fg), out=out)
+        self._e_fg = a * self._e_fg + float(np.dot(out, out))
+        if cand is not None:
+            e = mic - np.correlate(seg, cand)
+            self._e_cand = a * self._e_cand + float(np.dot(e, e))
+            if self._try(e):
+                out[:] = e
+        if self._fg is not None and self._e_fg > _WORSE * self._e_mic:
             self._worse += 1
             if self._worse >= _WORSE_FOR:
-                # Both filters add energy: the echo path changed (a new phone,
-                # a call moved to speaker) and the filters subtract an echo that
-                # is no longer there. Never worse than no canceller: start over.
+                # The foreground adds energy: the echo path changed (a new phone,
+                # a call moved to speaker) and it subtracts an echo that is no
+                # longer there. Never worse than no canceller: start over.
                 self._forget()
-                self._push(self._mic_hist, mic)
-                self._int_out[:] = mic8
-                return self._int_out
+                return mic8
         else:
             self._worse = 0
-
-        self._adapt_short(xs, sp, e_bg)
-        self._push(self._mic_hist, mic)
-        if self._found and self._frames - self._found_at <= _REUSE_FOR and self._frames % _REUSE_EVERY == 0:
-            self._reuse()
-
+        if self._fg is None:
+            return mic8
+        self.work.filtered += 1
         np.rint(out, out=out)
         np.clip(out, -32768.0, 32767.0, out=out)
         self._int_out[:] = out
         return self._int_out
 
-    def _push(self, buf: np.ndarray, frame: np.ndarray) -> None:
-        n = self.frame
-        buf[:-n] = buf[n:]
-        buf[-n:] = frame
-
-    def _adapt_short(self, xs: np.ndarray, sp: np.ndarray, e: np.ndarray) -> None:
-        """One step of the background filter on its error ``e`` (constrained:
-        taps beyond _SHORT frames are zeroed, or the circular convolution would
-        wrap)."""
-        n = self.frame
-        eb = self._seblock
-        eb[-n:] = e
-        grad = np.fft.rfft(eb)
-        grad *= xs.conj()
-        norm = self._snorm
-        # Normalising each bin by its own power alone makes huge steps in the
-        # bins speech hardly excites, and the constraint (a window in time)
-        # smears them into the loud bins next to them: floor the normaliser.
-        np.maximum(sp, _SPREAD * float(sp.mean()) + self._sfloor, out=norm)
-        np.divide(_SHORT_STEP, norm, out=norm)
-        grad *= norm
-        g = np.fft.irfft(grad, self._fft)
-        g[self._taps :] = 0.0
-        self._bg += np.fft.rfft(g)
-
-    def _reuse(self) -> None:
-        """Early in a call, run the background filter once more over the last
-        half second (data reuse): it takes the filter most of the way to the
-        least-squares fit of that audio, several times faster than waiting for
-        new audio. A few ms, a few times per call."""
-        n = self.frame
-        hist, mh = self._hist, self._mic_hist
-        blocks = mh.shape[0] // n
-        sp = np.zeros_like(self._spow)
-        base = hist.shape[0] - self._offset * n
-        for j in range(blocks - 1, -1, -1):  # oldest first
-            end = base - j * n
-            xs = np.fft.rfft(hist[end - self._fft : end])
-            sp *= 1.0 - _SMOOTH
-            sp += _SMOOTH * (xs.real * xs.real + xs.imag * xs.imag)
-            m = mh[mh.shape[0] - (j + 1) * n : mh.shape[0] - j * n]
-            self._adapt_short(xs, sp, self._short_error(self._bg, xs, m))
-
-    def _adapt_long(self, x: np.ndarray, xp: np.ndarray, mic: np.ndarray) -> None:
-        """The long filter spans the whole tail; it is there to find where the
-        echo is, so it adapts with proportionate steps (a partition that holds
-        more of the echo path adapts faster) and never makes the output."""
-        p = self.partitions
-        e = self._error(self._long, x, mic)
-        self._e_long = 0.6 * self._e_long + float(np.dot(e, e))
-        w = self._long
-        mag = self._mag
-        np.einsum("pk,pk->p", w.real, w.real, out=mag)
-        mag += np.einsum("pk,pk->p", w.imag, w.imag)
-        np.sqrt(mag, out=mag)
-        gain = self._gain
-        gain[:] = (1.0 - _ALPHA) / 2.0 + (1.0 + _ALPHA) * p / 2.0 * mag / (float(mag.sum()) + 1e-9)
-        norm = self._norm
-        np.dot(gain, xp, out=norm)
-        self._step_over(norm, _LONG_STEP)
-        grad = self._gradient(x, e)
-        grad *= norm
-        grad *= gain[:, None]
-        w += grad
-        # Overlap-save wants each partition's taps in the first half of its
-        # block; unconstrained steps leak into the second half (wrap-around).
-        # One partition's taps are put back in place per frame, in turn: a full
-        # constraint on every step costs 2 x partitions FFTs a frame.
-        c = self._constrain_next
-        self._constrain_next = (c + 1) % p
-        self._constrain(w[c : c + 1])
-
-    def _find_echo(self) -> None:
-        """Point the short filters at where the long filter's strongest tap is
-        (the direct path), starting one frame earlier: a room's reflections
-        follow the direct path, and a little comes before it."""
-        n = self.frame
-        taps = np.fft.irfft(self._long, 2 * n, axis=1)[:, :n]  # what overlap-save uses of each partition
-        energy = np.einsum("pk,pk->p", taps, taps)
-        peak = int(np.argmax(energy))
-        if energy[peak] == 0.0 or energy[peak] < 4.0 * float(np.median(energy)):
-            return  # no clear echo yet
-        if self._e_long > (_MOVED if self._found else _FIRST) * self._mic:
-            # The long filter does not model the echo (yet, or the caller's
-            # voice is pulling it off: double talk): its peak proves nothing.
-            return
-        delay = int(np.argmax(np.abs(taps[peak]))) + peak * n
-        if self._found and self._offset < peak < self._offset + _SHORT:
-            self._delay = delay  # still within the short filters' reach
-            return
-        self._delay = delay
-        new = min(max(peak - 1, 0), self.partitions - _SHORT)
-        if not self._found:
-            # A head start: the long filter's estimate at that place.
-            head = np.zeros(self._fft)
-            head[: self._taps] = taps[new : new + _SHORT].reshape(-1)
-            self._bg[:] = np.fft.rfft(head)
+    def _try(self, e: np.ndarray) -> bool:
+        """One frame of the candidate's trial; True when it becomes the foreground."""
+        self._trial += 1
+        if self._e_cand < _HALF * self._e_mic and self._e_cand < _BETTER * self._e_fg:
+            self._good += 1
+            if self._good >= _SUSTAINED:
+                self._fg, self._cand = self._cand, None
+                self._e_fg = self._e_cand
+                return True
         else:
-            shift = (new - self._offset) * self.frame
-            for w in (self._fg, self._bg):
-                t = np.fft.irfft(w, self._fft)
-                if abs(shift) >= self._taps:
-                    t[:] = 0.0
-                elif shift > 0:
-                    t[: self._taps - shift] = t[shift : self._taps].copy()
-                    t[self._taps - shift : self._taps] = 0.0
-                else:
-                    t[-shift : self._taps] = t[: self._taps + shift].copy()
-                    t[:-shift] = 0.0
-                w[:] = np.fft.rfft(t)
-            self._e_fg = self._e_bg = 0.0
-        self._found_at = self._frames  # (re)start data reuse at the new place
-        self._found = True
-        self._offset = new
+            self._good = 0
+        if self._trial >= _TRIAL:
+            self._cand = None
+        return False
 
-    def _constrain(self, w: np.ndarray) -> None:
-        """Zero the second half of each row's impulse response (in place)."""
-        n = self.frame
-        t = np.fft.irfft(w, 2 * n, axis=1)
-        t[:, n:] = 0.0
-        w[:] = np.fft.rfft(t, axis=1)
+    def _look(self) -> None:
+        """Every few frames of the agent's audio, add the frames since the last look
+        to the delay search; take or move the echo's place when the peak is clear."""
+        k = self._frames
+        every = next((e for until, e in _LOOK_EVERY if k <= until), _LOOK_LATER)
+        if self._lag is not None:
+            every = _LOOK_FOUND
+        if k % every:
+            return
+        d = self._max_lag
+        b = min(every * self.frame, 2 * self._finder.longest, self._t - self._path_from) // 2 * 2
+        if b < self.frame:
+            return
+        i = self._t - self._base
+        self.work.looks += 1
+        x, m = self._x, self._m
+        ref = np.add(x[i - b - d : i : 2], x[i - b - d + 1 : i : 2], dtype=np.float64)
+        line = np.add(m[i - b : i : 2], m[i - b + 1 : i : 2], dtype=np.float64)
+        lag, height = self._finder.add(ref, line)
+        lag *= 2
+        # A peak counts when two looks in a row put it at the same place: a chance
+        # peak of the caller's voice against the agent's moves from look to look.
+        seen, self._seen = self._seen, (lag if height >= _FOUND else None)
+        if seen is None or abs(lag - seen) > 2:
+            return
+        if self._lag is None:
+            self._place(lag)
+        elif height >= _MOVED and not self._lag - _LEAD // 2 <= lag <= self._lag + _TAPS // 4:
+            self._place(lag)  # moved: fit afresh there
+            self._fg = self._cand = None
 
-    def _step_over(self, norm: np.ndarray, step: float) -> None:
-        """``norm`` (the reference power per bin) -> step / power, floored."""
-        np.maximum(norm, self._floor + 1e-3 * float(norm.mean()), out=norm)
-        np.divide(step, norm, out=norm)
+    def _place(self, lag: int) -> None:
+        self._lag, self._offset = lag, max(lag - _LEAD, 0)
+        self._found_at, self._fits = self._frames, 0
 
-    def _gradient(self, x: np.ndarray, e: np.ndarray) -> np.ndarray:
-        n = self.frame
-        eb = self._eblock
-        eb[n:] = e
-        err = np.fft.rfft(eb)
-        grad = self._prod[: x.shape[0]]
-        np.conjugate(x, out=grad)
-        grad *= err
-        return grad
+    def _due(self) -> bool:
+        since = self._frames - self._found_at
+        if since < _FIT_AFTER:
+            return False
+        if self._fits == 0:
+            return True
+        every = next((e for until, e in _FIT_EVERY if since <= until), _FIT_LATER)
+        return (since - _FIT_AFTER) % every == 0
 
-    def _short_error(self, w: np.ndarray, xs: np.ndarray, mic: np.ndarray) -> np.ndarray:
-        y = np.fft.irfft(w * xs, self._fft)
-        return mic - y[-self.frame :]
-
-    def _error(self, w: np.ndarray, x: np.ndarray, mic: np.ndarray) -> np.ndarray:
-        """mic minus the echo that filter ``w`` predicts (overlap-save's valid half)."""
-        prod = self._prod[: w.shape[0]]
-        np.multiply(w, x, out=prod)
-        prod.sum(axis=0, out=self._y)
-        y = np.fft.irfft(self._y, 2 * self.frame)
-        return mic - y[self.frame :]
+    def _solve(self) -> None:
+        """Fit the echo path at the current place on the window's audio; the fit
+        goes on trial (replacing any candidate still on trial)."""
+        assert self._lag is not None
+        size = min(_WINDOW, self._t - self._path_from)
+        fits = (1 << (size + _TAPS - 2).bit_length() - 1) - _TAPS + 1  # the most an FFT half the size takes
+        if size - fits < size // 5:
+            size = fits  # a little less audio for half the FFT
+        size -= size % self.frame
+        if size < 4 * self.frame:
+            return
+        i = self._t - self._base
+        end = i - self._offset  # u[q] = x[q - offset]: the reference at the filter's first tap
+        ref = self._x[end - size - 2 * _TAPS + 1 : end].astype(np.float64)
+        line = self._m[i - size : i].astype(np.float64)
+        frames = line.reshape(-1, self.frame)
+        noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
+        if self._fit is None:
+            self._fit = PathFit(_TAPS, _LEAD, _DECAY_MS)
+        h = self._fit.solve(ref, line, noise)
+        self._fits += 1
+        self.work.fits += 1
+        if h is None:
+            return  # (never seen: the prior keeps the system well posed)
+        self._cand = h[::-1].copy()
+        self._trial = self._good = 0
+        if self._fg is None and self._fit.left < _AT_ONCE:
+            # Nothing in use yet and the fit explains its window almost entirely
+            # (no caller's voice in it to pull it off): use it from now on.
+            self._fg, self._cand = self._cand, None
+        self._e_cand = self._e_fg

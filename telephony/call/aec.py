@@ -16,8 +16,9 @@ contract:
 
 The cleaned frame is re-encoded to mu-law (it came as mu-law: one more
 quantisation of the same resolution) and goes on as the caller's audio.
-O(1) per frame; the canceller costs ~100-170 µs per frame while the agent's
-audio is in its tail, a few µs otherwise.
+O(1) per frame; the canceller's cost is in ``audio/echo.py`` (a few µs per
+frame, more while it looks for and fits an echo path; nothing while nothing
+was played within its tail).
 """
 
 from __future__ import annotations
