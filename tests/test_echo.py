@@ -363,3 +363,34 @@ def test_the_echo_benchmark_runs_and_prints_its_row(capsys):
     assert all(float(c.split()[0]) >= 30 for c in cells[1:7])  # ERLE at 1 s
     assert float(cells[7]) >= 0.9 and float(cells[8]) < -30  # double talk, no echo
     assert len(rows) == 2 and len(rows[1].strip("|").split("|")) == 3  # and its CPU over a call
+
+
+# --- the call's echo path (telephony.call.aec.EchoPath) ------------------------------
+
+
+def test_the_echo_path_passes_the_cancellers_16_bit_output_and_skips_it_when_idle():
+    """What the bridge gives the model is the canceller's output as is (no second
+    mu-law quantisation), and while nothing has played the canceller is not even called."""
+    from telephony.audio.g711 import ULAW_TO_INT
+    from telephony.call.aec import EchoPath
+
+    case = make_case(150, 12)
+    played, line = lines.to_ulaw(case.played), lines.to_ulaw(case.line)
+    path, direct = EchoPath(), EchoCanceller()
+    quiet = lines.to_ulaw(caller_pcm8()[: 25 * FRAME] // 8)
+    for k in range(25):  # half a second of the caller alone: nothing to do
+        assert path.process(quiet[k * FRAME : (k + 1) * FRAME], k * 0.02) is None
+    assert path.canceller.work.active == 0 and path.canceller.idle
+    path.sent(played, 0.5)  # Twilio plays it from 0.5 s on, 20 ms per caller frame
+    cleaned = 0
+    for j in range(len(line) // FRAME):
+        frame = line[j * FRAME : (j + 1) * FRAME]  # the line from then on: the caller hears it
+        out = path.process(frame, 0.5 + j * 0.02)
+        direct.played(ULAW_TO_INT[np.frombuffer(played[j * FRAME : (j + 1) * FRAME], np.uint8)])
+        expected = direct.process(ULAW_TO_INT[np.frombuffer(frame, np.uint8)])
+        if out is None:
+            assert np.array_equal(expected, ULAW_TO_INT[np.frombuffer(frame, np.uint8)])
+        else:
+            cleaned += 1
+            assert out.dtype == np.int16 and np.array_equal(out, expected)
+    assert cleaned > 100  # the echo was found and cancelled, bit for bit as by the canceller itself

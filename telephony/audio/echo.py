@@ -172,6 +172,14 @@ class EchoCanceller:
         self.__init__(self.tail_ms, self.frame)  # type: ignore[misc]
 
     @property
+    def idle(self) -> bool:
+        """Nothing played within the tail and nothing queued: a frame now would be
+        returned unchanged and teach nothing, so the caller may skip both ``played``
+        and ``process`` (time stands still for the canceller; the reference and the
+        line stay aligned)."""
+        return self._queued == 0 and self._since_played > self._tail_frames + 1
+
+    @property
     def delay_ms(self) -> int | None:
         """The echo's delay (its strongest path) as last found; None before."""
         return None if self._lag is None else round(self._lag * 1000 / _RATE)

@@ -42,6 +42,16 @@ class CallerToModel:
         pcm = self._up.process_codes(np.frombuffer(ulaw, dtype=np.uint8), ULAW_TO_FLOAT)
         return b2a_base64(pcm, newline=False)  # type: ignore[arg-type]  # ndarray is a buffer
 
+    def convert_pcm(self, samples: np.ndarray) -> bytes:
+        """``convert`` for 8 kHz int16 samples (e.g. the echo canceller's output)."""
+        return self._up.process(samples).tobytes() if samples.size else _EMPTY
+
+    def convert_pcm_b64(self, samples: np.ndarray) -> bytes:
+        """``convert_b64`` for 8 kHz int16 samples."""
+        if not samples.size:
+            return _EMPTY
+        return b2a_base64(self._up.process(samples), newline=False)  # type: ignore[arg-type]
+
     def power(self) -> float:
         """Mean square (int16 scale) of the last frame converted: what a level
         detector needs, from the samples already decoded (no second decode)."""

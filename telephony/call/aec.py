@@ -14,11 +14,12 @@ contract:
   canceller's 400 ms tail covers.
 * ``clear`` drops what was queued and not played: it was never heard.
 
-The cleaned frame is re-encoded to mu-law (it came as mu-law: one more
-quantisation of the same resolution) and goes on as the caller's audio.
-O(1) per frame; the canceller's cost is in ``audio/echo.py`` (a few µs per
-frame, more while it looks for and fits an echo path; nothing while nothing
-was played within its tail).
+The cleaned frame goes on as 16-bit samples (straight to the resampler: no
+second mu-law quantisation); a frame the canceller did not touch stays the
+caller's mu-law bytes. While nothing has played within the tail the canceller
+is not called at all. O(1) per frame: one table lookup for each side while it
+works; its own cost is in ``audio/echo.py`` (a few µs per frame, more while it
+looks for and fits an echo path).
 """
 
 from __future__ import annotations
@@ -26,51 +27,63 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio.echo import EchoCanceller
-from ..audio.g711 import INT16_TO_ULAW, ULAW_TO_INT
+from ..audio.g711 import ULAW_TO_INT
 
 __all__ = ["EchoPath"]
 
 _FRAME = 160
 _MAX_QUEUED = 8000 * 30  # 30 s of audio queued at Twilio: beyond, the oldest is dropped
+_SILENCE = np.zeros(_FRAME, np.int16)
 
 
 class EchoPath:
-    __slots__ = ("_aec", "_play_from", "_queue", "_silence")
+    __slots__ = ("_aec", "_head", "_play_from", "_queue")
 
     def __init__(self, tail_ms: int = 400) -> None:
         self._aec = EchoCanceller(tail_ms=tail_ms)
-        self._queue = bytearray()  # mu-law sent and not yet played
+        self._queue = bytearray()  # mu-law sent; [_head:] not yet played
+        self._head = 0
         self._play_from = 0.0  # when the queue's head starts playing
-        self._silence = np.zeros(_FRAME)
+
+    @property
+    def canceller(self) -> EchoCanceller:
+        return self._aec
 
     def sent(self, ulaw: bytes, now: float) -> None:
         """Audio sent to the caller (a ``media`` message's payload)."""
-        if not self._queue:
+        queue = self._queue
+        if self._head == len(queue):
+            queue.clear()
+            self._head = 0
             self._play_from = now
-        self._queue += ulaw
-        if len(self._queue) > _MAX_QUEUED:
-            del self._queue[: len(self._queue) - _MAX_QUEUED]
+        elif self._head >= 8000:  # played audio at the front: drop it now and then, not per frame
+            del queue[: self._head]
+            self._head = 0
+        queue += ulaw
+        over = len(queue) - self._head - _MAX_QUEUED
+        if over > 0:
+            self._head += over
 
     def cleared(self) -> None:
         """Twilio was told to ``clear``: what was queued is never heard."""
         self._queue.clear()
+        self._head = 0
 
-    def process(self, ulaw: bytes, now: float) -> bytes:
-        """The caller's frame, with the echo of what they were hearing removed."""
-        queue = self._queue
-        aec = self._aec
-        if queue and self._play_from <= now:
-            n = min(_FRAME, len(queue))
-            ref = ULAW_TO_INT[np.frombuffer(bytes(queue[:n]), np.uint8)]
-            del queue[:n]
-            aec.played(ref)
+    def process(self, ulaw: bytes, now: float) -> np.ndarray | None:
+        """The caller's frame with the echo of what they were hearing removed (int16,
+        8 kHz; reused by the next call), or None when it is unchanged: use ``ulaw``."""
+        queue, head, aec = self._queue, self._head, self._aec
+        playing = head < len(queue) and self._play_from <= now
+        if not playing and aec.idle:
+            return None  # nothing heard within the tail: nothing to do
+        if playing:
+            n = min(_FRAME, len(queue) - head)
+            aec.played(ULAW_TO_INT.take(np.frombuffer(queue, np.uint8, n, head)))
+            self._head = head + n
         else:
-            aec.played(self._silence)
+            aec.played(_SILENCE)
         if len(ulaw) != _FRAME:
-            return ulaw  # an odd-sized frame: passed as is (the canceller works on 20 ms)
-        mic = ULAW_TO_INT[np.frombuffer(ulaw, np.uint8)]
+            return None  # an odd-sized frame: passed as is (the canceller works on 20 ms)
+        mic = ULAW_TO_INT.take(np.frombuffer(ulaw, np.uint8))
         clean = aec.process(mic)
-        if clean is mic:
-            return ulaw  # nothing played within the tail: untouched
-        pcm = np.clip(np.round(clean), -32768, 32767).astype(np.int16)
-        return bytes(INT16_TO_ULAW[pcm.view(np.uint16)].tobytes())
+        return None if clean is mic else clean

@@ -254,17 +254,18 @@ class Call:
         self._audio_credit = credit - n
         if phase is Phase.LIVE:
             self._last_media_at = now
-            caller = ev.audio if self._echo is None else self._echo.process(ev.audio, now)
-            b64 = self._in.convert_b64(caller)
+            echo = self._echo
+            clean = None if echo is None else echo.process(ev.audio, now)
+            b64 = self._in.convert_b64(ev.audio) if clean is None else self._in.convert_pcm_b64(clean)
             if b64:
                 self._realtime.append(rt.audio_append_bytes(b64))
             barge = self._barge
-            if barge.min_s and b64 and barge.frame(self._in.power(), len(caller)):
+            if barge.min_s and b64 and barge.frame(self._in.power(), n):
                 self._interrupt(now)
         elif phase is Phase.STARTING or phase is Phase.RECONNECTING:
             self._last_media_at = now
-            caller = ev.audio if self._echo is None else self._echo.process(ev.audio, now)
-            self._session.hold(self._in.convert(caller))
+            clean = None if self._echo is None else self._echo.process(ev.audio, now)
+            self._session.hold(self._in.convert(ev.audio) if clean is None else self._in.convert_pcm(clean))
         elif phase is Phase.WAITING:
             self.media_before_start += 1
             if self.media_before_start == 1:
