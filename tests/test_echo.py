@@ -394,3 +394,22 @@ def test_the_echo_path_passes_the_cancellers_16_bit_output_and_skips_it_when_idl
             cleaned += 1
             assert out.dtype == np.int16 and np.array_equal(out, expected)
     assert cleaned > 100  # the echo was found and cancelled, bit for bit as by the canceller itself
+
+
+def test_calls_share_the_fits_work_arrays_without_crosstalk():
+    """Two calls' cancellers, run interleaved frame by frame in one thread (as one
+    event loop runs its calls), give exactly what each gives alone: the ~2 MB of
+    least-squares work arrays are shared, nothing of one call's fit leaks into the other."""
+    from telephony.audio.echo_estimate import shared_fit
+
+    a_case, b_case = make_case(50, 6), make_case(300, 20, seed=1)
+    alone = [cancel(a_case), cancel(b_case)]
+    cancellers = [EchoCanceller(), EchoCanceller()]
+    together = [np.zeros_like(alone[0]), np.zeros_like(alone[1])]
+    for i in range(0, a_case.line.shape[0], FRAME):
+        for k, case in enumerate((a_case, b_case)):
+            cancellers[k].played(case.played[i : i + FRAME])
+            together[k][i : i + FRAME] = cancellers[k].process(case.line[i : i + FRAME])
+    assert np.array_equal(together[0], alone[0]) and np.array_equal(together[1], alone[1])
+    assert cancellers[0].work.fits > 1 and cancellers[1].work.fits > 1
+    assert cancellers[0]._fit is cancellers[1]._fit is shared_fit(256, 24, 40.0)

@@ -73,7 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .echo_estimate import DelayFinder, PathFit
+from .echo_estimate import DelayFinder, PathFit, shared_fit
 
 __all__ = ["EchoCanceller", "EchoWork"]
 
@@ -134,7 +134,7 @@ class EchoCanceller:
         self._finder = DelayFinder(
             self._max_lag // 2, 1 << (self._max_lag // 2 + 5 * n // 2).bit_length(), _MIN_DELAY_MS * _RATE // 2000
         )
-        self._fit: PathFit | None = None  # made at the first fit: ~2 MB of work arrays
+        self._fit: PathFit | None = None  # the thread's shared one (its ~2 MB are work arrays), at the first fit
         # History, oldest first, in one buffer each for the reference and the line;
         # positions are absolute sample counts, the buffers hold [_base, _base + size).
         # The reference may hold up to a tail (and a frame) fed ahead.
@@ -362,7 +362,7 @@ class EchoCanceller:
         frames = line.reshape(-1, self.frame)
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
         if self._fit is None:
-            self._fit = PathFit(_TAPS, _LEAD, _DECAY_MS)
+            self._fit = shared_fit(_TAPS, _LEAD, _DECAY_MS)
         h = self._fit.solve(ref, line, noise)
         self._fits += 1
         self.work.fits += 1

@@ -24,10 +24,12 @@ the prior keeps them small. About 2 ms per fit with 256 taps, on one core.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-__all__ = ["DelayFinder", "PathFit"]
+__all__ = ["DelayFinder", "PathFit", "shared_fit"]
 
 _RATE = 8000
 
@@ -133,6 +135,22 @@ class PathFit:
         energy = float(np.einsum("i,i->", line, line))
         self.left = (energy - float(np.dot(h, p)) - float(np.dot(h * prior, h))) / max(energy, 1.0)
         return h
+
+
+_FITS = threading.local()
+
+
+def shared_fit(taps: int, lead: int, decay_ms: float) -> PathFit:
+    """One ``PathFit`` per shape and thread: its ~2 MB are work arrays only (a fit
+    keeps nothing but ``left``, read right after ``solve``), so every call a
+    thread runs shares them instead of holding its own."""
+    fits = getattr(_FITS, "fits", None)
+    if fits is None:
+        fits = _FITS.fits = {}
+    fit = fits.get((taps, lead, decay_ms))
+    if fit is None:
+        fit = fits[(taps, lead, decay_ms)] = PathFit(taps, lead, decay_ms)
+    return fit
 
 
 _BLOCK = 64  # LAPACK and BLAS calls of at most 64 x 64 x 64: OpenBLAS runs them on one thread
