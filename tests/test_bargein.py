@@ -244,3 +244,25 @@ def test_lost_frames_do_not_make_a_noisy_lines_hiss_count_as_speech(burst):
     voiced = [vad.frame(f, (k + 1) * FRAME_S) for k, f in enumerate(frames)]
     assert not any(voiced[100:])  # once the floor has learnt the line (2 s)
     assert -37.0 < vad.floor_dbfs < -34.0
+
+
+def test_after_the_fallback_the_detector_does_not_interrupt_again_in_the_same_server_turn():
+    """The server's word alone cut the agent (the caller was too quiet for the local
+    detector); when the caller then speaks up within that same turn, nothing more is cut."""
+    from telephony.call.bargein import BargeInPolicy
+
+    policy = BargeInPolicy(MIN_MS, FALLBACK_MS)
+    quiet, loud = 30.0**2, 8000.0**2  # mean squares: below the -45 dBFS floor, well above
+    for _ in range(100):  # 2 s of a quiet line: the floor settles
+        assert not policy.frame(quiet / 100, 160)
+    assert not policy.speech_started()
+    fired = []
+    for k in range(150):  # 3 s: quiet speech, then loud from 1.5 s on
+        if policy.frame(quiet if k < 75 else loud, 160):
+            fired.append(k)
+    assert fired == [54]  # the fallback, after 55 frames (1.1 s); the loud speech after it is the same turn
+    policy.speech_stopped()
+    assert not any(policy.frame(quiet / 100, 160) for _ in range(30))  # a pause: the run ends
+    assert not policy.speech_started()  # a new turn of the server's...
+    later = [k for k in range(40) if policy.frame(loud, 160)]
+    assert later == [19]  # ...is the detector's to decide again (400 ms of the run)

@@ -413,3 +413,26 @@ def test_calls_share_the_fits_work_arrays_without_crosstalk():
     assert np.array_equal(together[0], alone[0]) and np.array_equal(together[1], alone[1])
     assert cancellers[0].work.fits > 1 and cancellers[1].work.fits > 1
     assert cancellers[0]._fit is cancellers[1]._fit is shared_fit(256, 24, 40.0)
+
+
+def test_an_odd_sized_frame_keeps_the_echo_path_aligned_and_idle_afterwards():
+    """A frame of another size passes as is and skips what played meanwhile: the
+    reference does not run ahead of the line, and once the agent's audio is over the
+    canceller goes idle again (not called at all)."""
+    from telephony.call.aec import EchoPath
+
+    path = EchoPath()
+    path.sent(lines.to_ulaw(agent_played()[: 8000 // 2]), 0.0)  # 0.5 s of the agent
+    frame = lines.to_ulaw(caller_pcm8()[:FRAME] // 8)
+    t = 0.0
+    for _ in range(10):
+        path.process(frame, t)
+        t += 0.02
+    assert path.process(frame[:80], t) is None  # 10 ms: passed as is
+    t += 0.01
+    for _ in range(60):  # the rest of the agent's audio, then its tail (400 ms), then more
+        path.process(frame, t)
+        t += 0.02
+    assert path.canceller.idle
+    active = path.canceller.work.active
+    assert path.process(frame, t) is None and path.canceller.work.active == active

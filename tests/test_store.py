@@ -275,3 +275,42 @@ async def test_a_postgresql_server_going_away_and_back_loses_no_record(postgres_
         assert await observer.apologized("CA2")  # found in the database (not run by this observer)
         await observer.close()
     assert any(r.getMessage() == "records.save_recovered" for r in caplog.records)
+
+
+async def test_a_record_waiting_for_its_recording_holds_up_no_other(tmp_path, caplog, monkeypatch) -> None:
+    """A call's record waits for its recording's last write (it names the file), and
+    only that record: the others are written meanwhile. One whose recording never
+    completes is written anyway after AFTER_TIMEOUT_S, and that is logged."""
+    from telephony.io import record_writer
+
+    caplog.set_level(logging.INFO, "telephony")
+    store = SqliteCallStore(tmp_path / "calls.db")
+    saved = asyncio.Event()
+
+    class Watched(Flaky):
+        async def save(self, record: CallRecord) -> None:
+            await self.inner.save(record)
+            saved.set()
+
+    watched = Watched(store)
+    watched.down = False
+    observer = CallObserver(watched)
+    written = asyncio.get_running_loop().create_future()
+    observer.save(_record("CA1", 1.0, recording="CA1.wav"), written)
+    observer.save(_record("CA2", 2.0))
+    await asyncio.wait_for(saved.wait(), 5)  # CA2 is written though CA1 waits
+    assert await store.get("CA2") is not None and await store.get("CA1") is None
+    assert not await observer.flush_records(timeout=0.05)  # CA1 still held: flush waits for it
+    written.set_result(None)
+    assert await observer.flush_records(timeout=5)
+    assert (await store.get("CA1")).recording == "CA1.wav"  # type: ignore[union-attr]
+
+    monkeypatch.setattr(record_writer, "AFTER_TIMEOUT_S", 0.1)
+    never = asyncio.get_running_loop().create_future()
+    observer.save(_record("CA3", 3.0), never)
+    assert await observer.flush_records(timeout=5)
+    assert await store.get("CA3") is not None
+    late = [r.fields for r in caplog.records if r.getMessage() == "records.recording_late"]  # type: ignore[attr-defined]
+    assert late == [{"call_sid": "CA3", "waited_s": 0.1}]
+    never.cancel()
+    await observer.close()

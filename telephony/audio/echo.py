@@ -361,8 +361,7 @@ class EchoCanceller:
         line = self._m[i - size : i].astype(np.float64)
         frames = line.reshape(-1, self.frame)
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
-        if self._fit is None:
-            self._fit = shared_fit(_TAPS, _LEAD, _DECAY_MS)
+        self._fit = shared_fit(_TAPS, _LEAD, _DECAY_MS)  # this thread's: a dict lookup
         h = self._fit.solve(ref, line, noise)
         self._fits += 1
         self.work.fits += 1

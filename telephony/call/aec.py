@@ -37,13 +37,15 @@ _SILENCE = np.zeros(_FRAME, np.int16)
 
 
 class EchoPath:
-    __slots__ = ("_aec", "_head", "_play_from", "_queue")
+    __slots__ = ("_aec", "_head", "_mic", "_play_from", "_queue", "_ref")
 
     def __init__(self, tail_ms: int = 400) -> None:
         self._aec = EchoCanceller(tail_ms=tail_ms)
         self._queue = bytearray()  # mu-law sent; [_head:] not yet played
         self._head = 0
         self._play_from = 0.0  # when the queue's head starts playing
+        self._ref = np.zeros(_FRAME, np.int16)  # decoded in place, frame by frame
+        self._mic = np.zeros(_FRAME, np.int16)
 
     @property
     def canceller(self) -> EchoCanceller:
@@ -74,16 +76,27 @@ class EchoPath:
         8 kHz; reused by the next call), or None when it is unchanged: use ``ulaw``."""
         queue, head, aec = self._queue, self._head, self._aec
         playing = head < len(queue) and self._play_from <= now
+        if len(ulaw) != _FRAME:
+            # An odd-sized frame: passed as is (the canceller works on 20 ms). What
+            # played meanwhile is skipped too, so the reference stays aligned.
+            if playing:
+                self._head = min(len(queue), head + len(ulaw))
+            return None
         if not playing and aec.idle:
             return None  # nothing heard within the tail: nothing to do
         if playing:
-            n = min(_FRAME, len(queue) - head)
-            aec.played(ULAW_TO_INT.take(np.frombuffer(queue, np.uint8, n, head)))
-            self._head = head + n
+            n = len(queue) - head
+            if n >= _FRAME:
+                aec.played(ULAW_TO_INT.take(np.frombuffer(queue, np.uint8, _FRAME, head), out=self._ref))
+                self._head = head + _FRAME
+            else:  # the last of what was sent, then silence
+                ref = self._ref
+                ULAW_TO_INT.take(np.frombuffer(queue, np.uint8, n, head), out=ref[:n])
+                ref[n:] = 0
+                aec.played(ref)
+                self._head = head + n
         else:
             aec.played(_SILENCE)
-        if len(ulaw) != _FRAME:
-            return None  # an odd-sized frame: passed as is (the canceller works on 20 ms)
-        mic = ULAW_TO_INT.take(np.frombuffer(ulaw, np.uint8))
+        mic = ULAW_TO_INT.take(np.frombuffer(ulaw, np.uint8), out=self._mic)
         clean = aec.process(mic)
         return None if clean is mic else clean

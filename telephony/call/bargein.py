@@ -35,7 +35,16 @@ __all__ = ["BargeInPolicy"]
 
 
 class BargeInPolicy:
-    __slots__ = ("_audio_s", "_fired_onset", "_server_since", "fallback_s", "min_s", "server_speaking", "vad")
+    __slots__ = (
+        "_audio_s",
+        "_fired_onset",
+        "_server_acted",
+        "_server_since",
+        "fallback_s",
+        "min_s",
+        "server_speaking",
+        "vad",
+    )
 
     def __init__(self, min_ms: int, fallback_ms: int | None = None) -> None:
         self.min_s = min_ms / 1000.0
@@ -45,6 +54,7 @@ class BargeInPolicy:
         self.server_speaking = False
         self._fired_onset: float | None = None  # the run already interrupted for
         self._server_since: float | None = None  # the server's speech, not yet acted on (audio time)
+        self._server_acted = False  # the fallback interrupted during the server's current turn
         self._audio_s = 0.0  # caller audio received so far (the detector's clock)
 
     @property
@@ -64,13 +74,15 @@ class BargeInPolicy:
         since = self._server_since
         if since is not None and audio_s - since >= self.fallback_s:  # type: ignore[operator]
             self._server_since = None
-            self._fired_onset = self.vad.onset  # this run is acted on
+            self._fired_onset = self.vad.onset  # this run is acted on...
+            self._server_acted = True  # ...and this turn of the server's, whatever the detector hears next
             return True
         return False
 
     def speech_started(self) -> bool:
         """The server heard the caller begin; True when the agent should be interrupted now."""
         self.server_speaking = True
+        self._server_acted = False
         if self.fallback_s is not None:
             self._server_since = self._audio_s
         return self._due()
@@ -78,10 +90,16 @@ class BargeInPolicy:
     def speech_stopped(self) -> None:
         self.server_speaking = False
         self._server_since = None
+        self._server_acted = False
 
     def _due(self) -> bool:
         vad = self.vad
-        if vad.onset is None or vad.onset == self._fired_onset or vad.speech_s < self.min_s - 1e-9:
+        if (
+            self._server_acted
+            or vad.onset is None
+            or vad.onset == self._fired_onset
+            or vad.speech_s < self.min_s - 1e-9
+        ):
             return False
         self._fired_onset = vad.onset
         self._server_since = None

@@ -12,7 +12,14 @@ limits, records, logs), security.py (hostile input). env_file.py writes
 """
 
 from ..wording import DEFAULT_INSTRUCTIONS
-from .agent import DEFAULT_MODEL, DEFAULT_TRANSCRIPTION_MODEL, REASONING_MODEL_PREFIXES, VOICES, takes_reasoning
+from .agent import (
+    DEFAULT_MODEL,
+    DEFAULT_TRANSCRIPTION_MODEL,
+    REASONING_MODEL_PREFIXES,
+    VOICES,
+    Effort,
+    takes_reasoning,
+)
 from .calls import E164, McpServer
 from .env_file import env_example, env_name
 from .server import LOG_LEVELS
@@ -26,6 +33,7 @@ __all__ = [
     "LOG_LEVELS",
     "REASONING_MODEL_PREFIXES",
     "VOICES",
+    "Effort",
     "McpServer",
     "Settings",
     "env_example",

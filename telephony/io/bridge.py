@@ -228,9 +228,10 @@ class CallSession:
             await self._close_twilio()
             if self._recording is not None:
                 await self._recording.close()  # also what arrived after the call ended
-                if self.report.recording_written is not None:
-                    await asyncio.gather(self.report.recording_written, return_exceptions=True)
         finally:
+            written = self.report.recording_written
+            if written is not None and not written.done():
+                written.set_result(None)  # the file is complete (or will never be): the record may go
             self._conns.abort_all()
             if self._claimed is not None:
                 self.services.streams.release(self._claimed)
@@ -313,8 +314,9 @@ class CallSession:
                 case TonesPlayed():
                     self.requests.tones_played(ev)
                 case CallEnded() if self._recording is not None and report.recording_written is None:
-                    # The record names the recording: it is written once the file is complete.
-                    report.recording_written = self.loop.create_task(self._recording.close())
+                    # The record names the recording: it is written once the file is
+                    # complete, i.e. after shutdown's last write (see shutdown).
+                    report.recording_written = self.loop.create_future()
             report.event(ev, now)
 
     # --- timers ------------------------------------------------------------------

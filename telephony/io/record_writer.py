@@ -34,20 +34,45 @@ class RecordWriter:
         self.counters = counters
         #: the last record write failed with this (cleared by a success)
         self.error: str | None = None
-        # Records waiting to be written, oldest first: call_sid -> (record, when queued,
-        # what must finish first).
-        self._pending: OrderedDict[str, tuple[CallRecord, float, asyncio.Future[None] | None]] = OrderedDict()
+        # Records waiting to be written, oldest first: call_sid -> (record, when queued).
+        self._pending: OrderedDict[str, tuple[CallRecord, float]] = OrderedDict()
+        # Records held until what must finish first has (their recording's last write).
+        self._held: dict[str, tuple[CallRecord, asyncio.TimerHandle]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     def save(self, record: CallRecord, after: asyncio.Future[None] | None = None) -> None:
-        """Queue a finished call's record (see the module docstring); with ``after``
-        (e.g. its recording's last write), written once that is done, or after
-        ``AFTER_TIMEOUT_S`` whatever it is doing."""
+        """Queue a finished call's record (see the module docstring). With ``after``
+        (e.g. its recording's last write) the record is held, without holding up any
+        other, until that is done or ``AFTER_TIMEOUT_S`` after this call (then written
+        anyway, and logged)."""
         if self.store is None:
             return
-        self._pending[record.call_sid] = (record, time.monotonic(), after)
+        if after is None or after.done():
+            self._queue(record)
+            return
+        sid = record.call_sid
+        loop = asyncio.get_running_loop()
+        self._idle.clear()  # flush() waits for held records too
+        self._held[sid] = (record, loop.call_later(AFTER_TIMEOUT_S, self._release, record, True))
+        after.add_done_callback(lambda _f: self._release(record, False))
+
+    def _release(self, record: CallRecord, late: bool) -> None:
+        held = self._held.pop(record.call_sid, None)
+        if held is None or held[0] is not record:
+            if held is not None:
+                self._held[record.call_sid] = held  # a newer record of that call waits
+            return  # released already (the other way)
+        held[1].cancel()
+        if late:
+            log_event(
+                log, "records.recording_late", logging.WARNING, call_sid=record.call_sid, waited_s=AFTER_TIMEOUT_S
+            )
+        self._queue(record)
+
+    def _queue(self, record: CallRecord) -> None:
+        self._pending[record.call_sid] = (record, time.monotonic())
         self._pending.move_to_end(record.call_sid)
         while len(self._pending) > self.buffer:
             sid, _ = self._pending.popitem(last=False)
@@ -64,9 +89,7 @@ class RecordWriter:
         failing = False
         try:
             while self._pending:
-                sid, (record, queued, after) = next(iter(self._pending.items()))
-                if after is not None and not after.done():
-                    await asyncio.wait([after], timeout=AFTER_TIMEOUT_S)
+                sid, (record, queued) = next(iter(self._pending.items()))
                 if time.monotonic() - queued > self.retry_s:
                     del self._pending[sid]
                     self.counters["records_dropped"] += 1
@@ -98,23 +121,26 @@ class RecordWriter:
                     failing, backoff = False, 0.0
                     log_event(log, "records.save_recovered", call_sid=sid, pending=len(self._pending))
         finally:
-            if not self._pending:
+            if not self._pending and not self._held:
                 self._idle.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every finished call's record is written (or ``timeout``);
         whether none is left waiting."""
-        if self._pending:
+        if self._pending or self._held:
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except TimeoutError:
                 pass
-        return not self._pending
+        return not self._pending and not self._held
 
     async def close(self, timeout: float = 5.0) -> None:
         """At shutdown: write what waits (for up to ``timeout``), then close the
         store; records still unwritten are logged as lost."""
         if not await self.flush(timeout):
+            for record, _timer in list(self._held.values()):
+                self._release(record, True)  # written as they are rather than not at all
+            await self.flush(1.0)
             for sid in self._pending:
                 log_event(log, "records.dropped", logging.ERROR, call_sid=sid, reason="server shutting down")
             self._pending.clear()
