@@ -6,6 +6,7 @@ on loopback). Standard library only: it runs every few seconds."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import urllib.error
@@ -13,6 +14,8 @@ import urllib.request
 from collections.abc import Mapping
 
 __all__ = ["healthz_url", "main"]
+
+log = logging.getLogger("telephony.healthcheck")
 
 
 def healthz_url(environ: Mapping[str, str]) -> str:
@@ -33,13 +36,14 @@ def main(environ: Mapping[str, str] | None = None, timeout: float = 2.0) -> int:
     except urllib.error.HTTPError as exc:
         status = exc.code
     except OSError as exc:
-        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        log.error("unhealthy: %s: %s", url, exc)
         return 1
     if status != 200:
-        print(f"unhealthy: {url} answered {status}", file=sys.stderr)
+        log.error("unhealthy: %s answered %s", url, status)
         return 1
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(stream=sys.stderr, format="%(message)s")  # what Docker shows of a failed check
     raise SystemExit(main())

@@ -8,24 +8,32 @@ so, for the supervisor above (systemd, Docker, Kubernetes) to restart.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import IO
 
 from .io.server import listen_socket
+from .logs import log_event
 
 __all__ = ["run_workers"]
 
+log = logging.getLogger("telephony.workers")
 
-def run_workers(host: str, port: int, workers: int, tools: str | None = None, next_step: str | None = None) -> int:
+
+def run_workers(
+    host: str, port: int, workers: int, tools: str | None = None, listening: Callable[[int], None] | None = None
+) -> int:
     """Run ``workers`` copies of ``telephony serve`` on one port (SO_REUSEPORT: the
     kernel spreads connections). Signals are passed on (the first drains, the
     second stops); if a worker dies the others are stopped and the exit code
-    says so, for the supervisor (systemd, Docker, Kubernetes) to restart."""
+    says so, for the supervisor (systemd, Docker, Kubernetes) to restart.
+    ``listening(port)`` is called once every worker listens (the CLI says so)."""
     # Hold the port (bound, not listening: it takes no connections) so port 0 works too.
     holder = listen_socket(host, port, reuse_port=True, listen=False)  # OSError: the caller says why
     bound = holder.getsockname()[1]
@@ -73,9 +81,8 @@ def run_workers(host: str, port: int, workers: int, tools: str | None = None, ne
 
     for child in children:
         threading.Thread(target=relay, args=(child.stdout,), daemon=True).start()
-    print(f"telephony: listening on http://{host}:{bound} ({workers} workers)", flush=True)
-    if next_step:
-        print(next_step, flush=True)
+    if listening is not None:
+        listening(bound)
     code = 0
     alive = {child.pid: child for child in children}
     while alive:
@@ -85,7 +92,14 @@ def run_workers(host: str, port: int, workers: int, tools: str | None = None, ne
         child = alive.pop(pid)
         child.returncode = os.waitstatus_to_exitcode(status)
         if not stopping:
-            print(f"telephony: worker {pid} exited ({child.returncode}); stopping the others", file=sys.stderr)
+            log_event(
+                log,
+                "workers.worker_exited",
+                logging.ERROR,
+                pid=pid,
+                exit_code=child.returncode,
+                then="stopping the others",
+            )
             code = code or child.returncode or 1
             pass_on(signal.SIGTERM, None)
         elif child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):

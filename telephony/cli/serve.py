@@ -32,11 +32,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = settings.workers if args.workers is None else args.workers
     if workers < 1:
         die("--workers must be at least 1")
-    if workers > 1 and not args.reuse_port:
-        return _serve_workers(args, settings, workers)
     setup_logging(
         settings.log_level, settings.log_format, settings.secrets(), settings.log_max_field, settings.log_frames
     )
+    if workers > 1 and not args.reuse_port:
+        return _serve_workers(args, settings, workers)
     registry, agents = build_setup(settings, args.tools)
     if not settings.signatures_required:
         banner = "!" * 78
@@ -108,7 +108,12 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, workers: int) -
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+
+    def listening(bound: int) -> None:
+        print(f"telephony: listening on http://{host}:{bound} ({workers} workers)", flush=True)
+        print(_next_step(settings.public_url), flush=True)
+
     try:
-        return run_workers(host, port, workers, tools=args.tools, next_step=_next_step(settings.public_url))
+        return run_workers(host, port, workers, tools=args.tools, listening=listening)
     except OSError as exc:
         die(f"cannot listen on {host}:{port}: {exc.strerror}")
