@@ -47,10 +47,14 @@ START = tw.Start("MZ1", "CA1", "AC1", {})
 DELTA_S = 0.1
 
 
-class _Caller:
+class Caller:
+    """Replays Twilio's side: media plays in order in real time, ``clear`` drops what
+    is queued. Collects (start, end, kind) of every stretch heard, and the marks."""
+
     def __init__(self) -> None:
         self.heard: list[tuple[float, float, str]] = []
         self.end = 0.0
+        self.marks: list[str] = []
 
     def take(self, c: Call, now: float, kind: str) -> None:
         for raw in c.drain_twilio():
@@ -63,6 +67,18 @@ class _Caller:
                 start = max(now, self.end)
                 self.end = start + n / 8000
                 self.heard.append((start, self.end, kind))
+            elif m["event"] == "mark":
+                self.marks.append(m["mark"]["name"])
+
+    def gaps(self, since: float, until: float) -> float:
+        """The longest silence heard between ``since`` and ``until``."""
+        longest, cursor = 0.0, since
+        for s, e, _ in sorted(self.heard):
+            if e <= cursor:
+                continue
+            longest = max(longest, s - cursor)
+            cursor = max(cursor, e)
+        return max(longest, until - cursor)
 
 
 def _call(**config: object) -> Call:
@@ -126,7 +142,7 @@ def _talk(min_ms: int, speech_ms: int, fallback_ms: int | None = None, gain_db: 
 
 
 def _tool(sound: bytes | None) -> dict[str, str]:
-    c, caller = _call(hold_sound=sound, hold_after_s=1.0), _Caller()
+    c, caller = _call(hold_sound=sound, hold_after_s=1.0), Caller()
 
     def advance(until: float) -> None:
         while (d := c.next_deadline()) is not None and d <= until:
@@ -162,13 +178,15 @@ def _tool(sound: bytes | None) -> dict[str, str]:
     }
 
 
-def _speakerphone(aec: bool) -> dict[str, str]:
-    seconds = 6
-    c = _call(echo_cancellation=aec, barge_in_min_ms=400)
+def speakerphone_model_input(seconds: int, caller: np.ndarray | None = None, **config: object) -> np.ndarray:
+    """The agent speaks for ``seconds`` (100 ms deltas in real time); the speakerphone
+    line returns its echo (150 ms, 10 dB down, a room, light noise) plus ``caller``
+    (8 kHz int16). What the model got, at 8 kHz (every 3rd sample of its 24 kHz audio)."""
+    c = _call(**config)
     pcm = _answer_pcm(seconds)
     down = ModelToCaller()
     played = lines.from_ulaw(down.convert(pcm) + down.flush())[: 8000 * seconds]
-    line = lines.SPEAKERPHONE.apply(np.zeros(8000 * seconds, np.int16), played)
+    line = lines.SPEAKERPHONE.apply(np.zeros(8000 * seconds, np.int16) if caller is None else caller, played)
     got = []
     c.receive_realtime(rt.ResponseCreated("r1"), 0.0)
     for k, frame in enumerate(lines.frames(lines.to_ulaw(line))[: 50 * seconds]):
@@ -181,7 +199,12 @@ def _speakerphone(aec: bool) -> dict[str, str]:
             m = json.loads(raw)
             if m["type"] == "input_audio_buffer.append":
                 got.append(np.frombuffer(base64.b64decode(m["audio"]), "<i2"))
-    x = np.concatenate(got)[::3].astype(np.int16)
+    return np.concatenate(got)[::3].astype(np.int16)
+
+
+def _speakerphone(aec: bool) -> dict[str, str]:
+    seconds = 6
+    x = speakerphone_model_input(seconds, echo_cancellation=aec, barge_in_min_ms=400)
     vad, risky, last = EnergyVad(), 0, 0.0
     for k, f in enumerate(lines.frames(lines.to_ulaw(x))):
         vad.frame(f, (k + 1) * 0.02)

@@ -3,11 +3,11 @@ with explicit timestamps; what the caller hears is replayed from what was sent."
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
 
+from benchmarks.lines import Caller
 from telephony.audio.g711 import ULAW_TO_FLOAT
 from telephony.audio.hold import builtin_hold_sound, hold_sound
 from telephony.call import Call, CallConfig
@@ -24,40 +24,6 @@ def _call(sound: bytes | None = SOUND) -> Call:
     c.receive_realtime(rt.SessionUpdated(), 0.0)
     c.drain_twilio(), c.drain_realtime(), c.drain_actions()
     return c
-
-
-class Caller:
-    """Replays Twilio's side: media plays in order in real time, ``clear`` drops what
-    is queued. Collects (start, end, kind) of every stretch heard."""
-
-    def __init__(self) -> None:
-        self.heard: list[tuple[float, float, str]] = []
-        self.end = 0.0
-        self.marks: list[str] = []
-
-    def take(self, c: Call, now: float, kind: str) -> None:
-        for raw in c.drain_twilio():
-            m = json.loads(raw)
-            if m["event"] == "clear":
-                self.heard = [(s, min(e, now), k) for s, e, k in self.heard if s < now]
-                self.end = now
-            elif m["event"] == "media":
-                n = len(base64.b64decode(m["media"]["payload"]))
-                start = max(now, self.end)
-                self.end = start + n / 8000
-                self.heard.append((start, self.end, kind))
-            elif m["event"] == "mark":
-                self.marks.append(m["mark"]["name"])
-
-    def gaps(self, since: float, until: float) -> float:
-        """The longest silence heard between ``since`` and ``until``."""
-        longest, cursor = 0.0, since
-        for s, e, _ in sorted(self.heard):
-            if e <= cursor:
-                continue
-            longest = max(longest, s - cursor)
-            cursor = max(cursor, e)
-        return max(longest, until - cursor)
 
 
 def _advance(c: Call, caller: Caller, until: float) -> None:
