@@ -77,15 +77,21 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
             return _unavailable(exc)
         return JSONResponse([_summary(r) for r in records])
 
-    @app.get("/calls/{call_sid}")
-    async def get_call(request: Request, call_sid: str) -> Response:
+    async def _record(request: Request, call_sid: str) -> CallRecord | Response | None:
+        """The call's record (None: no such call), or the refusal or failure to answer."""
         store = _records(request)
         if isinstance(store, Response):
             return store
         try:
-            record = await store.get(call_sid)
+            return await store.get(call_sid)
         except Exception as exc:
             return _unavailable(exc)
+
+    @app.get("/calls/{call_sid}")
+    async def get_call(request: Request, call_sid: str) -> Response:
+        record = await _record(request, call_sid)
+        if isinstance(record, Response):
+            return record
         if record is None:
             return JSONResponse({"error": f"no call {call_sid}"}, status_code=404)
         return JSONResponse(record.to_dict())
@@ -93,13 +99,9 @@ def add_operator_routes(app: FastAPI, state: AppState) -> None:
     @app.get("/calls/{call_sid}/recording")
     async def get_recording(request: Request, call_sid: str) -> Response:
         """The call's local recording (TELEPHONY_RECORDING=local), a stereo WAV."""
-        store = _records(request)
-        if isinstance(store, Response):
-            return store
-        try:
-            record = await store.get(call_sid)
-        except Exception as exc:
-            return _unavailable(exc)
+        record = await _record(request, call_sid)
+        if isinstance(record, Response):
+            return record
         path = Path(record.recording) if record is not None and record.recording else None
         if path is None or path.suffix != ".wav" or not path.is_file():
             return JSONResponse({"error": f"no local recording of call {call_sid}"}, status_code=404)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .record import CallQuery, CallRecord
-from .sqlite import where
+from .sqlite import columns, where
 
 try:
     from psycopg.types.json import Jsonb
@@ -128,15 +128,7 @@ class PostgresCallStore:
                 "INSERT INTO telephony_calls VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (call_sid) DO UPDATE "
                 "SET started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, "
                 "from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number, record = EXCLUDED.record",
-                (
-                    record.call_sid,
-                    record.started_at,
-                    record.ended_at,
-                    record.outcome,
-                    record.from_number,
-                    record.to_number,
-                    Jsonb(record.to_dict()),
-                ),
+                (*columns(record), Jsonb(record.to_dict())),
             )
 
     async def get(self, call_sid: str) -> CallRecord | None:

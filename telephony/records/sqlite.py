@@ -26,6 +26,12 @@ _SCHEMA = (
 )
 
 
+def columns(record: CallRecord) -> tuple[Any, ...]:
+    """The indexed columns of a record's row, in table order (the whole record, as
+    JSON, is the last column: each store encodes it its own way)."""
+    return (record.call_sid, record.started_at, record.ended_at, record.outcome, record.from_number, record.to_number)
+
+
 def where(query: CallQuery, mark: str) -> tuple[str, list[Any]]:
     """The WHERE/ORDER/LIMIT tail of a listing and its parameters (``mark`` is the
     placeholder: ``?`` for SQLite, ``%s`` for PostgreSQL)."""
@@ -93,15 +99,7 @@ class SqliteCallStore:
         raise AssertionError("unreachable")
 
     def save_now(self, record: CallRecord) -> None:
-        row = (
-            record.call_sid,
-            record.started_at,
-            record.ended_at,
-            record.outcome,
-            record.from_number,
-            record.to_number,
-            json.dumps(record.to_dict(), ensure_ascii=False),
-        )
+        row = (*columns(record), json.dumps(record.to_dict(), ensure_ascii=False))
         self._run(lambda db: db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)", row))
 
     def get_now(self, call_sid: str) -> CallRecord | None:
