@@ -13,11 +13,13 @@ import functools
 import inspect
 import os
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from telephony.testing.fake_twilio_rest import FakeTwilioRest
 
 ASYNC_TEST_TIMEOUT = 30.0
 
@@ -97,3 +99,12 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
     return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def rest_fake() -> Iterator[FakeTwilioRest]:
+    """Twilio's REST API, faked on a loopback port (account ``harness.ACCOUNT``)."""
+    from tests.harness import ACCOUNT, TOKEN
+
+    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as fake:
+        yield fake

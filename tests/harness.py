@@ -24,6 +24,8 @@ from telephony.tools import ToolRegistry
 from tests.openai_models import validate_client_event
 
 TOKEN = "test-auth-token-0123456789"
+#: the Twilio account of the faked REST API (``rest_fake`` in conftest.py)
+ACCOUNT = "AC" + "1" * 32
 #: The media stream's two I/O paths: uvicorn with our direct channel, and plain ASGI.
 IO_MODES = MappingProxyType({"direct": None, "asgi": MappingProxyType({"ws": "websockets-sansio"})})
 

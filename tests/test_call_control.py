@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,27 +18,17 @@ from telephony import CallContext, tool
 from telephony.config import Settings
 from telephony.io.twilio.outbound import place_call
 from telephony.io.twilio.rest import TwilioRest
-from telephony.testing.fake_twilio_rest import FakeTwilioRest
 from telephony.tools.builtin import end_call_tool, transfer_call_tool
 from tests.audio_data import agent_pcm24
-from tests.harness import TOKEN, bridge
+from tests.harness import ACCOUNT, TOKEN, bridge
 
 pytestmark = pytest.mark.anyio
-
-ACCOUNT = "AC" + "1" * 32
 
 
 @tool
 def keys(ctx: CallContext) -> str:
     """Keys pressed so far."""
     return "".join(ctx.dtmf)
-
-
-@pytest.fixture
-def rest_fake() -> Iterator[FakeTwilioRest]:
-    """Twilio's REST API, faked on a loopback port."""
-    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as fake:
-        yield fake
 
 
 async def test_greeting_is_spoken_first_and_can_be_interrupted():

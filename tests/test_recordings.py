@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +13,12 @@ import pytest
 from telephony.audio.g711 import ULAW_TO_INT
 from telephony.io.recording import LocalRecorder
 from telephony.io.twilio.rest import TwilioRest
-from telephony.testing.fake_twilio_rest import FakeTwilioRest
 from tests.audio_data import agent_pcm24
-from tests.harness import TOKEN, bridge
+from tests.harness import ACCOUNT, TOKEN, bridge
 
 pytestmark = pytest.mark.anyio
 
 # (the synchronous test below is not a coroutine: anyio leaves it alone)
-
-ACCOUNT = "AC" + "1" * 32
-
-
-@pytest.fixture
-def rest_fake() -> Iterator[FakeTwilioRest]:
-    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as fake:
-        yield fake
 
 
 async def test_twilio_recording_is_started_announced_and_stored_when_completed(rest_fake):

@@ -4,25 +4,15 @@ the real app, the fake Twilio REST server and the fakes over loopback."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from telephony.config import Settings
 from telephony.io.twilio.outbound import place_call
-from telephony.testing.fake_twilio_rest import FakeTwilioRest
 from tests.audio_data import agent_pcm24
-from tests.harness import TOKEN, bridge
+from tests.harness import ACCOUNT, TOKEN, bridge
 
 pytestmark = pytest.mark.anyio
-
-ACCOUNT = "AC" + "1" * 32
-
-
-@pytest.fixture
-def rest_fake() -> Iterator[FakeTwilioRest]:
-    with FakeTwilioRest(account_sid=ACCOUNT, auth_token=TOKEN) as fake:
-        yield fake
 
 
 async def test_place_call_with_amd_asks_twilio_for_async_detection(rest_fake):
