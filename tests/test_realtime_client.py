@@ -389,3 +389,35 @@ async def test_a_socks_proxy_without_python_socks_says_what_to_install(monkeypat
         await WebsocketsConnector("wss://realtime.test/v1/realtime", "sk-x")()
     assert not info.value.retryable
     assert "python-socks" in str(info.value)
+
+
+def test_our_text_frames_are_what_websockets_parses_back():
+    """``ws_frames.text_frame`` (both sockets' per-message send) against websockets'
+    own parser, at every length boundary, masked (client) and not (server)."""
+    from websockets.frames import Opcode
+    from websockets.protocol import Protocol, Side, State
+
+    from telephony.io.ws_frames import MaskKeys, can_send_fast, sendable, text_frame
+
+    keys = MaskKeys()
+    for side, masked in ((Side.SERVER, True), (Side.CLIENT, False)):
+        reader = Protocol(side, state=State.OPEN, max_size=None)
+        for n in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+            payload = bytes(i % 251 for i in range(n))
+            reader.receive_data(text_frame(payload, keys if masked else None))
+            [frame] = reader.events_received()
+            assert (frame.opcode, frame.fin, bytes(frame.data)) == (Opcode.TEXT, True, payload)
+        assert reader.parser_exc is None
+    # 256 keys per draw from the OS, then a fresh draw: keys differ
+    drawn = [keys.next() for _ in range(600)]
+    assert all(len(k) == 4 for k in drawn) and len(set(drawn)) > 590
+    # sendable only while the connection would send a text frame as is
+    conn = Protocol(Side.CLIENT, state=State.OPEN)
+    assert can_send_fast(conn) and sendable(conn)
+    conn.send_text(b"a", fin=False)
+    assert not sendable(conn)  # in a fragmented message, with its first frame unsent
+    conn.send_continuation(b"b", fin=True)
+    conn.data_to_send()
+    assert sendable(conn)
+    conn.send_close(1000)
+    assert not sendable(conn)

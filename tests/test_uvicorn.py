@@ -12,6 +12,7 @@ import socket
 
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Opcode
 
 from telephony.io import direct_ws
 from telephony.io.direct_ws import STOCK, missing_internals, ws_protocol
@@ -105,3 +106,162 @@ async def test_start_server_returns_once_listening_and_reports_a_failed_startup(
             await start_server(uvicorn_config(app, 1 << 20), [udp])
     finally:
         udp.close()
+
+
+# --- the direct path's frame fast path -------------------------------------------------
+
+
+async def _direct_app_server(got: list[bytes]):
+    """uvicorn with our protocol and an app that attaches to the direct channel and
+    keeps every message; returns (server, task, port)."""
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        scope["extensions"][direct_ws.EXTENSION].attach(got.append)
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    sock = listen_socket()
+    server, task = await start_server(uvicorn_config(app, 1000), [sock])
+    return server, task, sock.getsockname()[1]
+
+
+async def _open(port: int):
+    """A raw client socket past the handshake, and websockets' client protocol to make frames."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    proto.send_request(proto.connect())
+    writer.write(b"".join(proto.data_to_send()))
+    while proto.handshake_exc is None and not proto.events_received():
+        proto.receive_data(await reader.read(4096))
+    assert proto.handshake_exc is None
+    return proto, reader, writer
+
+
+async def test_frames_in_any_cut_reach_the_app_whole_and_in_order(fresh_guard, monkeypatch):
+    """Whole text frames skip websockets' parser; everything else (pings, fragments,
+    binary, frames cut across reads, a 16-bit length) goes through it from a frame
+    boundary. However the byte stream is cut into reads, the app gets the same
+    messages in the same order, and pings are answered."""
+    import itertools
+    import random
+
+    cls = ws_protocol()
+    fast_frames: list[int] = []
+    read = asyncio.Event()
+    fast, received = cls._fast, cls.data_received
+
+    def counting_fast(self, data):
+        used = fast(self, data)
+        fast_frames.append(used)
+        return used
+
+    def data_received(self, data):
+        received(self, data)
+        read.set()
+
+    monkeypatch.setattr(cls, "_fast", counting_fast)
+    monkeypatch.setattr(cls, "data_received", data_received)
+    got: list[bytes] = []
+    server, task, port = await _direct_app_server(got)
+    try:
+        proto, reader, writer = await _open(port)
+
+        async def write(chunk: bytes) -> None:  # one write, one read by the server
+            read.clear()
+            writer.write(chunk)
+            await asyncio.wait_for(read.wait(), 5)
+
+        def boundaries(stream: bytes) -> list[int]:
+            """Where each frame of ``stream`` ends."""
+            ends, at = [], 0
+            while at < len(stream):
+                size = stream[at + 1] & 0x7F
+                head = 2 + (2 if size == 126 else 0) + 4
+                size = int.from_bytes(stream[at + 2 : at + 4], "big") if size == 126 else size
+                at += head + size
+                ends.append(at)
+            return ends[:-1]
+
+        expected: list[bytes] = []
+        rng = random.Random(7)
+        for round_ in range(6):
+            for k in range(12):
+                kind = rng.choice(["text", "text", "text", "long", "ping", "fragments", "binary"])
+                payload = f"r{round_} m{k} ".encode() + bytes(rng.randrange(97, 123) for _ in range(rng.randrange(200)))
+                if kind == "text":
+                    proto.send_text(payload)
+                elif kind == "long":  # over 125 bytes: a 16-bit length
+                    payload += b"x" * rng.randrange(126, 800)
+                    proto.send_text(payload)
+                elif kind == "ping":
+                    proto.send_ping(b"p%d" % k)
+                    continue
+                elif kind == "fragments":
+                    proto.send_text(payload[:5], fin=False)
+                    proto.send_continuation(payload[5:], fin=True)
+                else:
+                    proto.send_binary(payload)
+                expected.append(payload)
+            stream = b"".join(proto.data_to_send())
+            if round_ == 0:  # byte by byte
+                cuts = list(range(1, len(stream)))
+            else:  # at some frame boundaries (found by websockets' own parser) and anywhere
+                cuts = sorted(
+                    rng.sample(range(1, len(stream)), len(stream) // 150) + boundaries(stream)[:: rng.choice([1, 2, 3])]
+                )
+            for a, b in itertools.pairwise([0, *cuts, len(stream)]):
+                if b > a:
+                    await write(stream[a:b])
+        assert sum(fast_frames) > 0  # some reads started at a boundary with whole text frames
+        # One message per read, the usual case: every one through the fast path.
+        before = len(fast_frames)
+        for k in range(20):
+            proto.send_text(b"media %d" % k)
+            expected.append(b"media %d" % k)
+            await write(b"".join(proto.data_to_send()))
+        assert all(used > 0 for used in fast_frames[before:]) and len(fast_frames) - before == 20
+        assert got == expected
+        pongs = 0
+        async with asyncio.timeout(5):
+            while pongs < 1:
+                proto.receive_data(await reader.read(65536))
+                pongs += sum(1 for e in proto.events_received() if getattr(e, "opcode", None) == Opcode.PONG)
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_an_oversized_or_unmasked_frame_still_gets_websockets_error(fresh_guard):
+    """The fast path leaves what it does not handle to websockets: a frame over the
+    size limit closes with 1009, an unmasked one with 1002, as before."""
+    got: list[bytes] = []
+    server, task, port = await _direct_app_server(got)
+    try:
+        for data, code in (
+            (b"\x81\xfe" + (2000).to_bytes(2, "big") + b"\0" * 4 + b"a" * 2000, 1009),
+            (b"\x81\x02hi", 1002),
+        ):
+            proto, reader, writer = await _open(port)
+            proto.send_text(b"first")
+            writer.write(b"".join(proto.data_to_send()) + data)
+            closed = None
+            async with asyncio.timeout(5):
+                while closed is None:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        break
+                    proto.receive_data(chunk)
+                    closed = proto.close_rcvd
+            assert closed is not None and closed.code == code
+            writer.close()
+        assert got == [b"first", b"first"]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -15,6 +15,14 @@ and ``channel.send_text`` writes a text message to the socket at once. The
 disconnect still arrives through ``receive()``. Apps that ignore the extension
 see plain ASGI, and the app works unchanged on servers without it.
 
+Once attached, the common case skips websockets' frame parser too: a read that
+holds whole, unfragmented, masked text frames (a Twilio message is one frame,
+one read) is unmasked and delivered in place (``_FrameWalk`` explains how it
+knows where frames start). Anything else (a control frame, a fragment, a frame
+cut across reads, one over the size limit or malformed) goes to websockets
+exactly as before, from a frame boundary, so its checks and errors are
+unchanged.
+
 The subclass relies on uvicorn internals (private attributes and hooks). The
 first ``ws_protocol()`` call checks every one of them on the installed uvicorn;
 if any is missing, uvicorn's stock protocol is used instead (plain ASGI, same
@@ -31,8 +39,11 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import InvalidState
+from websockets.protocol import State
+from websockets.speedups import apply_mask
 
 from ..logs import log_event
+from .ws_frames import can_send_fast, sendable, text_frame
 
 __all__ = ["EXTENSION", "STOCK", "DirectChannel", "missing_internals", "ws_protocol"]
 
@@ -68,10 +79,11 @@ _BUFFERS = ("frames", "bytes")
 class DirectChannel:
     """What the app gets in ``scope["extensions"]["telephony.direct"]``."""
 
-    __slots__ = ("_proto",)
+    __slots__ = ("_fast_send", "_proto")
 
     def __init__(self, proto: Any) -> None:
         self._proto = proto
+        self._fast_send = can_send_fast(proto.conn)
 
     def attach(self, on_message: Callable[[bytes], None]) -> None:
         """Deliver each later message to ``on_message`` instead of ``receive()``."""
@@ -86,6 +98,9 @@ class DirectChannel:
         if proto.close_sent or proto.transport.is_closing():
             return False
         conn = proto.conn
+        if self._fast_send and sendable(conn):
+            proto.transport.write(text_frame(text.encode()))
+            return True
         try:
             conn.send_text(text.encode())
         except InvalidState:  # the peer's close frame arrived first
@@ -98,6 +113,67 @@ class DirectChannel:
         """Bytes written but not yet accepted by the kernel (a stuck peer grows this)."""
         size: int = self._proto.transport.get_write_buffer_size()
         return size
+
+
+class _FrameWalk:
+    """Where the next frame starts in the bytes websockets' parser has been fed,
+    so that reads can bypass it only from a frame boundary. It starts at one:
+    uvicorn hands the protocol the upgrade request alone, and the parser stops
+    at the request's end (checked: nothing left in its buffer)."""
+
+    __slots__ = ("head", "left")
+
+    def __init__(self) -> None:
+        self.head = b""  # the start of a frame header cut by the end of a read
+        self.left = 0  # payload bytes of the current frame still to come
+
+    @property
+    def aligned(self) -> bool:
+        return not self.left and not self.head
+
+    def skip(self, data: bytes) -> None:
+        """Follow ``data``, just fed to the parser, frame by frame."""
+        i, n = 0, len(data)
+        while i < n:
+            if self.left:
+                step = min(self.left, n - i)
+                self.left -= step
+                i += step
+                continue
+            had = len(self.head)
+            head = self.head + data[i : i + 14 - had]
+            size = _header_size(head)
+            if size is None or len(head) < size:  # the read ended inside the header
+                self.head = head
+                return
+            i += size - had
+            self.head = b""
+            self.left = _payload_size(head)
+
+
+def _header_size(head: bytes) -> int | None:
+    if len(head) < 2:
+        return None
+    length = head[1] & 0x7F
+    return 2 + (0 if length < 126 else 2 if length == 126 else 8) + (4 if head[1] & 0x80 else 0)
+
+
+def _payload_size(head: bytes) -> int:
+    length = head[1] & 0x7F
+    if length < 126:
+        return length
+    return int.from_bytes(head[2:4] if length == 126 else head[2:10], "big")
+
+
+def _size_limit(conn: Any) -> int:
+    """The largest payload the fast path may take: websockets' own limits (which
+    it enforces on anything larger), and never a 64-bit length."""
+    limit = 65535
+    for name in ("max_message_size", "max_fragment_size", "max_size"):
+        value = getattr(conn, name, None)
+        if isinstance(value, int):
+            limit = min(limit, value)
+    return limit
 
 
 # --- the guard -----------------------------------------------------------------------
@@ -202,6 +278,61 @@ def _direct_protocol(base: type, buffer: str) -> type:
                 self.conn.send_close(code, reason)
                 self.transport.write(b"".join(self.conn.data_to_send()))
             self.transport.close()
+
+        _walk: _FrameWalk | None = None  # None: reads all go to websockets
+        _fed = False  # the upgrade request has been fed
+        _limit = 0
+
+        def data_received(self, data: bytes) -> None:
+            walk = self._walk
+            if walk is None:
+                super().data_received(data)
+                if not self._fed:
+                    self._fed = True
+                    conn = getattr(self, "conn", None)
+                    reader = getattr(conn, "reader", None)
+                    if (
+                        getattr(self, "scope", None) is not None
+                        and hasattr(conn, "current_size")
+                        and isinstance(getattr(reader, "buffer", None), bytearray)
+                        and not reader.buffer  # type: ignore[union-attr]
+                    ):
+                        self._walk = _FrameWalk()
+                        self._limit = _size_limit(conn)
+                return
+            if walk.aligned and self._direct is not None:
+                used = self._fast(data)
+                if used:
+                    if used == len(data):
+                        return
+                    data = data[used:]
+            super().data_received(data)
+            walk.skip(data)
+
+        def _fast(self, data: bytes) -> int:
+            """Deliver the whole, unfragmented, masked text frames at the start of
+            ``data`` (websockets' checks, in the few steps these frames need);
+            returns how many bytes they took."""
+            conn, direct = self.conn, self._direct
+            if conn.state is not State.OPEN or conn.current_size is not None or self.close_sent:
+                return 0
+            limit, n, pos = self._limit, len(data), 0
+            while pos + 6 <= n and data[pos] == 0x81:  # FIN, no RSV bits, text
+                length = data[pos + 1] - 0x80  # masked (client frames must be)
+                if length < 0 or length > 126:
+                    break
+                key = pos + 2
+                if length == 126:
+                    length = int.from_bytes(data[key : key + 2], "big")
+                    key += 2
+                end = key + 4 + length
+                if end > n or length > limit:
+                    break
+                pos = end
+                direct(apply_mask(data[key + 4 : end], data[key : key + 4]))  # type: ignore[misc]
+                if self._direct is not direct or self.close_sent or conn.state is not State.OPEN:
+                    break  # the app let go or closed: the rest goes the usual way
+            return pos
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
