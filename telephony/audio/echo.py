@@ -2,7 +2,11 @@
 to a speakerphone and picked up again, is removed from the caller's audio.
 
 ``EchoCanceller`` is linear (no suppressor: what is not echo passes bit for bit)
-and pure numpy, with no I/O. 8 kHz int16, 20 ms frames of 160 samples.
+and pure numpy, with no I/O. 8 kHz, 20 ms frames of 160 samples, in mu-law as
+the line carries them (``played_ulaw``, ``process_ulaw``: the bridge's path) or
+int16 (``played``, ``process``: mu-law coded on the way in). It keeps both
+histories as mu-law codes and decodes only what a look, a fit or the filter
+reads: while it only searches, a frame costs two copies of 160 bytes.
 
 How it works, and why:
 
@@ -58,10 +62,12 @@ Alignment contract (what the bridge must do):
 * After a ``clear`` (barge-in) the unplayed audio must not be fed: it was
   never heard.
 * ``played`` may run ahead: samples queue (up to the tail) and each
-  ``process`` takes the oldest 160. A missing reference counts as silence.
+  ``process`` takes the oldest 160. A missing reference counts as silence,
+  and so does a frame of zeros given to ``played`` (it is queued, but a
+  canceller whose tail holds only silence goes idle).
 
 Cost (``python -m benchmarks.echo``; ``work`` counts it): while the agent's
-audio is in the tail, a few µs per frame, plus one ``np.correlate`` (~6 µs)
+audio is in the tail, about a µs per frame, plus one ``np.correlate`` (~6 µs)
 per frame once a filter is in use, plus the looks and fits above; nothing
 while nothing was played within the tail. The arrays it returns are reused by
 the next call.
@@ -74,6 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .echo_estimate import DelayFinder, PathFit, shared_fit
+from .g711 import INT16_TO_ULAW, ULAW_SILENCE, ULAW_TO_FLOAT
 
 __all__ = ["EchoCanceller", "EchoWork"]
 
@@ -99,6 +106,7 @@ _TRIAL = 25  # frames a candidate is tried before it is dropped
 _WORSE = 1.5  # the foreground's error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
 _SMOOTH = 0.6  # decay of the smoothed energies that decide
+_DECODE = ULAW_TO_FLOAT.take
 
 
 @dataclass
@@ -135,18 +143,23 @@ class EchoCanceller:
             self._max_lag // 2, 1 << (self._max_lag // 2 + 5 * n // 2).bit_length(), _MIN_DELAY_MS * _RATE // 2000
         )
         self._fit: PathFit | None = None  # the thread's shared one (its ~2 MB are work arrays), at the first fit
-        # History, oldest first, in one buffer each for the reference and the line;
+        # History, oldest first, as mu-law codes in one buffer each for the reference
+        # and the line (bytearrays: a frame is a slice copy; the numpy views decode);
         # positions are absolute sample counts, the buffers hold [_base, _base + size).
         # The reference may hold up to a tail (and a frame) fed ahead.
         self._keep = _WINDOW + tail + 2 * _TAPS + n
         self._ahead = tail + n
         size = self._keep + self._ahead + _RATE // 2
-        self._x = np.zeros(size, np.int16)
-        self._m = np.zeros(size, np.int16)
+        self._xb = bytearray([ULAW_SILENCE]) * size
+        self._mb = bytearray([ULAW_SILENCE]) * size
+        self._x = np.frombuffer(self._xb, np.uint8)
+        self._m = np.frombuffer(self._mb, np.uint8)
+        self._silence = bytes([ULAW_SILENCE]) * n
         self._base = -self._keep  # so that position 0 starts after a silent history
         self._t = 0  # samples processed
         self._queued = 0  # samples played ahead of _t
-        self._since_played = self._tail_frames + 2  # frames since the last non-silent reference
+        self._heard_to = 0  # where the last sound (not silence) given to played() ends
+        self._since_played = self._tail_frames + 2  # frames since the last one with sound in it
         self._out = np.zeros(n)
         self._int_out = np.zeros(n, np.int16)
         self.work = EchoWork()
@@ -187,73 +200,93 @@ class EchoCanceller:
     # -- feeding --------------------------------------------------------------------
 
     def played(self, pcm8: np.ndarray) -> None:
-        """Queue what the caller heard (int16, 8 kHz). See the module docstring
-        for when to call it. Samples beyond the tail are dropped (oldest first):
-        they can no longer cancel anything."""
-        m = pcm8.shape[0]
+        """Queue what the caller heard (int16, 8 kHz; mu-law coded here). See the
+        module docstring for when to call it."""
+        self.played_ulaw(INT16_TO_ULAW.take(pcm8.view(np.uint16)).tobytes(), silent=not pcm8.any())
+
+    def played_ulaw(self, codes: bytes | bytearray | memoryview, silent: bool = False) -> None:
+        """Queue what the caller heard, as mu-law codes (what was sent to Twilio);
+        ``silent``: it is silence (kept in line, but no sound to cancel). Samples
+        beyond the tail are dropped (oldest first): they can no longer cancel anything."""
+        m = len(codes)
         if m >= self._ahead:
-            pcm8, m = pcm8[m - self._ahead :], self._ahead
+            codes, m = codes[m - self._ahead :], self._ahead
         self._make_room()
         i = self._t - self._base
         q = self._queued
+        xb = self._xb
         if q + m > self._ahead:
             drop = q + m - self._ahead
-            self._x[i : i + q - drop] = self._x[i + drop : i + q]
+            xb[i : i + q - drop] = xb[i + drop : i + q]
             q -= drop
-        self._x[i + q : i + q + m] = pcm8
+        xb[i + q : i + q + m] = codes
         self._queued = q + m
+        if not silent:
+            self._heard_to = self._t + q + m
 
     def _make_room(self) -> None:
         """Move the kept history to the buffers' start when the next frame and a
         full queue would not fit."""
         i = self._t - self._base
-        if i + self._ahead + self.frame <= self._x.shape[0]:
+        if i + self._ahead + self.frame <= len(self._xb):
             return
         shift = i - self._keep
-        for buf in (self._x, self._m):
-            buf[: buf.shape[0] - shift] = buf[shift:]
+        for buf in (self._xb, self._mb):
+            buf[: len(buf) - shift] = buf[shift:]
         self._base += shift
 
     # -- the caller's frame -----------------------------------------------------------
 
     def process(self, mic8: np.ndarray) -> np.ndarray:
-        """The caller's frame (int16, ``frame`` samples) with the echo removed.
+        """The caller's frame (int16, ``frame`` samples; mu-law coded here) with the
+        echo removed: ``mic8`` itself when nothing was removed.
+
+        The returned array is reused by the next call: copy it to keep it."""
+        if mic8.shape[0] != self.frame:
+            raise ValueError(f"expected a frame of {self.frame} samples, got {mic8.shape[0]}")
+        out = self.process_ulaw(INT16_TO_ULAW.take(mic8.view(np.uint16)).tobytes())
+        return mic8 if out is None else out
+
+    def process_ulaw(self, codes: bytes | bytearray | memoryview) -> np.ndarray | None:
+        """The caller's frame (``frame`` mu-law codes) with the echo removed, as
+        int16 samples; None when nothing was removed (use ``codes`` as they are).
 
         The returned array is reused by the next call: copy it to keep it."""
         n = self.frame
-        if mic8.shape[0] != n:
-            raise ValueError(f"expected a frame of {n} samples, got {mic8.shape[0]}")
+        if len(codes) != n:
+            raise ValueError(f"expected a frame of {n} samples, got {len(codes)}")
         self._make_room()
-        i = self._t - self._base
-        x = self._x
-        if self._queued < n:
-            x[i + self._queued : i + n] = 0
-            self._queued = 0
+        t = self._t
+        i = t - self._base
+        q = self._queued
+        if q >= n:
+            self._queued = q - n
         else:
-            self._queued -= n
-        self._m[i : i + n] = mic8
-        self._t += n
-        if x[i : i + n].any():
+            self._xb[i + q : i + n] = self._silence[q:]
+            self._queued = 0
+        self._mb[i : i + n] = codes
+        self._t = t + n
+        if self._heard_to > t:
             self._since_played = 0
         else:
             self._since_played += 1
             if self._since_played > self._tail_frames + 1:
-                return mic8  # nothing played within the tail: no echo to remove
+                return None  # nothing played within the tail: no echo to remove
         self._frames += 1
         self.work.active += 1
         if self._lag is None or self._frames % _LOOK_FOUND == 0:
             self._look()
         if self._lag is None:
-            return mic8
+            return None
         if self._due():
             self._solve()
         fg, cand = self._fg, self._cand
         if fg is None and cand is None:
-            return mic8
+            return None
         # The frame's echo: sum_j h[j] x[t - lag + lead - j] for its samples t.
         end = i + n - self._offset
-        seg = x[end - n - _TAPS + 1 : end]
-        mic = self._m[i : i + n].astype(np.float64)
+        seg = _DECODE(self._x[end - n - _TAPS + 1 : end])
+        mic = _DECODE(self._m[i : i + n])
         a = _SMOOTH
         self._e_mic = a * self._e_mic + float(np.dot(mic, mic))
         out = self._out
@@ -274,11 +307,11 @@ class EchoCanceller:
                 # a call moved to speaker) and it subtracts an echo that is no
                 # longer there. Never worse than no canceller: start over.
                 self._forget()
-                return mic8
+                return None
         else:
             self._worse = 0
         if self._fg is None:
-            return mic8
+            return None
         self.work.filtered += 1
         np.rint(out, out=out)
         np.clip(out, -32768.0, 32767.0, out=out)
@@ -315,9 +348,10 @@ class EchoCanceller:
             return
         i = self._t - self._base
         self.work.looks += 1
-        x, m = self._x, self._m
-        ref = np.add(x[i - b - d : i : 2], x[i - b - d + 1 : i : 2], dtype=np.float64)
-        line = np.add(m[i - b : i : 2], m[i - b + 1 : i : 2], dtype=np.float64)
+        ref = _DECODE(self._x[i - b - d : i])
+        ref = ref[::2] + ref[1::2]
+        line = _DECODE(self._m[i - b : i])
+        line = line[::2] + line[1::2]
         lag, height = self._finder.add(ref, line)
         lag *= 2
         # A peak counts when two looks in a row put it at the same place: a chance
@@ -357,8 +391,8 @@ class EchoCanceller:
             return
         i = self._t - self._base
         end = i - self._offset  # u[q] = x[q - offset]: the reference at the filter's first tap
-        ref = self._x[end - size - 2 * _TAPS + 1 : end].astype(np.float64)
-        line = self._m[i - size : i].astype(np.float64)
+        ref = _DECODE(self._x[end - size - 2 * _TAPS + 1 : end])
+        line = _DECODE(self._m[i - size : i])
         frames = line.reshape(-1, self.frame)
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
         self._fit = shared_fit(_TAPS, _LEAD, _DECAY_MS)  # this thread's: a dict lookup

@@ -17,9 +17,9 @@ contract:
 The cleaned frame goes on as 16-bit samples (straight to the resampler: no
 second mu-law quantisation); a frame the canceller did not touch stays the
 caller's mu-law bytes. While nothing has played within the tail the canceller
-is not called at all. O(1) per frame: one table lookup for each side while it
-works; its own cost is in ``audio/echo.py`` (a few µs per frame, more while it
-looks for and fits an echo path).
+is not called at all. O(1) per frame: the canceller takes both sides as mu-law
+codes (two slice copies); its own cost is in ``audio/echo.py`` (about a µs per
+frame, more while it looks for, fits and filters an echo path).
 """
 
 from __future__ import annotations
@@ -27,25 +27,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio.echo import EchoCanceller
-from ..audio.g711 import ULAW_TO_INT
 
 __all__ = ["EchoPath"]
 
 _FRAME = 160
 _MAX_QUEUED = 8000 * 30  # 30 s of audio queued at Twilio: beyond, the oldest is dropped
-_SILENCE = np.zeros(_FRAME, np.int16)
 
 
 class EchoPath:
-    __slots__ = ("_aec", "_head", "_mic", "_play_from", "_queue", "_ref")
+    __slots__ = ("_aec", "_head", "_play_from", "_queue")
 
     def __init__(self, tail_ms: int = 400) -> None:
         self._aec = EchoCanceller(tail_ms=tail_ms)
         self._queue = bytearray()  # mu-law sent; [_head:] not yet played
         self._head = 0
         self._play_from = 0.0  # when the queue's head starts playing
-        self._ref = np.zeros(_FRAME, np.int16)  # decoded in place, frame by frame
-        self._mic = np.zeros(_FRAME, np.int16)
 
     @property
     def canceller(self) -> EchoCanceller:
@@ -82,21 +78,10 @@ class EchoPath:
             if playing:
                 self._head = min(len(queue), head + len(ulaw))
             return None
-        if not playing and aec.idle:
-            return None  # nothing heard within the tail: nothing to do
         if playing:
-            n = len(queue) - head
-            if n >= _FRAME:
-                aec.played(ULAW_TO_INT.take(np.frombuffer(queue, np.uint8, _FRAME, head), out=self._ref))
-                self._head = head + _FRAME
-            else:  # the last of what was sent, then silence
-                ref = self._ref
-                ULAW_TO_INT.take(np.frombuffer(queue, np.uint8, n, head), out=ref[:n])
-                ref[n:] = 0
-                aec.played(ref)
-                self._head = head + n
-        else:
-            aec.played(_SILENCE)
-        mic = ULAW_TO_INT.take(np.frombuffer(ulaw, np.uint8), out=self._mic)
-        clean = aec.process(mic)
-        return None if clean is mic else clean
+            end = min(len(queue), head + _FRAME)  # the last of what was sent, then silence
+            aec.played_ulaw(queue[head:end])
+            self._head = end
+        elif aec.idle:
+            return None  # nothing heard within the tail: nothing to do
+        return aec.process_ulaw(ulaw)
