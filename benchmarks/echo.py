@@ -103,6 +103,15 @@ class Ours:
         self.aec.played(ref)
         return self.aec.process(mic)
 
+    def ulaw(self, ref: bytes, mic: bytes, silent: bool) -> np.ndarray | None:
+        """As the bridge feeds it (``call.aec.EchoPath``): mu-law codes, no reference
+        while the caller hears silence, nothing at all while it is idle."""
+        if not silent:
+            self.aec.played_ulaw(ref)
+        elif self.aec.idle:
+            return None
+        return self.aec.process_ulaw(mic)
+
 
 class Speex:
     """SpeexDSP's MDF (two filters, learning rate from its double-talk estimate),
@@ -198,11 +207,18 @@ def run(canceller: Callable[[np.ndarray, np.ndarray], np.ndarray], case: Case) -
     """The canceller's output over the case and the µs each frame took."""
     out = np.zeros(case.line.shape[0], np.int16)
     spent = np.zeros(case.line.shape[0] // FRAME)
+    ulaw = getattr(canceller, "ulaw", None)  # ours takes mu-law, as the line and the bridge have it
+    played, line = lines.to_ulaw(case.played), lines.to_ulaw(case.line)
+    silent = ~case.played[: spent.shape[0] * FRAME].reshape(-1, FRAME).any(axis=1)
     for j, i in enumerate(range(0, case.line.shape[0], FRAME)):
         # CPU time of this thread (the machine may be shared): OpenBLAS threads woken by
         # the measures between runs spin for a while and would count in process time.
         t0 = time.thread_time()
-        out[i : i + FRAME] = canceller(case.played[i : i + FRAME], case.line[i : i + FRAME])
+        if ulaw is not None:
+            cleaned = ulaw(played[i : i + FRAME], line[i : i + FRAME], silent[j])
+            out[i : i + FRAME] = case.line[i : i + FRAME] if cleaned is None else cleaned
+        else:
+            out[i : i + FRAME] = canceller(case.played[i : i + FRAME], case.line[i : i + FRAME])
         spent[j] = time.thread_time() - t0
     return out, spent * 1e6
 

@@ -11,7 +11,8 @@ reads: while it only searches, a frame costs two copies of 160 bytes.
 How it works, and why:
 
 * **Where the echo is**: every 5-10 frames of the agent's audio until it is
-  found (every 25 after 3 s of looking in vain, every 100 once found), the
+  found (every 25 after 3 s of looking in vain, every 50 after 10 s, every
+  100 once found), the
   generalised cross-correlation of what was played and what the line sent
   (``echo_estimate.DelayFinder``, GCC-PHAT over the whole tail, at 4 kHz)
   shows the echo's strongest path as a sharp peak; a peak 8 times the
@@ -23,8 +24,9 @@ How it works, and why:
   peak covers a small room's response. Its taps are *solved*, not adapted
   (``echo_estimate.PathFit``): the regularised least-squares fit of the last
   2 s (at most), every 200 ms for the first second after the echo is found,
-  then every 5 s of the agent's audio to follow slow changes; about 2 ms a
-  fit, on one core. That is what reaches 30 dB within a second: each fit is as
+  then every 5 s of the agent's audio to follow slow changes (10, then 20 s
+  while refits find nothing better); about 2 ms a fit, on one core. That is
+  what reaches 30 dB within a second: each fit is as
   good as all the audio so far allows (with a prior that keeps the taps of
   barely excited bands small), where an adaptive filter needs many passes
   and a second of speech does not excite every band the next words bring.
@@ -81,6 +83,7 @@ import numpy as np
 
 from .echo_estimate import DelayFinder, PathFit, shared_fit
 from .g711 import INT16_TO_ULAW, ULAW_SILENCE, ULAW_TO_FLOAT
+from .resample import clip_ufunc
 
 __all__ = ["EchoCanceller", "EchoWork"]
 
@@ -91,9 +94,10 @@ _DECAY_MS = 40.0  # the fit's prior: a room's response falls by 60 dB over this
 _WINDOW = 2 * _RATE  # a fit's window: the last 2 s (at most) of the current echo path
 _FIT_AFTER = 8  # frames of the agent's audio after the echo is found before its first fit
 _FIT_EVERY = ((50, 10),)  # (until this many frames after it is found, fit every n frames)
-_FIT_LATER = 250  # ...then every this many frames
-_LOOK_EVERY = ((50, 5), (150, 10))  # (until this many frames of the agent's audio, look every n)
-_LOOK_LATER = 25  # ...then every this many; once found, every _LOOK_FOUND
+_FIT_LATER = 250  # ...then every this many frames, doubling while no refit is taken...
+_FIT_LATEST = 1000  # ...up to this many
+_LOOK_EVERY = ((50, 5), (150, 10), (500, 25))  # (until this many frames of the agent's audio, look every n)
+_LOOK_LATER = 50  # ...then every this many; once found, every _LOOK_FOUND
 _LOOK_FOUND = 100
 _MIN_DELAY_MS = 10  # no echo comes back sooner over a phone network (nor do chance peaks count)
 _FOUND = 8.0  # a correlation peak this many times its RMS, twice in a row at one place, is an echo
@@ -174,6 +178,9 @@ class EchoCanceller:
         self._seen: int | None = None  # the peak's place at the last look, if high enough
         self._found_at = 0
         self._fits = 0
+        self._next_fit = 0  # after the first second: the frame of the next refit...
+        self._fit_later = _FIT_LATER  # ...and the interval after it
+        self._took = False  # a candidate became the foreground since the last refit
         self._fg: np.ndarray | None = None  # the foreground's taps, reversed (for np.correlate)
         self._cand: np.ndarray | None = None  # a fit on trial
         self._trial = self._good = self._worse = 0
@@ -313,9 +320,8 @@ class EchoCanceller:
         if self._fg is None:
             return None
         self.work.filtered += 1
-        np.rint(out, out=out)
-        np.clip(out, -32768.0, 32767.0, out=out)
-        self._int_out[:] = out
+        clip_ufunc(out, -32768.0, 32767.0, out=out)
+        np.rint(out, out=self._int_out, casting="unsafe")
         return self._int_out
 
     def _try(self, e: np.ndarray) -> bool:
@@ -326,6 +332,7 @@ class EchoCanceller:
             if self._good >= _SUSTAINED:
                 self._fg, self._cand = self._cand, None
                 self._e_fg = self._e_cand
+                self._took = True
                 return True
         else:
             self._good = 0
@@ -368,6 +375,8 @@ class EchoCanceller:
     def _place(self, lag: int) -> None:
         self._lag, self._offset = lag, max(lag - _LEAD, 0)
         self._found_at, self._fits = self._frames, 0
+        self._next_fit = self._frames + _FIT_AFTER + _FIT_LATER
+        self._fit_later = _FIT_LATER
 
     def _due(self) -> bool:
         since = self._frames - self._found_at
@@ -375,8 +384,17 @@ class EchoCanceller:
             return False
         if self._fits == 0:
             return True
-        every = next((e for until, e in _FIT_EVERY if since <= until), _FIT_LATER)
-        return (since - _FIT_AFTER) % every == 0
+        for until, every in _FIT_EVERY:
+            if since <= until:
+                return (since - _FIT_AFTER) % every == 0
+        if self._frames < self._next_fit:
+            return False
+        # A refit that was not taken found nothing new: the path is steady, so the
+        # next one comes twice as late (up to _FIT_LATEST); one that was taken resets.
+        self._fit_later = _FIT_LATER if self._took else min(2 * self._fit_later, _FIT_LATEST)
+        self._took = False
+        self._next_fit = self._frames + self._fit_later
+        return True
 
     def _solve(self) -> None:
         """Fit the echo path at the current place on the window's audio; the fit
