@@ -209,7 +209,7 @@ def run(canceller: Callable[[np.ndarray, np.ndarray], np.ndarray], case: Case) -
     spent = np.zeros(case.line.shape[0] // FRAME)
     ulaw = getattr(canceller, "ulaw", None)  # ours takes mu-law, as the line and the bridge have it
     played, line = lines.to_ulaw(case.played), lines.to_ulaw(case.line)
-    silent = ~case.played[: spent.shape[0] * FRAME].reshape(-1, FRAME).any(axis=1)
+    silent = np.logical_not(case.played[: spent.shape[0] * FRAME].reshape(-1, FRAME).any(axis=1))
     for j, i in enumerate(range(0, case.line.shape[0], FRAME)):
         # CPU time of this thread (the machine may be shared): OpenBLAS threads woken by
         # the measures between runs spin for a while and would count in process time.

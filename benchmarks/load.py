@@ -7,6 +7,7 @@ ours (`telephony serve`) and a minimal pass-through bridge, side by side.
     python -m benchmarks.load --together --baseline origin/main   # and main's `telephony serve` too
     python -m benchmarks.load --together --bridges ours ours-pg --database-url postgresql://…
     TELEPHONY_ECHO_CANCELLATION=true python -m benchmarks.load --together --echo   # callers on speakerphone
+    python -m benchmarks.load --calls 50 --rounds 1 --together --profile /tmp/prof   # where the CPU goes
 
 `--baseline REV` adds a third bridge, "baseline": `telephony serve` as of git
 revision REV, checked out for the run into a throwaway `git worktree` (removed
@@ -38,6 +39,11 @@ what the fake Twilio plays (the agent's audio, by its playback clock, cleared
 on ``clear``) comes back in the caller's audio 150 ms later, 10 dB down,
 through a 40 ms room. Without it the caller audio never contains the agent's
 voice, so an echo canceller finds nothing to cancel.
+
+``--profile DIR``: py-spy (``pip install py-spy``) samples each server over the
+steady window, without pausing it, into ``DIR/<bridge>-n<N>-<k>.raw`` (py-spy's
+collapsed stacks: one line per stack and its count). The sampler takes CPU of
+its own: take the CPU figures from a run without it.
 
 Loopback only; every loop is bounded in count and time.
 """
@@ -389,6 +395,7 @@ async def run(
     baseline: Path | None = None,
     database_url: str | None = None,
     echo: bool = False,
+    profile: Path | None = None,
 ) -> list[dict[str, float]]:
     """N calls against each bridge in ``bridges`` ("ours", "passthrough", "baseline":
     the checkout at ``baseline``, "ours-pg": ours on PostgreSQL at ``database_url``), all at the same time when there are several, so
@@ -418,12 +425,16 @@ async def run(
         await asyncio.sleep(1.0)
         cpu0, t0 = [_cpu_s(p.pid) for p in procs], time.monotonic()
         window = max(1.0, seconds - ramp - 2.5)
+        spies = [await _profile(profile, bridge, n, p.pid, window) for bridge, p in zip(bridges, procs, strict=True)]
         rss_peak = [0] * len(procs)
         end = t0 + window
         while time.monotonic() < end:
             rss_peak = [max(r, _rss_kb(p.pid)) for r, p in zip(rss_peak, procs, strict=True)]
             await asyncio.sleep(0.5)
         cpu1, t1 = [_cpu_s(p.pid) for p in procs], time.monotonic()
+        for spy in spies:
+            if spy is not None:
+                await asyncio.wait_for(spy.wait(), 30)
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), seconds + 30)
     results = []
     for k, load in enumerate(loads):
@@ -446,6 +457,24 @@ async def run(
             }
         )
     return results
+
+
+async def _profile(profile: Path | None, bridge: str, n: int, pid: int, seconds: float):
+    """Start py-spy on ``pid`` for ``seconds`` (None without ``--profile``)."""
+    if profile is None:
+        return None
+    k = len(list(profile.glob(f"{bridge}-n{n}-*.raw")))
+    out = profile / f"{bridge}-n{n}-{k}.raw"
+    return await asyncio.create_subprocess_exec(
+        _py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "250",
+        "--nonblocking", "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return found
 
 
 async def _stop(proc) -> None:
@@ -526,6 +555,12 @@ def main() -> int:
         help="callers on speakerphone: what they hear comes back in their audio (150 ms, 10 dB down, a room)",
     )
     parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="sample each server with py-spy over the steady window into DIR (CPU figures are then not comparable)",
+    )
+    parser.add_argument(
         "--together",
         action="store_true",
         help="run all selected bridges at the same time (N calls each) instead of alternating",
@@ -540,6 +575,10 @@ def main() -> int:
         args.bridges.append("ours-pg")
     if "ours-pg" in args.bridges and not args.database_url:
         parser.error("the ours-pg bridge needs --database-url URL")
+    if args.profile is not None:
+        if not Path(_py_spy()).exists():
+            parser.error("--profile needs py-spy: pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
     # SIGTERM unwinds like Ctrl-C: the servers are stopped and the baseline worktree removed
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.ExitStack() as stack:
@@ -576,13 +615,15 @@ def _table(args: argparse.Namespace, baseline: Path | None) -> int:
         runs: dict[str, list[dict[str, float]]] = {b: [] for b in args.bridges}
         for _ in range(args.rounds):
             if args.together:
-                results = asyncio.run(run(args.bridges, n, args.seconds, baseline, args.database_url, args.echo))
+                results = asyncio.run(
+                    run(args.bridges, n, args.seconds, baseline, args.database_url, args.echo, args.profile)
+                )
                 for bridge, r in zip(args.bridges, results, strict=True):
                     runs[bridge].append(r)
                 continue
             for bridge in args.bridges:  # rotate, so slow drifts of the machine hit all alike
                 runs[bridge].append(
-                    asyncio.run(run([bridge], n, args.seconds, baseline, args.database_url, args.echo))[0]
+                    asyncio.run(run([bridge], n, args.seconds, baseline, args.database_url, args.echo, args.profile))[0]
                 )
         for bridge in args.bridges:
             print(_row(bridge, n, runs[bridge]), flush=True)

@@ -13,6 +13,7 @@ import socket
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
+from websockets.protocol import State
 
 from telephony.io import direct_ws
 from telephony.io.direct_ws import STOCK, missing_internals, ws_protocol
@@ -129,7 +130,8 @@ async def _direct_app_server(got: list[bytes]):
 
 
 async def _open(port: int):
-    """A raw client socket past the handshake, and websockets' client protocol to make frames."""
+    """A raw client socket past the handshake, and websockets' client protocol to make
+    frames (its events include the handshake's response, and any frames read with it)."""
     from websockets.client import ClientProtocol
     from websockets.uri import parse_uri
 
@@ -137,7 +139,7 @@ async def _open(port: int):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     proto.send_request(proto.connect())
     writer.write(b"".join(proto.data_to_send()))
-    while proto.handshake_exc is None and not proto.events_received():
+    while proto.state is State.CONNECTING and proto.handshake_exc is None:
         proto.receive_data(await reader.read(4096))
     assert proto.handshake_exc is None
     return proto, reader, writer
@@ -262,6 +264,36 @@ async def test_an_oversized_or_unmasked_frame_still_gets_websockets_error(fresh_
             assert closed is not None and closed.code == code
             writer.close()
         assert got == [b"first", b"first"]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_several_messages_written_at_once_arrive_in_order(fresh_guard):
+    """``DirectChannel.send_texts`` (a media message and its mark) writes them
+    together; the peer reads each, in order."""
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        channel = scope["extensions"][direct_ws.EXTENSION]
+        assert channel.send_texts(["one", "two" * 100, "three" * 20000])
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    sock = listen_socket()
+    server, task = await start_server(uvicorn_config(app, 1000), [sock])
+    try:
+        proto, reader, writer = await _open(sock.getsockname()[1])
+        texts: list[bytes] = []
+        async with asyncio.timeout(5):
+            while True:
+                texts += [bytes(e.data) for e in proto.events_received() if getattr(e, "opcode", None) == Opcode.TEXT]
+                if len(texts) >= 3:
+                    break
+                proto.receive_data(await reader.read(65536))
+        assert texts == [b"one", b"two" * 100, b"three" * 20000]
+        writer.close()
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)

@@ -270,9 +270,7 @@ class CallSession:
         """Write to the Twilio socket; a socket that stopped reading (more than
         ``MAX_TWILIO_BUFFER`` unsent) ends the call instead of growing forever."""
         twilio = self.twilio
-        send = twilio.send
-        for text in messages:
-            send(text)
+        twilio.send_all(messages if isinstance(messages, list) else list(messages))
         if twilio.overflowing() and self.call.phase is not Phase.ENDED:
             self.call.end("failed", "Twilio stopped reading the media stream")
             self._handle(self.call.drain_actions())

@@ -109,6 +109,20 @@ class DirectChannel:
         proto.transport.write(out[0] if len(out) == 1 else b"".join(out))
         return True
 
+    def send_texts(self, texts: list[str]) -> bool:
+        """Write several text messages in one write (one system call: a media
+        message and its mark, for instance). False if the socket is closing or closed."""
+        proto = self._proto
+        if proto.close_sent or proto.transport.is_closing():
+            return False
+        if len(texts) > 1 and self._fast_send and sendable(proto.conn):
+            proto.transport.write(b"".join([text_frame(text.encode()) for text in texts]))
+            return True
+        sent = False
+        for text in texts:
+            sent = self.send_text(text)
+        return sent
+
     def buffered(self) -> int:
         """Bytes written but not yet accepted by the kernel (a stuck peer grows this)."""
         size: int = self._proto.transport.get_write_buffer_size()

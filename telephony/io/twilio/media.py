@@ -29,8 +29,18 @@ class MediaSocket:
         self._channel: Any = ws.scope.get("extensions", {}).get(DIRECT)
         #: write one message (str): synchronous either way
         self.send: Callable[[str], Any] = self._channel.send_text if self._channel else self._queue_send
+        self._send_texts: Callable[[list[str]], Any] | None = getattr(self._channel, "send_texts", None)
         self._queue: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
+
+    def send_all(self, messages: list[str]) -> None:
+        """Write several messages, in order (in one write when the channel can)."""
+        if self._send_texts is not None:
+            self._send_texts(messages)
+        else:
+            send = self.send
+            for text in messages:
+                send(text)
 
     @property
     def direct(self) -> bool:
