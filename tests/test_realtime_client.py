@@ -421,3 +421,106 @@ def test_our_text_frames_are_what_websockets_parses_back():
     assert sendable(conn)
     conn.send_close(1000)
     assert not sendable(conn)
+
+
+async def test_server_frames_in_any_cut_arrive_whole_and_in_order(monkeypatch):
+    """Whole data frames from the server skip websockets' parser (from the end of
+    the handshake's response on); pings, fragments, frames cut across reads and
+    frames sent with the response go through it. However the stream is cut, the
+    bridge gets the same messages in the same order, and pings are answered."""
+    import itertools
+    import random
+
+    from websockets.frames import Opcode
+
+    from telephony.io.realtime.client import WebsocketsConnection
+
+    read = asyncio.Event()
+    fast_reads: list[bool] = []
+    received = WebsocketsConnection.data_received
+
+    def data_received(self, data):
+        parsed = self._proto.events_received  # a read that reaches websockets' parser calls this
+        calls = []
+        self._proto.events_received = lambda: calls.append(1) or parsed()
+        try:
+            received(self, data)
+        finally:
+            del self._proto.events_received
+        fast_reads.append(not calls)
+        read.set()
+
+    monkeypatch.setattr(WebsocketsConnection, "data_received", data_received)
+    sides: list[tuple[asyncio.Transport, ServerProtocol]] = []
+    pongs = asyncio.Event()
+
+    class Raw(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.proto = ServerProtocol()
+
+        def data_received(self, data: bytes) -> None:
+            self.proto.receive_data(data)
+            for event in self.proto.events_received():
+                if hasattr(event, "path"):  # the upgrade request: answer it and send two frames with it
+                    self.proto.send_response(self.proto.accept(event))
+                    self.proto.send_text(b'{"n":"with the response"}')
+                    self.proto.send_text(b'{"n":"and another"}')
+                    self.transport.write(b"".join(self.proto.data_to_send()))
+                    sides.append((self.transport, self.proto))  # type: ignore[arg-type]
+                elif getattr(event, "opcode", None) == Opcode.PONG:
+                    pongs.set()
+
+    srv = await asyncio.get_running_loop().create_server(Raw, "127.0.0.1", 0)
+    try:
+        url = f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/realtime"
+        conn = await WebsocketsConnector(url, "sk-x", ping_interval=None)()
+        r = Received()
+        conn.start(r.on_message, r.on_closed)
+        [(transport, proto)] = sides
+        expected = [b'{"n":"with the response"}', b'{"n":"and another"}']
+        await r.wait_messages(2)
+
+        async def write(chunk: bytes) -> None:  # one write, one read by the client
+            read.clear()
+            transport.write(chunk)
+            await asyncio.wait_for(read.wait(), 5)
+
+        rng = random.Random(11)
+        for round_ in range(5):
+            ends = []
+            for k in range(12):
+                kind = rng.choice(["text", "text", "text", "long", "ping", "fragments", "binary"])
+                payload = f'{{"r":{round_},"m":{k},"x":"'.encode() + b"y" * rng.randrange(300) + b'"}'
+                if kind == "text":
+                    proto.send_text(payload)
+                elif kind == "long":  # a 16-bit length
+                    payload = payload[:-2] + b"z" * rng.randrange(126, 9000) + b'"}'
+                    proto.send_text(payload)
+                elif kind == "ping":
+                    proto.send_ping(b"p%d" % k)
+                elif kind == "fragments":
+                    proto.send_text(payload[:7], fin=False)
+                    proto.send_continuation(payload[7:], fin=True)
+                else:
+                    proto.send_binary(payload)
+                if kind != "ping":
+                    expected.append(payload)
+                ends.append(sum(map(len, proto.writes)))
+            stream = b"".join(proto.data_to_send())
+            cuts = sorted(set(rng.sample(range(1, len(stream)), 12) + ends[:-1:2]))
+            for a, b in itertools.pairwise([0, *cuts, len(stream)]):
+                await write(stream[a:b])
+        # one message per read, the usual case: all skip websockets' parser
+        before = len(fast_reads)
+        for k in range(10):
+            proto.send_text(b'{"delta":%d}' % k)
+            expected.append(b'{"delta":%d}' % k)
+            await write(b"".join(proto.data_to_send()))
+        assert all(fast_reads[before:]) and len(fast_reads) - before == 10
+        await r.wait_messages(len(expected))
+        assert r.messages == expected
+        await asyncio.wait_for(pongs.wait(), 5)
+        await conn.close()
+    finally:
+        srv.close()

@@ -17,7 +17,7 @@ see plain ASGI, and the app works unchanged on servers without it.
 
 Once attached, the common case skips websockets' frame parser too: a read that
 holds whole, unfragmented, masked text frames (a Twilio message is one frame,
-one read) is unmasked and delivered in place (``_FrameWalk`` explains how it
+one read) is unmasked and delivered in place (``FrameWalk`` explains how it
 knows where frames start). Anything else (a control frame, a fragment, a frame
 cut across reads, one over the size limit or malformed) goes to websockets
 exactly as before, from a frame boundary, so its checks and errors are
@@ -40,10 +40,9 @@ from typing import Any
 
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
-from websockets.speedups import apply_mask
 
 from ..logs import log_event
-from .ws_frames import can_send_fast, sendable, text_frame
+from .ws_frames import FrameWalk, can_send_fast, sendable, size_limit, text_frame, whole_frames
 
 __all__ = ["EXTENSION", "STOCK", "DirectChannel", "missing_internals", "ws_protocol"]
 
@@ -127,67 +126,6 @@ class DirectChannel:
         """Bytes written but not yet accepted by the kernel (a stuck peer grows this)."""
         size: int = self._proto.transport.get_write_buffer_size()
         return size
-
-
-class _FrameWalk:
-    """Where the next frame starts in the bytes websockets' parser has been fed,
-    so that reads can bypass it only from a frame boundary. It starts at one:
-    uvicorn hands the protocol the upgrade request alone, and the parser stops
-    at the request's end (checked: nothing left in its buffer)."""
-
-    __slots__ = ("head", "left")
-
-    def __init__(self) -> None:
-        self.head = b""  # the start of a frame header cut by the end of a read
-        self.left = 0  # payload bytes of the current frame still to come
-
-    @property
-    def aligned(self) -> bool:
-        return not self.left and not self.head
-
-    def skip(self, data: bytes) -> None:
-        """Follow ``data``, just fed to the parser, frame by frame."""
-        i, n = 0, len(data)
-        while i < n:
-            if self.left:
-                step = min(self.left, n - i)
-                self.left -= step
-                i += step
-                continue
-            had = len(self.head)
-            head = self.head + data[i : i + 14 - had]
-            size = _header_size(head)
-            if size is None or len(head) < size:  # the read ended inside the header
-                self.head = head
-                return
-            i += size - had
-            self.head = b""
-            self.left = _payload_size(head)
-
-
-def _header_size(head: bytes) -> int | None:
-    if len(head) < 2:
-        return None
-    length = head[1] & 0x7F
-    return 2 + (0 if length < 126 else 2 if length == 126 else 8) + (4 if head[1] & 0x80 else 0)
-
-
-def _payload_size(head: bytes) -> int:
-    length = head[1] & 0x7F
-    if length < 126:
-        return length
-    return int.from_bytes(head[2:4] if length == 126 else head[2:10], "big")
-
-
-def _size_limit(conn: Any) -> int:
-    """The largest payload the fast path may take: websockets' own limits (which
-    it enforces on anything larger), and never a 64-bit length."""
-    limit = 65535
-    for name in ("max_message_size", "max_fragment_size", "max_size"):
-        value = getattr(conn, name, None)
-        if isinstance(value, int):
-            limit = min(limit, value)
-    return limit
 
 
 # --- the guard -----------------------------------------------------------------------
@@ -293,7 +231,7 @@ def _direct_protocol(base: type, buffer: str) -> type:
                 self.transport.write(b"".join(self.conn.data_to_send()))
             self.transport.close()
 
-        _walk: _FrameWalk | None = None  # None: reads all go to websockets
+        _walk: FrameWalk | None = None  # None: reads all go to websockets
         _fed = False  # the upgrade request has been fed
         _limit = 0
 
@@ -311,8 +249,8 @@ def _direct_protocol(base: type, buffer: str) -> type:
                         and isinstance(getattr(reader, "buffer", None), bytearray)
                         and not reader.buffer  # type: ignore[union-attr]
                     ):
-                        self._walk = _FrameWalk()
-                        self._limit = _size_limit(conn)
+                        self._walk = FrameWalk()
+                        self._limit = size_limit(conn)
                 return
             if walk.aligned and self._direct is not None:
                 used = self._fast(data)
@@ -324,29 +262,16 @@ def _direct_protocol(base: type, buffer: str) -> type:
             walk.skip(data)
 
         def _fast(self, data: bytes) -> int:
-            """Deliver the whole, unfragmented, masked text frames at the start of
-            ``data`` (websockets' checks, in the few steps these frames need);
+            """Deliver the whole, unfragmented data frames at the start of ``data``;
             returns how many bytes they took."""
             conn, direct = self.conn, self._direct
-            if conn.state is not State.OPEN or conn.current_size is not None or self.close_sent:
+            if conn.state is not State.OPEN or conn.current_size is not None or self.close_sent or direct is None:
                 return 0
-            limit, n, pos = self._limit, len(data), 0
-            while pos + 6 <= n and data[pos] == 0x81:  # FIN, no RSV bits, text
-                length = data[pos + 1] - 0x80  # masked (client frames must be)
-                if length < 0 or length > 126:
-                    break
-                key = pos + 2
-                if length == 126:
-                    length = int.from_bytes(data[key : key + 2], "big")
-                    key += 2
-                end = key + 4 + length
-                if end > n or length > limit:
-                    break
-                pos = end
-                direct(apply_mask(data[key + 4 : end], data[key : key + 4]))  # type: ignore[misc]
-                if self._direct is not direct or self.close_sent or conn.state is not State.OPEN:
-                    break  # the app let go or closed: the rest goes the usual way
-            return pos
+
+            def proceed() -> bool:  # unless the app let go or closed: the rest goes the usual way
+                return self._direct is direct and not self.close_sent and conn.state is State.OPEN
+
+            return whole_frames(data, True, self._limit, direct, proceed)
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)

@@ -24,10 +24,11 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState, InvalidStatus, InvalidURI, ProxyError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from ...errors import RealtimeConnectError
-from ..ws_frames import MaskKeys, can_send_fast, sendable, text_frame
+from ..ws_frames import FrameWalk, MaskKeys, can_send_fast, sendable, size_limit, text_frame, whole_frames
 from .proxy import open_through, proxy_failure, proxy_for
 
 __all__ = [
@@ -97,6 +98,11 @@ class WebsocketsConnection(asyncio.Protocol):
         self._max_write_buffer = max_write_buffer
         self._keys = MaskKeys()
         self._fast_send = can_send_fast(proto)
+        # Reading: whole data frames skip websockets' parser once a FrameWalk knows
+        # where frames start (from the end of the handshake's response on).
+        self._walk: FrameWalk | None = None
+        self._before_open: bytearray | None = bytearray() if hasattr(proto, "current_size") else None
+        self._limit = size_limit(proto)
 
     # --- the bridge's side ---------------------------------------------------------
 
@@ -170,6 +176,16 @@ class WebsocketsConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         proto = self._proto
+        walk = self._walk
+        if walk is not None:
+            if walk.aligned and proto.state is State.OPEN and proto.current_size is None:
+                used = whole_frames(data, False, self._limit, self._deliver, self._still_open)
+                if used == len(data):
+                    return
+                data = data[used:]
+            walk.skip(data)
+        elif self._before_open is not None:
+            self._before_open += data
         proto.receive_data(data)
         for event in proto.events_received():
             if type(event) is Frame:
@@ -177,6 +193,7 @@ class WebsocketsConnection(asyncio.Protocol):
             elif isinstance(event, Response):
                 if not self._handshake.done():
                     self._handshake.set_result(None)
+                self._walk_from_response()
         out = proto.data_to_send()
         if out:
             self._write(out)  # pong, close reply, or the close after a protocol error
@@ -185,6 +202,20 @@ class WebsocketsConnection(asyncio.Protocol):
             self._transport.close()  # type: ignore[union-attr]
         elif not self._handshake.done() and proto.handshake_exc is not None:
             self._handshake.set_result(None)
+
+    def _still_open(self) -> bool:
+        return self._proto.state is State.OPEN
+
+    def _walk_from_response(self) -> None:
+        """The handshake's response has been parsed: frames start right after its
+        blank line, in the bytes received so far."""
+        before, self._before_open = self._before_open, None
+        end = -1 if before is None else before.find(b"\r\n\r\n")
+        if before is None or end < 0 or self._proto.state is not State.OPEN:
+            return  # (a refused upgrade, or websockets changed: its parser does it all)
+        walk = FrameWalk()
+        walk.skip(bytes(before[end + 4 :]))
+        self._walk = walk
 
     def eof_received(self) -> bool | None:
         self._proto.receive_eof()
