@@ -45,7 +45,7 @@ def _feed(obj, data: np.ndarray, sizes: list[int]) -> np.ndarray:
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("sizes", [[160], [37, 481, 1201], [1], [7, 2, 999]])
+@pytest.mark.parametrize("sizes", [[160], [37, 481, 1201], [1], [7, 2, 999], [160, 1201, 80, 7, 160, 40]])
 def test_upsampler_is_chunk_invariant_and_exact_length(sizes):
     x = caller_pcm8()
     whole = Upsampler().process(x).copy()
