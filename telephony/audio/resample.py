@@ -18,6 +18,8 @@ end of an utterance and resets the state.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -65,6 +67,23 @@ def _to_int16(acc: np.ndarray, out: np.ndarray) -> np.ndarray:
 _BLOCK = 40  # upsampler block: outputs of 40 input samples per row (>= taps per phase)
 
 
+@functools.cache
+def _block_matrix_cached(matrix: bytes, k: int) -> np.ndarray:
+    m = np.frombuffer(matrix).reshape(k, 3)
+    # block[s, 3r + p] = matrix[s - r, p]: input s of a block pair, output r of its first block
+    block = np.zeros((2 * _BLOCK, 3 * _BLOCK))
+    for r in range(_BLOCK):
+        block[r : r + k, 3 * r : 3 * r + 3] = m
+    block.flags.writeable = False
+    return block
+
+
+def _block_matrix(matrix: np.ndarray) -> np.ndarray:
+    """The block product's matrix, shared by every upsampler (calls share the CPU
+    caches: one copy stays in them)."""
+    return _block_matrix_cached(matrix.tobytes(), matrix.shape[0])
+
+
 class Upsampler:
     """8 kHz -> 24 kHz, streaming. Feed int16 samples (or codes and a decode
     table), get 3x as many samples back.
@@ -86,11 +105,7 @@ class Upsampler:
         self._k = k = taps.size // 3  # taps per phase (35)
         # matrix[i, p] = h[3*(k-1-i) + p]: window row i=k-1 is the newest sample.
         self._matrix = np.ascontiguousarray(taps.reshape(k, 3)[::-1])
-        # block[s, 3r + p] = matrix[s - r, p]: input s of a block pair, output r of its first block
-        block = np.zeros((2 * _BLOCK, 3 * _BLOCK))
-        for r in range(_BLOCK):
-            block[r : r + k, 3 * r : 3 * r + 3] = self._matrix
-        self._block = block
+        self._block = _block_matrix(self._matrix)  # one for every upsampler (77 KB)
         self._hist = k - 1
         self._buf = np.zeros(160 + _BLOCK)
         self._plans: dict[int, tuple[np.ndarray, ...]] = {}
