@@ -18,7 +18,8 @@ How it works, and why:
   shows the echo's strongest path as a sharp peak; a peak 8 times the
   correlation's RMS at the same place on two looks in a row, 10 ms or more
   after playback, is the echo (chance peaks of a caller's voice against the
-  agent's move from look to look). Nothing adapts per frame to find it:
+  agent's move from look to look; one that does not is given up after two
+  fits: see below). Nothing adapts per frame to find it:
   ~50-100 µs a look, not a 400 ms filter every frame.
 * **What the echo is**: a 32 ms filter (256 taps) starting 3 ms before that
   peak covers a small room's response. Its taps are *solved*, not adapted
@@ -38,7 +39,10 @@ How it works, and why:
   caller's voice there to pull it off.) A fit pulled off by
   the caller's voice (the caller talking during its window) does worse on new
   audio and is dropped, so the caller's voice reaches the model intact, and a
-  line with no echo keeps no filter at all (the output is the input).
+  line with no echo keeps no filter at all (the output is the input). Two
+  fits in a row that leave more than half of the line, with neither taken,
+  mean the place found is no echo (two voices alike at one delay): it is
+  given up, and taken again only for a much clearer peak.
 * **A changed echo path**: when the foreground makes the line louder for a
   few frames in a row (it subtracts an echo that is no longer there), it is
   dropped and the search starts again: never much worse than no canceller.
@@ -110,6 +114,7 @@ _TRIAL = 25  # frames a candidate is tried before it is dropped
 _WORSE = 1.5  # the foreground's error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
 _SMOOTH = 0.6  # decay of the smoothed energies that decide
+_NOT_ECHO = 0.5  # two fits that leave more than this of the line, none taken: not an echo
 _DECODE = ULAW_TO_FLOAT.take
 
 
@@ -121,6 +126,7 @@ class EchoWork:
     looks: int = 0  # delay searches (~50-100 µs each)
     fits: int = 0  # least-squares fits (~2 ms each)
     filtered: int = 0  # frames the foreground filtered (one np.correlate each)
+    dropped: int = 0  # places given up: two fits in a row explained little and none was taken
 
 
 class EchoCanceller:
@@ -167,17 +173,21 @@ class EchoCanceller:
         self._out = np.zeros(n)
         self._int_out = np.zeros(n, np.int16)
         self.work = EchoWork()
+        self._rejected: int | None = None  # a place given up (see _drop_place)
         self._forget()
 
-    def _forget(self) -> None:
-        """Forget the echo path (keep the histories): search from the next frame on."""
-        self._frames = 0  # frames of the agent's audio since then
+    def _forget(self, keep_frames: bool = False) -> None:
+        """Forget the echo path (keep the histories): search from the next frame on
+        (``keep_frames``: at the pace reached so far)."""
+        if not keep_frames:
+            self._frames = 0  # frames of the agent's audio since then
         self._path_from = self._t  # where the audio of the current echo path starts
         self._lag: int | None = None  # the echo's strongest path, once found (samples)...
         self._offset = 0  # ...and the filter's first tap's delay
         self._seen: int | None = None  # the peak's place at the last look, if high enough
         self._found_at = 0
         self._fits = 0
+        self._left = 1.0  # the share of its window's line energy the last fit left
         self._next_fit = 0  # after the first second: the frame of the next refit...
         self._fit_later = _FIT_LATER  # ...and the interval after it
         self._took = False  # a candidate became the foreground since the last refit
@@ -286,6 +296,9 @@ class EchoCanceller:
         if self._lag is None:
             return None
         if self._due():
+            if self._fits == 2 and self._fg is None and self._left > _NOT_ECHO:
+                self._drop_place()
+                return None
             self._solve()
         fg, cand = self._fg, self._cand
         if fg is None and cand is None:
@@ -367,10 +380,21 @@ class EchoCanceller:
         if seen is None or abs(lag - seen) > 2:
             return
         if self._lag is None:
+            if self._rejected is not None and abs(lag - self._rejected) <= _LEAD and height < _MOVED:
+                return  # the place given up, no clearer than before
             self._place(lag)
         elif height >= _MOVED and not self._lag - _LEAD // 2 <= lag <= self._lag + _TAPS // 4:
             self._place(lag)  # moved: fit afresh there
             self._fg = self._cand = None
+
+    def _drop_place(self) -> None:
+        """Two fits at the place found explained little of the line and neither was
+        taken: a chance peak (two voices alike at one delay), not an echo. Fitting
+        on would cost ~2 ms a fit for nothing: search again, and take that place
+        again only for a peak as clear as a moved echo's."""
+        self._rejected = self._lag
+        self.work.dropped += 1
+        self._forget(keep_frames=True)
 
     def _place(self, lag: int) -> None:
         self._lag, self._offset = lag, max(lag - _LEAD, 0)
@@ -415,13 +439,14 @@ class EchoCanceller:
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
         self._fit = shared_fit(_TAPS, _LEAD, _DECAY_MS)  # this thread's: a dict lookup
         h = self._fit.solve(ref, line, noise)
+        self._left = self._fit.left  # (the fit is shared by the thread's cancellers: keep ours)
         self._fits += 1
         self.work.fits += 1
         if h is None:
             return  # (never seen: the prior keeps the system well posed)
         self._cand = h[::-1].copy()
         self._trial = self._good = 0
-        if self._fg is None and self._fit.left < _AT_ONCE:
+        if self._fg is None and self._left < _AT_ONCE:
             # Nothing in use yet and the fit explains its window almost entirely
             # (no caller's voice in it to pull it off): use it from now on.
             self._fg, self._cand = self._cand, None
