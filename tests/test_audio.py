@@ -53,7 +53,7 @@ def test_upsampler_is_chunk_invariant_and_exact_length(sizes):
     assert np.array_equal(_feed(Upsampler(), x, sizes), whole)
 
 
-@pytest.mark.parametrize("sizes", [[480], [37, 481, 1201], [1], [2, 5, 4800]])
+@pytest.mark.parametrize("sizes", [[480], [37, 481, 1201], [1], [2, 5, 4800], [24000, 7, 2400]])
 def test_downsampler_is_chunk_invariant_and_exact_length(sizes):
     x = agent_pcm24()
     d = Downsampler()

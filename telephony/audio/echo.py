@@ -103,6 +103,7 @@ _FIT_LATEST = 1000  # ...up to this many
 _LOOK_EVERY = ((50, 5), (150, 10), (500, 25))  # (until this many frames of the agent's audio, look every n)
 _LOOK_LATER = 50  # ...then every this many; once found, every _LOOK_FOUND
 _LOOK_FOUND = 100
+_LOOK_STEP = 5  # every interval above is a multiple of this: no look in between
 _MIN_DELAY_MS = 10  # no echo comes back sooner over a phone network (nor do chance peaks count)
 _FOUND = 8.0  # a correlation peak this many times its RMS, twice in a row at one place, is an echo
 _MOVED = 15.0  # ...and moves the filter once found
@@ -291,7 +292,8 @@ class EchoCanceller:
                 return None  # nothing played within the tail: no echo to remove
         self._frames += 1
         self.work.active += 1
-        if self._lag is None or self._frames % _LOOK_FOUND == 0:
+        k = self._frames
+        if k % _LOOK_STEP == 0 and (self._lag is None or k % _LOOK_FOUND == 0):
             self._look()
         if self._lag is None:
             return None
