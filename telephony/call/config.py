@@ -76,7 +76,7 @@ class CallConfig:
     #: None: no hold sound (dead air while tools run)
     hold_sound: bytes | None = None
     #: cancel the echo of what the caller hears from their audio (audio.EchoCanceller)
-    echo_cancellation: bool = False
+    echo_cancellation: bool = True
     #: tools that play audio themselves (keypad tones to a phone menu): no hold sound while they run
     no_hold_tools: frozenset[str] = frozenset({"send_dtmf"})
     #: what the core tells the model (greeting prompt, keypad digits, failed transfers)
