@@ -438,13 +438,14 @@ def test_an_odd_sized_frame_keeps_the_echo_path_aligned_and_idle_afterwards():
     assert path.process(frame, t) is None and path.canceller.work.active == active
 
 
-def test_a_chance_peak_is_given_up_after_two_fits_and_the_line_left_alone():
+def test_a_chance_peak_gets_two_fits_then_only_the_later_schedule_and_the_line_is_left_alone():
     """The load benchmark's pattern on a line without echo: the caller talks
     throughout, the agent answers the same 1.5 s every 3 s. At one alignment the
     two voices correlate at one delay on look after look (a chance peak that does
-    not move): the canceller places an echo there, but two fits explain almost
-    nothing and neither is taken, so it gives the place up instead of fitting on
-    (~2 ms a fit); the caller's audio is never changed."""
+    not move): the canceller places an echo there, but its first two fits explain
+    almost nothing and neither is taken, so the rest of that first second's fits
+    are skipped (~2 ms each) and the place is refitted on the later schedule only;
+    the caller's audio is never changed."""
     from telephony.call.aec import EchoPath
 
     answer = ModelToCaller().convert(agent_pcm24()[:36000].tobytes())
@@ -456,5 +457,32 @@ def test_a_chance_peak_is_given_up_after_two_fits_and_the_line_left_alone():
             path.sent(answer, now)
         assert path.process(caller[k * 160 : (k + 1) * 160], now) is None  # unchanged
     work = path.canceller.work
-    assert (work.dropped, work.fits, work.filtered) == (1, 2, 0)
-    assert path.canceller.delay_ms is None
+    assert (work.doubtful, work.fits, work.filtered) == (1, 3, 0)  # 2 + one later refit (six before)
+
+
+def test_a_faint_echo_near_the_noise_floor_is_still_cancelled():
+    """An echo 25 dB below the agent on a line with noise at -45 dBFS: the first
+    fits explain little of the line (the noise), like a chance peak's, yet the
+    place must not be given up: the later fits, on longer windows, are taken."""
+    played = np.resize(agent_played(), 30 * 8000)
+    echo = lines.echo(played, 150, 25, seed=0)
+    line = lines.from_ulaw(lines.to_ulaw(lines.mix(echo, lines.noise(played.size, -45.0, seed=1))))
+    aec = EchoCanceller()
+    out = cancel(Case(played, line, echo, np.zeros(played.size, np.int16)), aec)
+    a = 10 * 8000
+    assert 10 * np.log10(np.sum(line[a:].astype(float) ** 2) / np.sum(out[a:].astype(float) ** 2)) >= 3.0
+    assert aec.work.filtered > 1000 and aec.delay_ms == 150
+
+
+def test_digital_silence_sent_to_the_caller_lets_the_canceller_go_idle():
+    """mu-law zeros (a pause the bridge plays: keypad tone gaps, silence in the
+    model's audio) are nothing to cancel: the canceller goes idle within its tail
+    and costs nothing, as when nothing is sent."""
+    from telephony.call.aec import EchoPath
+
+    path = EchoPath()
+    path.sent(b"\xff" * 8000 * 10, 0.0)  # 10 s of silence queued at Twilio
+    caller = caller_ulaw()
+    for k in range(100):
+        assert path.process(caller[k * 160 : (k + 1) * 160], k * 0.02) is None
+    assert path.canceller.idle and path.canceller.work.active <= 22

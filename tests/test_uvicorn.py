@@ -242,7 +242,9 @@ async def test_frames_in_any_cut_reach_the_app_whole_and_in_order(fresh_guard, m
 
 async def test_an_oversized_or_unmasked_frame_still_gets_websockets_error(fresh_guard):
     """The fast path leaves what it does not handle to websockets: a frame over the
-    size limit closes with 1009, an unmasked one with 1002, as before."""
+    size limit closes with 1009, an unmasked one with 1002. (A whole frame read
+    together with a bad one after it is delivered first; uvicorn alone dropped the
+    whole read.)"""
     got: list[bytes] = []
     server, task, port = await _direct_app_server(got)
     try:

@@ -18,8 +18,8 @@ How it works, and why:
   shows the echo's strongest path as a sharp peak; a peak 8 times the
   correlation's RMS at the same place on two looks in a row, 10 ms or more
   after playback, is the echo (chance peaks of a caller's voice against the
-  agent's move from look to look; one that does not is given up after two
-  fits: see below). Nothing adapts per frame to find it:
+  agent's move from look to look; one that does not gets fewer fits: see
+  below). Nothing adapts per frame to find it:
   ~50-100 µs a look, not a 400 ms filter every frame.
 * **What the echo is**: a 32 ms filter (256 taps) starting 3 ms before that
   peak covers a small room's response. Its taps are *solved*, not adapted
@@ -39,10 +39,12 @@ How it works, and why:
   caller's voice there to pull it off.) A fit pulled off by
   the caller's voice (the caller talking during its window) does worse on new
   audio and is dropped, so the caller's voice reaches the model intact, and a
-  line with no echo keeps no filter at all (the output is the input). Two
-  fits in a row that leave more than half of the line, with neither taken,
-  mean the place found is no echo (two voices alike at one delay): it is
-  given up, and taken again only for a much clearer peak.
+  line with no echo keeps no filter at all (the output is the input). When
+  the first two fits at a place each leave more than half of the line and
+  neither is taken, the place is doubtful (two voices alike at one delay, or
+  an echo at the noise floor): the rest of the first second's fits are
+  skipped and it is refitted on the later schedule only, where a real faint
+  echo's fits, on longer windows, can still be taken.
 * **A changed echo path**: when the foreground makes the line louder for a
   few frames in a row (it subtracts an echo that is no longer there), it is
   dropped and the search starts again: never much worse than no canceller.
@@ -115,8 +117,14 @@ _TRIAL = 25  # frames a candidate is tried before it is dropped
 _WORSE = 1.5  # the foreground's error above this times the line's energy...
 _WORSE_FOR = 5  # ...for this many frames in a row: the echo path changed
 _SMOOTH = 0.6  # decay of the smoothed energies that decide
-_NOT_ECHO = 0.5  # two fits that leave more than this of the line, none taken: not an echo
+_DOUBTFUL = 0.5  # two fits that each leave more than this of the line, none taken: a doubtful place
 _DECODE = ULAW_TO_FLOAT.take
+
+
+def _int16(samples: np.ndarray) -> np.ndarray:
+    if samples.dtype != np.int16:
+        raise TypeError(f"expected int16 samples, got {samples.dtype}")
+    return samples
 
 
 @dataclass
@@ -127,7 +135,7 @@ class EchoWork:
     looks: int = 0  # delay searches (~50-100 µs each)
     fits: int = 0  # least-squares fits (~2 ms each)
     filtered: int = 0  # frames the foreground filtered (one np.correlate each)
-    dropped: int = 0  # places given up: two fits in a row explained little and none was taken
+    doubtful: int = 0  # places whose first two fits explained little: refitted on the later schedule only
 
 
 class EchoCanceller:
@@ -174,7 +182,6 @@ class EchoCanceller:
         self._out = np.zeros(n)
         self._int_out = np.zeros(n, np.int16)
         self.work = EchoWork()
-        self._rejected: int | None = None  # a place given up (see _drop_place)
         self._forget()
 
     def _forget(self, keep_frames: bool = False) -> None:
@@ -188,7 +195,8 @@ class EchoCanceller:
         self._seen: int | None = None  # the peak's place at the last look, if high enough
         self._found_at = 0
         self._fits = 0
-        self._left = 1.0  # the share of its window's line energy the last fit left
+        self._left = self._left_before = 1.0  # the share of its window's line energy the last two fits left
+        self._doubtful = False  # see _due
         self._next_fit = 0  # after the first second: the frame of the next refit...
         self._fit_later = _FIT_LATER  # ...and the interval after it
         self._took = False  # a candidate became the foreground since the last refit
@@ -220,7 +228,7 @@ class EchoCanceller:
     def played(self, pcm8: np.ndarray) -> None:
         """Queue what the caller heard (int16, 8 kHz; mu-law coded here). See the
         module docstring for when to call it."""
-        self.played_ulaw(INT16_TO_ULAW.take(pcm8.view(np.uint16)).tobytes(), silent=not pcm8.any())
+        self.played_ulaw(INT16_TO_ULAW.take(_int16(pcm8).view(np.uint16)).tobytes(), silent=not pcm8.any())
 
     def played_ulaw(self, codes: bytes | bytearray | memoryview, silent: bool = False) -> None:
         """Queue what the caller heard, as mu-law codes (what was sent to Twilio);
@@ -262,7 +270,7 @@ class EchoCanceller:
         The returned array is reused by the next call: copy it to keep it."""
         if mic8.shape[0] != self.frame:
             raise ValueError(f"expected a frame of {self.frame} samples, got {mic8.shape[0]}")
-        out = self.process_ulaw(INT16_TO_ULAW.take(mic8.view(np.uint16)).tobytes())
+        out = self.process_ulaw(INT16_TO_ULAW.take(_int16(mic8).view(np.uint16)).tobytes())
         return mic8 if out is None else out
 
     def process_ulaw(self, codes: bytes | bytearray | memoryview) -> np.ndarray | None:
@@ -298,9 +306,6 @@ class EchoCanceller:
         if self._lag is None:
             return None
         if self._due():
-            if self._fits == 2 and self._fg is None and self._left > _NOT_ECHO:
-                self._drop_place()
-                return None
             self._solve()
         fg, cand = self._fg, self._cand
         if fg is None and cand is None:
@@ -382,27 +387,18 @@ class EchoCanceller:
         if seen is None or abs(lag - seen) > 2:
             return
         if self._lag is None:
-            if self._rejected is not None and abs(lag - self._rejected) <= _LEAD and height < _MOVED:
-                return  # the place given up, no clearer than before
             self._place(lag)
         elif height >= _MOVED and not self._lag - _LEAD // 2 <= lag <= self._lag + _TAPS // 4:
             self._place(lag)  # moved: fit afresh there
             self._fg = self._cand = None
-
-    def _drop_place(self) -> None:
-        """Two fits at the place found explained little of the line and neither was
-        taken: a chance peak (two voices alike at one delay), not an echo. Fitting
-        on would cost ~2 ms a fit for nothing: search again, and take that place
-        again only for a peak as clear as a moved echo's."""
-        self._rejected = self._lag
-        self.work.dropped += 1
-        self._forget(keep_frames=True)
 
     def _place(self, lag: int) -> None:
         self._lag, self._offset = lag, max(lag - _LEAD, 0)
         self._found_at, self._fits = self._frames, 0
         self._next_fit = self._frames + _FIT_AFTER + _FIT_LATER
         self._fit_later = _FIT_LATER
+        self._left = self._left_before = 1.0
+        self._doubtful = False
 
     def _due(self) -> bool:
         since = self._frames - self._found_at
@@ -412,7 +408,15 @@ class EchoCanceller:
             return True
         for until, every in _FIT_EVERY:
             if since <= until:
-                return (since - _FIT_AFTER) % every == 0
+                if self._doubtful or (since - _FIT_AFTER) % every:
+                    return False
+                if self._fits == 2 and self._fg is None and min(self._left, self._left_before) > _DOUBTFUL:
+                    # Neither of the first two fits explained much of the line, and none
+                    # was taken: no more fits this first second (the later schedule stays).
+                    self._doubtful = True
+                    self.work.doubtful += 1
+                    return False
+                return True
         if self._frames < self._next_fit:
             return False
         # A refit that was not taken found nothing new: the path is steady, so the
@@ -441,7 +445,8 @@ class EchoCanceller:
         noise = max(float(np.min(np.einsum("ij,ij->i", frames, frames))) / self.frame, 4.0)
         self._fit = shared_fit(_TAPS, _LEAD, _DECAY_MS)  # this thread's: a dict lookup
         h = self._fit.solve(ref, line, noise)
-        self._left = self._fit.left  # (the fit is shared by the thread's cancellers: keep ours)
+        # (the fit is shared by the thread's cancellers: keep ours; no taps, nothing explained)
+        self._left_before, self._left = self._left, (self._fit.left if h is not None else 1.0)
         self._fits += 1
         self.work.fits += 1
         if h is None:
@@ -449,6 +454,7 @@ class EchoCanceller:
         self._cand = h[::-1].copy()
         self._trial = self._good = 0
         if self._fg is None and self._left < _AT_ONCE:
+            self._took = True
             # Nothing in use yet and the fit explains its window almost entirely
             # (no caller's voice in it to pull it off): use it from now on.
             self._fg, self._cand = self._cand, None

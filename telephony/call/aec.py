@@ -31,6 +31,7 @@ from ..audio.echo import EchoCanceller
 __all__ = ["EchoPath"]
 
 _FRAME = 160
+_SILENT = b"\xff\x7f"  # the mu-law codes of 0
 _MAX_QUEUED = 8000 * 30  # 30 s of audio queued at Twilio: beyond, the oldest is dropped
 
 
@@ -80,7 +81,8 @@ class EchoPath:
             return None
         if playing:
             end = min(len(queue), head + _FRAME)  # the last of what was sent, then silence
-            aec.played_ulaw(queue[head:end])
+            codes = queue[head:end]
+            aec.played_ulaw(codes, silent=not codes.strip(_SILENT))  # (digital silence: nothing to cancel)
             self._head = end
         elif aec.idle:
             return None  # nothing heard within the tail: nothing to do
