@@ -157,6 +157,7 @@ class _LineFeed:
         self._rng = np.random.default_rng(self.line.seed + 2)
         self._release_ms = 0.0  # the network releases what it holds at this time
         self._t0: float | None = None
+        self._origin: float | None = None  # when the line's first sample went out (time.monotonic())
 
     def schedule(self, block: bytes) -> list[tuple[float, bytes]]:
         """The block's 20 ms frames as the line delivers them: (arrival ms since the
@@ -175,13 +176,11 @@ class _LineFeed:
         return out
 
     async def send(self, block: bytes, speed: float) -> None:
-        """Send one block through the line, paced at ``speed`` x real time."""
-        if not self.line.loss and not self.line.jitter_ms:
-            await self.call.send_audio(block, pace=speed)
-            return
+        """Send one block through the line, paced at ``speed`` x real time from the
+        line's first frame on (a sample clock, as a phone's: no drift)."""
         loop = asyncio.get_running_loop()
         if self._t0 is None:
-            self._t0 = loop.time()
+            self._t0 = self._origin if self._origin is not None else loop.time()
         for arrival_ms, frame in self.schedule(block):
             delay = self._t0 + arrival_ms / 1000 / speed - loop.time()
             if delay > 0:
@@ -193,6 +192,8 @@ class _LineFeed:
 
     def next_block(self) -> bytes:
         lines, n = self.lines, self.BLOCK
+        if self._origin is None:  # the first block: it goes out now
+            self._origin = time.monotonic()
         block = np.zeros(n)
         if self.pos < len(self.caller):
             part = self.caller[self.pos : self.pos + n]
@@ -218,12 +219,13 @@ class _LineFeed:
                 block[: len(part)] += part
         echo = np.zeros(n)
         if self.line.echo_delay_ms is not None and heard:
-            played = lines.from_ulaw(heard).astype(np.float64)
+            # What the phone played, sample by sample in time, up to the end of this
+            # block (sent from now on): its echo comes back through the room's delay.
+            # The block's first sample goes out at the line's sample clock: origin + pos.
             k = len(self.fir)
-            span = np.zeros(n + k - 1)
-            tail = played[-(n + k - 1) :]
-            span[len(span) - len(tail) :] = tail
-            echo = np.convolve(span, self.fir, "valid")[:n] * self.echo_gain
+            at = self._origin + self.pos / 8000
+            played = self.call.played_between(at - (k - 1) / 8000, at + n / 8000)
+            echo = np.convolve(lines.from_ulaw(played).astype(np.float64), self.fir, "valid")[:n] * self.echo_gain
         self.echo_sent.append(echo)
         if self.line.noise_dbfs is not None:
             block += lines.noise(n, self.line.noise_dbfs, seed=self.pos)

@@ -486,3 +486,38 @@ def test_digital_silence_sent_to_the_caller_lets_the_canceller_go_idle():
     for k in range(100):
         assert path.process(caller[k * 160 : (k + 1) * 160], k * 0.02) is None
     assert path.canceller.idle and path.canceller.work.active <= 22
+
+
+def test_every_answer_keeps_the_echo_delay_whatever_the_phase_it_starts_at():
+    """Each answer starts playing at its own moment within a caller frame's 20 ms.
+    The reference must start as late within that frame: quantised to frames, the
+    echo's delay moved by up to 20 ms from one answer to the next, so the filter
+    learnt on one answer missed the next (about 1 dB left of 35) and the canceller
+    refitted all call long."""
+    from telephony.call.aec import EchoPath
+
+    answer = ModelToCaller().convert(agent_pcm24()[:36000].tobytes())  # 1.5 s
+    rng = np.random.default_rng(0)
+    n = 20 * 8000
+    starts = [1.0 + 3 * j + rng.uniform(0.0, 0.02) for j in range(6)]
+    played = np.zeros(n, np.int16)
+    for at in starts:
+        i = round(at * 8000)
+        played[i : i + len(answer)] = lines.from_ulaw(answer)
+    echo = lines.echo(played, 150, 10, seed=0)
+    line = lines.mix(echo, lines.noise(n, -60.0, seed=1))
+    codes = lines.to_ulaw(line)
+    path, out, sent = EchoPath(), np.zeros(n), 0
+    for k in range(n // FRAME):
+        now = (k + 1) * 0.02  # the frame captured over the 20 ms before it arrives
+        while sent < len(starts) and starts[sent] <= now:
+            path.sent(answer, starts[sent])
+            sent += 1
+        frame = codes[k * FRAME : (k + 1) * FRAME]
+        cleaned = path.process(frame, now)
+        out[k * FRAME : (k + 1) * FRAME] = lines.from_ulaw(frame) if cleaned is None else cleaned
+    for at in starts[1:]:
+        span = slice(round(at * 8000) + 2000, round(at * 8000) + 10000)  # 0.25-1.25 s into the answer
+        residual = out[span] - (line[span].astype(float) - echo[span])
+        assert 10 * np.log10(np.sum(echo[span].astype(float) ** 2) / np.sum(residual**2)) >= 30.0
+    assert path.canceller.delay_ms == 150 and path.canceller.work.fits <= 10

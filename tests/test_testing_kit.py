@@ -54,3 +54,20 @@ async def test_fake_twilio_rest_is_exported_and_serves_the_bridge():
             await call.wait_closed(10)
     assert request.method == "POST" and call.call_sid in request.path
     assert "+15550009999" in request.form["Twiml"][0]
+
+
+def test_what_the_fake_phone_played_is_placed_in_time_with_silence_between():
+    """``FakeTwilioCall.played_between``: what a line's echo is made of, sample by
+    sample in time: chunks at their playback times, silence (0xFF) in the gaps, and
+    what a ``clear`` cut is gone from then on."""
+    from telephony.testing import FakeTwilioCall
+
+    call = FakeTwilioCall("ws://127.0.0.1:9/media-stream")
+    rate = call.rate
+    call._play.append((10.0, b"\x01" * 800))  # 10.0-10.1 s
+    call._play.append((10.3, b"\x02" * 1600))  # 10.3-10.5 s
+    got = call.played_between(9.95, 10.55)
+    assert got == b"\xff" * 400 + b"\x01" * 800 + b"\xff" * 1600 + b"\x02" * 1600 + b"\xff" * 400
+    assert len(got) == round(0.6 * rate)
+    call._clear(10.4)  # half the second chunk played
+    assert call.played_between(10.25, 10.55) == b"\xff" * 400 + b"\x02" * 800 + b"\xff" * 1200

@@ -32,17 +32,20 @@ __all__ = ["EchoPath"]
 
 _FRAME = 160
 _SILENT = b"\xff\x7f"  # the mu-law codes of 0
+_SILENCE = b"\xff" * 160
+_FRAME_S = 0.02
 _MAX_QUEUED = 8000 * 30  # 30 s of audio queued at Twilio: beyond, the oldest is dropped
 
 
 class EchoPath:
-    __slots__ = ("_aec", "_head", "_play_from", "_queue")
+    __slots__ = ("_aec", "_head", "_play_from", "_queue", "_starting")
 
     def __init__(self, tail_ms: int = 400) -> None:
         self._aec = EchoCanceller(tail_ms=tail_ms)
         self._queue = bytearray()  # mu-law sent; [_head:] not yet played
         self._head = 0
         self._play_from = 0.0  # when the queue's head starts playing
+        self._starting = False  # the next frame that plays is the first of a run (see process)
 
     @property
     def canceller(self) -> EchoCanceller:
@@ -55,6 +58,7 @@ class EchoPath:
             queue.clear()
             self._head = 0
             self._play_from = now
+            self._starting = True
         elif self._head >= 8000:  # played audio at the front: drop it now and then, not per frame
             del queue[: self._head]
             self._head = 0
@@ -80,8 +84,18 @@ class EchoPath:
                 self._head = min(len(queue), head + len(ulaw))
             return None
         if playing:
-            end = min(len(queue), head + _FRAME)  # the last of what was sent, then silence
+            lead = 0
+            if self._starting:
+                # Playback began inside this frame's 20 ms, not at its start: the
+                # reference starts as late within it, so that every answer's echo
+                # keeps one delay (frame-quantised, it moved by up to 20 ms from one
+                # answer to the next and the filter learnt on one missed the next).
+                self._starting = False
+                lead = min(_FRAME - 1, max(0, round((self._play_from - (now - _FRAME_S)) * 8000)))
+            end = min(len(queue), head + _FRAME - lead)  # the last of what was sent, then silence
             codes = queue[head:end]
+            if lead:
+                codes[:0] = _SILENCE[:lead]
             aec.played_ulaw(codes, silent=not codes.strip(_SILENT))  # (digital silence: nothing to cancel)
             self._head = end
         elif aec.idle:

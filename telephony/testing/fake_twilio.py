@@ -82,6 +82,7 @@ class FakeTwilioCall:
         self._queue_end = 0.0
         self._marks: list[tuple[float, str, asyncio.TimerHandle]] = []
         self._heard_before_clear = bytearray()
+        self._before_clear: list[tuple[float, bytes]] = []  # chunks as they played before a clear
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
 
@@ -141,6 +142,11 @@ class FakeTwilioCall:
     def _clear(self, now: float) -> None:
         self.clears.append(now)
         self._heard_before_clear += self._played(now)
+        self._before_clear = [c for c in self._before_clear if c[0] > now - 30.0]  # what a line still needs
+        for start, audio in self._play:
+            if now <= start:
+                break
+            self._before_clear.append((start, audio[: round((now - start) * self.rate)]))
         self._play.clear()
         self._queue_end = now
         pending, self._marks = self._marks, []
@@ -154,6 +160,21 @@ class FakeTwilioCall:
             if now <= start:
                 break
             out += audio[: int((now - start) * self.rate)]
+        return bytes(out)
+
+    def played_between(self, t0: float, t1: float) -> bytes:
+        """mu-law codes the caller's phone played from ``t0`` to ``t1`` (monotonic
+        clock), sample by sample in time, silence (0xFF) where nothing played: what a
+        line's echo is made of. Audio queued and not yet cleared counts as played at
+        its time."""
+        rate = self.rate
+        n = max(0, round((t1 - t0) * rate))
+        out = bytearray(b"\xff") * n
+        for start, audio in [*self._before_clear, *self._play]:
+            at = round((start - t0) * rate)  # the chunk's first sample in out
+            lo, hi = max(0, -at), min(len(audio), n - at)
+            if hi > lo:
+                out[at + lo : at + hi] = audio[lo:hi]
         return bytes(out)
 
     def heard(self, now: float | None = None) -> bytes:
