@@ -385,7 +385,7 @@ def test_the_echo_path_passes_the_cancellers_16_bit_output_and_skips_it_when_idl
     cleaned = 0
     for j in range(len(line) // FRAME):
         frame = line[j * FRAME : (j + 1) * FRAME]  # the line from then on: the caller hears it
-        out = path.process(frame, 0.5 + j * 0.02)
+        out = path.process(frame, 0.5 + (j + 1) * 0.02)  # (a frame arrives once captured)
         direct.played(ULAW_TO_INT[np.frombuffer(played[j * FRAME : (j + 1) * FRAME], np.uint8)])
         expected = direct.process(ULAW_TO_INT[np.frombuffer(frame, np.uint8)])
         if out is None:
@@ -453,7 +453,7 @@ def test_a_chance_peak_gets_two_fits_then_only_the_later_schedule_and_the_line_i
     path = EchoPath()
     for k in range(1000):
         now = k * 0.02
-        if k >= 150 and (k - 157) % 150 == 0:
+        if k >= 150 and (k - 156) % 150 == 0:
             path.sent(answer, now)
         assert path.process(caller[k * 160 : (k + 1) * 160], now) is None  # unchanged
     work = path.canceller.work

@@ -83,15 +83,18 @@ class EchoPath:
             if playing:
                 self._head = min(len(queue), head + len(ulaw))
             return None
-        if playing:
-            lead = 0
-            if self._starting:
-                # Playback began inside this frame's 20 ms, not at its start: the
-                # reference starts as late within it, so that every answer's echo
-                # keeps one delay (frame-quantised, it moved by up to 20 ms from one
-                # answer to the next and the filter learnt on one missed the next).
+        lead = 0
+        if playing and self._starting:
+            # Playback began inside this frame's 20 ms, not at its start: the
+            # reference starts as late within it, so that every answer's echo keeps
+            # one delay (frame-quantised, it moved by up to 20 ms from one answer to
+            # the next and the filter learnt on one missed the next).
+            lead = max(0, round((self._play_from - (now - _FRAME_S)) * 8000))
+            if lead >= _FRAME:
+                playing = False  # it began as this frame ended: nothing of it in here
+            else:
                 self._starting = False
-                lead = min(_FRAME - 1, max(0, round((self._play_from - (now - _FRAME_S)) * 8000)))
+        if playing:
             end = min(len(queue), head + _FRAME - lead)  # the last of what was sent, then silence
             codes = queue[head:end]
             if lead:
