@@ -473,8 +473,7 @@ async def _profile(profile: Path | None, bridge: str, n: int, pid: int, seconds:
 
 
 def _py_spy() -> str:
-    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    return found
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
 
 async def _stop(proc) -> None:

@@ -156,7 +156,6 @@ class _LineFeed:
         self.frames_lost = 0
         self._rng = np.random.default_rng(self.line.seed + 2)
         self._release_ms = 0.0  # the network releases what it holds at this time
-        self._t0: float | None = None
         self._origin: float | None = None  # when the line's first sample went out (time.monotonic())
 
     def schedule(self, block: bytes) -> list[tuple[float, bytes]]:
@@ -179,14 +178,14 @@ class _LineFeed:
         """Send one block through the line, paced at ``speed`` x real time from the
         line's first frame on (a sample clock, as a phone's: no drift)."""
         loop = asyncio.get_running_loop()
-        if self._t0 is None:
-            self._t0 = self._origin if self._origin is not None else loop.time()
+        if self._origin is None:
+            self._origin = loop.time()  # (loop.time() is time.monotonic())
         for arrival_ms, frame in self.schedule(block):
-            delay = self._t0 + arrival_ms / 1000 / speed - loop.time()
+            delay = self._origin + arrival_ms / 1000 / speed - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the sender, as the line delivers
             await self.call.send_audio(frame)
-        due_end = self._t0 + self.frames_sent * 0.02 / speed - loop.time()
+        due_end = self._origin + self.frames_sent * 0.02 / speed - loop.time()
         if due_end > 0:
             await asyncio.sleep(due_end)  # the block's real time, whatever was held
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from telephony.config import Settings, env_example, env_name
 
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = "python -c 'from telephony.config import env_example; print(env_example(), end=\"\")' > .env.example"
+REGENERATE = "python -m telephony.config > .env.example"
 
 
 def test_env_example_is_generated_from_the_settings():

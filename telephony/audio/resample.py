@@ -68,20 +68,20 @@ _BLOCK = 40  # upsampler block: outputs of 40 input samples per row (>= taps per
 
 
 @functools.cache
-def _block_matrix_cached(matrix: bytes, k: int) -> np.ndarray:
-    m = np.frombuffer(matrix).reshape(k, 3)
+def _up_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """The upsampler's window matrix (35 x 3) and block matrix (80 x 120), made once
+    and shared by every upsampler (calls share the CPU caches: one copy stays in them)."""
+    taps = np.zeros(3 * ((NUM_TAPS + 2) // 3))
+    taps[:NUM_TAPS] = _quantize_taps(FILTER_TAPS * 3)
+    k = taps.size // 3  # taps per phase (35)
+    # matrix[i, p] = h[3*(k-1-i) + p]: window row i=k-1 is the newest sample.
+    matrix = np.ascontiguousarray(taps.reshape(k, 3)[::-1])
     # block[s, 3r + p] = matrix[s - r, p]: input s of a block pair, output r of its first block
     block = np.zeros((2 * _BLOCK, 3 * _BLOCK))
     for r in range(_BLOCK):
-        block[r : r + k, 3 * r : 3 * r + 3] = m
-    block.flags.writeable = False
-    return block
-
-
-def _block_matrix(matrix: np.ndarray) -> np.ndarray:
-    """The block product's matrix, shared by every upsampler (calls share the CPU
-    caches: one copy stays in them)."""
-    return _block_matrix_cached(matrix.tobytes(), matrix.shape[0])
+        block[r : r + k, 3 * r : 3 * r + 3] = matrix
+    matrix.flags.writeable = block.flags.writeable = False
+    return matrix, block
 
 
 class Upsampler:
@@ -97,15 +97,9 @@ class Upsampler:
     of 40 use the windows directly. Same sums, exact either way.
     """
 
-    _PHASES = 3
-
     def __init__(self) -> None:
-        taps = np.zeros(self._PHASES * ((NUM_TAPS + 2) // 3))
-        taps[:NUM_TAPS] = _quantize_taps(FILTER_TAPS * 3)
-        self._k = k = taps.size // 3  # taps per phase (35)
-        # matrix[i, p] = h[3*(k-1-i) + p]: window row i=k-1 is the newest sample.
-        self._matrix = np.ascontiguousarray(taps.reshape(k, 3)[::-1])
-        self._block = _block_matrix(self._matrix)  # one for every upsampler (77 KB)
+        self._matrix, self._block = _up_matrices()
+        self._k = k = self._matrix.shape[0]  # taps per phase (35)
         self._hist = k - 1
         self._buf = np.zeros(160 + _BLOCK)
         self._plans: dict[int, tuple[np.ndarray, ...]] = {}
@@ -181,8 +175,9 @@ _DOWN_ROWS = 64  # rows per product (160 ms of output): OpenBLAS goes multi-thre
 
 
 @functools.cache
-def _down_matrix_cached(taps: bytes) -> np.ndarray:
-    reverse = np.frombuffer(taps)[::-1]
+def _down_matrix() -> np.ndarray:
+    """The downsampler's block matrix (162 x 20), made once and shared by every downsampler."""
+    reverse = _quantize_taps(FILTER_TAPS)[::-1]
     # matrix[3r + s, r] = h[len - 1 - s]: output r of a row from the row's inputs s
     matrix = np.zeros((3 * _DOWN_BLOCK + reverse.size - 1, _DOWN_BLOCK))
     for r in range(_DOWN_BLOCK):
@@ -206,8 +201,7 @@ class Downsampler:
     """
 
     def __init__(self) -> None:
-        taps = _quantize_taps(FILTER_TAPS)
-        self._matrix = _down_matrix_cached(taps.tobytes())
+        self._matrix = _down_matrix()
         self._n = NUM_TAPS
         self._buf = np.zeros(self._n - 1 + 2 + 480)
         self._outs: dict[int, np.ndarray] = {}

@@ -60,7 +60,7 @@ def env_example() -> str:
         "# Every setting of `telephony serve`, at its default (see the README's settings table).",
         "# Copy to .env (read from the working directory) and uncomment what you change.",
         "# Generated from telephony.config.Settings by:",
-        "#   python -c 'from telephony.config import env_example; print(env_example(), end=\"\")' > .env.example",
+        "#   python -m telephony.config > .env.example",
     ]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)

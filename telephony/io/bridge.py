@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from functools import partial
 from time import perf_counter_ns
 from typing import Any
@@ -266,11 +266,11 @@ class CallSession:
         if reschedule:
             self._schedule_timer()
 
-    def send_to_twilio(self, messages: Iterable[str]) -> None:
+    def send_to_twilio(self, messages: Sequence[str]) -> None:
         """Write to the Twilio socket; a socket that stopped reading (more than
         ``MAX_TWILIO_BUFFER`` unsent) ends the call instead of growing forever."""
         twilio = self.twilio
-        twilio.send_all(messages if isinstance(messages, list) else list(messages))
+        twilio.send_all(messages)
         if twilio.overflowing() and self.call.phase is not Phase.ENDED:
             self.call.end("failed", "Twilio stopped reading the media stream")
             self._handle(self.call.drain_actions())

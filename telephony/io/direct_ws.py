@@ -35,7 +35,7 @@ import dis
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.exceptions import InvalidState
@@ -108,7 +108,7 @@ class DirectChannel:
         proto.transport.write(out[0] if len(out) == 1 else b"".join(out))
         return True
 
-    def send_texts(self, texts: list[str]) -> bool:
+    def send_texts(self, texts: Sequence[str]) -> bool:
         """Write several text messages in one write (one system call: a media
         message and its mark, for instance). False if the socket is closing or closed."""
         proto = self._proto
@@ -261,17 +261,20 @@ def _direct_protocol(base: type, buffer: str) -> type:
             super().data_received(data)
             walk.skip(data)
 
+        _delivering: Callable[[bytes], None] | None = None  # whom _fast is delivering to
+
         def _fast(self, data: bytes) -> int:
             """Deliver the whole, unfragmented data frames at the start of ``data``;
             returns how many bytes they took."""
             conn, direct = self.conn, self._direct
             if conn.state is not State.OPEN or conn.current_size is not None or self.close_sent or direct is None:
                 return 0
+            self._delivering = direct
+            return whole_frames(data, True, self._limit, direct, self._still_delivering)
 
-            def proceed() -> bool:  # unless the app let go or closed: the rest goes the usual way
-                return self._direct is direct and not self.close_sent and conn.state is State.OPEN
-
-            return whole_frames(data, True, self._limit, direct, proceed)
+        def _still_delivering(self) -> bool:
+            """Unless the app let go or closed: the rest of the read goes the usual way."""
+            return self._direct is self._delivering and not self.close_sent and self.conn.state is State.OPEN
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)

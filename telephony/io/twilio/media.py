@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -29,11 +29,11 @@ class MediaSocket:
         self._channel: Any = ws.scope.get("extensions", {}).get(DIRECT)
         #: write one message (str): synchronous either way
         self.send: Callable[[str], Any] = self._channel.send_text if self._channel else self._queue_send
-        self._send_texts: Callable[[list[str]], Any] | None = getattr(self._channel, "send_texts", None)
+        self._send_texts: Callable[[Sequence[str]], Any] | None = getattr(self._channel, "send_texts", None)
         self._queue: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
 
-    def send_all(self, messages: list[str]) -> None:
+    def send_all(self, messages: Sequence[str]) -> None:
         """Write several messages, in order (in one write when the channel can)."""
         if self._send_texts is not None:
             self._send_texts(messages)
